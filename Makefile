@@ -1,0 +1,40 @@
+# Two commands set up a fresh machine: `make demo` and `make test` (each creates .venv itself).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PACKAGES := core genomics speech vision recsys
+# Debian packages the tests and demos need; installed with apt-get when missing.
+APT_PACKAGES :=
+
+.PHONY: demo test bench install apt lint clean
+
+$(VENV)/.installed: constraints.txt pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24" "setuptools>=64" wheel
+	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e packages/$(p)) -e . pytest
+	@touch $@
+
+install: apt $(VENV)/.installed
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+demo: install
+	$(VENV)/bin/seqverse demo
+	@for p in genomics speech vision recsys; do $(VENV)/bin/seqverse-$$p info; done
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) benchmarks/core/run_all.py
+
+lint: install
+	$(PIP) install -q ruff && $(VENV)/bin/ruff check packages tests benchmarks
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

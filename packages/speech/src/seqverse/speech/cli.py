@@ -1,0 +1,28 @@
+"""`seqverse-speech`: one sub-command group per system: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).
+
+Systems add their group in `build_parser` as they land; `info` reports versions and device.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from seqverse.core import clikit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqverse-speech",
+        description="seqverse speech: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    clikit.add_info_command(sub, "seqverse-speech")
+    return parser
+
+
+def main(argv=None) -> int:
+    return clikit.run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

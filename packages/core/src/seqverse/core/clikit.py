@@ -71,6 +71,17 @@ def add_info_command(subparsers, package: str) -> None:
     p.set_defaults(func=lambda args: emit(environment_info(package), args.json))
 
 
+def package_parser(prog: str, package: str, description: str):
+    """The top-level parser every seqverse command shares: ``info`` plus the package's own groups.
+
+    Returns ``(parser, subparsers)``; systems add their sub-command group to ``subparsers``.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    add_info_command(sub, package)
+    return parser, sub
+
+
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse ``argv``, call the chosen command's ``func``, turn user errors into exit status 2."""
     args = parser.parse_args(argv)

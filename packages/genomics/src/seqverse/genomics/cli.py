@@ -5,18 +5,11 @@ Systems add their group in `build_parser` as they land; `info` reports versions 
 
 from __future__ import annotations
 
-import argparse
-
 from seqverse.core import clikit
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seqverse-genomics",
-        description="seqverse genomics: DNA-ESA read alignment (esa), HyenaDNA (hyena), ProLLaMA (prollama).",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    clikit.add_info_command(sub, "seqverse-genomics")
+def build_parser():
+    parser, _sub = clikit.package_parser("seqverse-genomics", "seqverse-genomics", "seqverse genomics: DNA-ESA read alignment (esa), HyenaDNA (hyena), ProLLaMA (prollama).")
     return parser
 
 

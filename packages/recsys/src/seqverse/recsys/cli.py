@@ -5,18 +5,11 @@ Systems add their group in `build_parser` as they land; `info` reports versions 
 
 from __future__ import annotations
 
-import argparse
-
 from seqverse.core import clikit
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seqverse-recsys",
-        description="seqverse recsys: Recformer sequential recommendation (recformer).",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    clikit.add_info_command(sub, "seqverse-recsys")
+def build_parser():
+    parser, _sub = clikit.package_parser("seqverse-recsys", "seqverse-recsys", "seqverse recsys: Recformer sequential recommendation (recformer).")
     return parser
 
 

@@ -5,18 +5,11 @@ Systems add their group in `build_parser` as they land; `info` reports versions 
 
 from __future__ import annotations
 
-import argparse
-
 from seqverse.core import clikit
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seqverse-speech",
-        description="seqverse speech: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).",
-    )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    clikit.add_info_command(sub, "seqverse-speech")
+def build_parser():
+    parser, _sub = clikit.package_parser("seqverse-speech", "seqverse-speech", "seqverse speech: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).")
     return parser
 
 

@@ -181,7 +181,7 @@ class Backbone(nn.Module):
         save_file(tensors, str(directory / "model.safetensors"))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "Backbone":
+    def from_pretrained(cls, directory: str | Path) -> Backbone:
         from safetensors.torch import load_file
 
         from seqverse.core.backbones import build

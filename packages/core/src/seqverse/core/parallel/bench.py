@@ -1,0 +1,341 @@
+"""``seqverse bench parallel``: measured communication, load balance, LASP-2 bytes, the planner.
+
+Every number of the communication tables is *measured*: P gloo processes run the method forward
+and backward on Llama-7B-like shapes (32 heads of 128; MHA, and GQA with 8 kv heads) and
+:mod:`~seqverse.core.parallel.comm` records the bytes each rank sent. Beside them: the analytic
+formula, and Megatron-LM tensor parallelism with sequence parallelism (Korthikanti et al. 2022),
+which per layer all-gathers and reduce-scatters the ``[B, L, D]`` activations twice in the forward
+and twice in the backward pass: ``8 (P-1)/P B L D`` elements per rank. Bytes are float32 (the CPU
+run); per-rank bytes scale linearly with L for all methods but LASP-2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import torch
+
+METHODS = ("ring", "lightseq", "ulysses")
+LLAMA = {"heads": 32, "head_dim": 128}
+
+
+# ----------------------------------------------------------------------------- analytic formulas
+def formula_bytes(
+    method: str,
+    size: int,
+    batch: int,
+    length: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    element: int = 4,
+    accumulate: int = 4,
+) -> int:
+    """Bytes one rank sends in one forward + backward of ``method`` (see each method's docstring)."""
+    n = length // size
+    if method in ("ring", "lightseq"):
+        kv = 2 * batch * n * kv_heads * head_dim
+        return (size - 1) * kv * element * 2 + size * kv * accumulate  # K,V fwd; K,V and dK,dV bwd
+    if method == "ulysses":
+        from seqverse.core.parallel.ulysses import kv_repeats
+
+        kv_heads *= kv_repeats(heads, kv_heads, size)
+        per_pass = batch * n * head_dim * (2 * heads + 2 * kv_heads) * element  # q,k,v,o | do,dq,dk,dv
+        return 2 * per_pass * (size - 1) // size
+    if method == "lasp2":
+        return 2 * (size - 1) * batch * heads * head_dim * head_dim * element  # one all-gather per pass
+    raise ValueError(method)
+
+
+def megatron_sp_bytes(size: int, batch: int, length: int, hidden: int, element: int = 4) -> int:
+    """Megatron-LM TP + SP, one layer forward + backward: 4 all-gathers + 4 reduce-scatters."""
+    return 8 * (size - 1) * batch * length * hidden * element // size
+
+
+# ----------------------------------------------------------------------------- measurement workers
+def _worker(rank: int, size: int, init: str, jobs: list[dict], out: str) -> None:
+    import torch.distributed as dist
+
+    from seqverse.core import parallel
+    from seqverse.core.parallel import comm
+    from seqverse.core.parallel.layout import shard_for_rank
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
+    results = []
+    for job in jobs:
+        gen = torch.Generator().manual_seed(0)
+        b, length, h, hkv, d = job["batch"], job["length"], job["heads"], job["kv_heads"], job["head_dim"]
+        q = torch.randn(b, length, h, d, generator=gen)
+        k, v = (torch.randn(b, length, hkv, d, generator=gen) for _ in range(2))
+        method = job["method"]
+        layout_name = "lasp2" if method == "lasp2" else method
+        local = [shard_for_rank(x, layout_name, rank, size).requires_grad_() for x in (q, k, v)]
+        with comm.track() as ledger:
+            if method == "lasp2":
+                out_ = parallel.linear_attention(*local, causal=True)
+            else:
+                out_ = parallel.attention(*local, method, causal=True)
+            out_.backward(torch.ones_like(out_))
+        results.append({**job, "bytes": ledger.bytes_sent(method), "work": ledger.work(method, "forward")})
+    gathered = [None] * size
+    dist.all_gather_object(gathered, results)
+    if rank == 0:
+        with open(out, "w") as fh:
+            json.dump(gathered, fh)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def measure(size: int, jobs: list[dict]) -> list[list[dict]]:
+    """Run ``jobs`` on ``size`` gloo processes; ``result[rank][job]`` has the rank's bytes and work."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.json")
+        init = "file://" + os.path.join(tmp, "store")
+        mp.start_processes(_worker, args=(size, init, jobs, out), nprocs=size, start_method="spawn")
+        with open(out) as fh:
+            return json.load(fh)
+
+
+# ----------------------------------------------------------------------------- the tables
+def communication_table(
+    sizes=(2, 4, 8), length: int = 1024, batch: int = 1, progress=None
+) -> tuple[list, list]:
+    """Measured bytes per rank per layer (forward + backward) against formula and Megatron TP+SP;
+    and the causal work (query x key pairs) of every rank for ring and LightSeq."""
+    comm_rows, balance_rows = [], []
+    for size in sizes:
+        jobs = [
+            {
+                "method": m,
+                "attention": name,
+                "batch": batch,
+                "length": length,
+                "heads": LLAMA["heads"],
+                "kv_heads": kv,
+                "head_dim": LLAMA["head_dim"],
+            }
+            for name, kv in (("MHA", 32), ("GQA-8", 8))
+            for m in (*METHODS, "lasp2")
+            if not (m == "lasp2" and name == "GQA-8")
+        ]
+        if progress:
+            progress(f"measuring {len(jobs)} runs on {size} gloo processes (L = {length})")
+        per_rank = measure(size, jobs)
+        for j, job in enumerate(jobs):
+            measured = [per_rank[r][j]["bytes"] for r in range(size)]
+            hidden = job["heads"] * job["head_dim"]
+            formula = formula_bytes(
+                job["method"], size, batch, length, job["heads"], job["kv_heads"], job["head_dim"]
+            )
+            megatron = megatron_sp_bytes(size, batch, length, hidden)
+            comm_rows.append(
+                {
+                    "method": job["method"],
+                    "attention": "linear" if job["method"] == "lasp2" else job["attention"],
+                    "P": size,
+                    "measured_MiB": max(measured) / 2**20,
+                    "formula_MiB": formula / 2**20,
+                    "megatron_sp_MiB": megatron / 2**20,
+                    "megatron_over_measured": megatron / max(measured),
+                    "measured_equals_formula": all(m == formula for m in measured),
+                }
+            )
+            if job["method"] in ("ring", "lightseq") and job["attention"] == "MHA":
+                work = [per_rank[r][j]["work"] for r in range(size)]
+                mean = sum(work) / size
+                balance_rows.append(
+                    {
+                        "method": job["method"],
+                        "P": size,
+                        "work_per_rank": work,
+                        "max_over_mean": max(work) / mean,
+                        "min_over_mean": min(work) / mean,
+                        "max_deviation": max(abs(w - mean) for w in work) / mean,
+                    }
+                )
+    return comm_rows, balance_rows
+
+
+def lasp2_table(
+    lengths=(1024, 4096, 16384), size: int = 4, heads: int = 2, head_dim: int = 64, progress=None
+) -> list[dict]:
+    """LASP-2's measured bytes per rank (forward + backward) at growing sequence length."""
+    jobs = [
+        {
+            "method": "lasp2",
+            "attention": "linear",
+            "batch": 1,
+            "length": n,
+            "heads": heads,
+            "kv_heads": heads,
+            "head_dim": head_dim,
+        }
+        for n in lengths
+    ]
+    if progress:
+        progress(f"measuring LASP-2 at L = {', '.join(map(str, lengths))} on {size} gloo processes")
+    per_rank = measure(size, jobs)
+    return [
+        {
+            "L": job["length"],
+            "P": size,
+            "heads": heads,
+            "head_dim": head_dim,
+            "bytes_per_rank": max(per_rank[r][j]["bytes"] for r in range(size)),
+            "formula": formula_bytes("lasp2", size, 1, job["length"], heads, heads, head_dim),
+        }
+        for j, job in enumerate(jobs)
+    ]
+
+
+def checkpoint_table() -> list[dict]:
+    """Attention forwards in one training step of a 2-layer attention stack, by checkpointing mode."""
+    from torch.utils.checkpoint import checkpoint
+
+    from seqverse.core import parallel
+    from seqverse.core.backbones import build
+
+    rows, grads = [], {}
+    for mode in ("none", "full block", "remat-aware"):
+        torch.manual_seed(0)
+        model = parallel.parallelize(build("attention", 64, 2, n_heads=4), "ring")
+        if mode == "remat-aware":
+            parallel.checkpoint_blocks(model)
+        x = torch.randn(2, 128, 64, generator=torch.Generator().manual_seed(1))
+        before = parallel.attention_forwards()
+        if mode == "full block":
+            h = x
+            for layer in model.layers:
+                h = checkpoint(layer, h, use_reentrant=False)
+            y = model.norm_f(h)
+        else:
+            y = model(x)
+        y.square().sum().backward()
+        grads[mode] = torch.cat([p.grad.flatten() for p in model.parameters()])
+        rows.append(
+            {
+                "checkpointing": mode,
+                "layers": 2,
+                "attention_forwards_per_step": parallel.attention_forwards() - before,
+                "max_grad_diff_vs_none": float((grads[mode] - grads["none"]).abs().max()),
+            }
+        )
+    return rows
+
+
+def planner_table(
+    n_devices: int = 16,
+    capacity: int = 16384,
+    n_seq: int = 32,
+    max_len: int = 131072,
+    seeds=(1, 2, 3, 4),
+    time_limit: float = 10.0,
+    progress=None,
+) -> list[dict]:
+    """FlexSP planner against static SP on long-tailed batches (modelled step time, Llama-7B-like),
+    one row per batch and their total (a training run is a stream of such batches)."""
+    from seqverse.core.parallel.planner import CostModel, long_tailed_lengths, plan
+
+    rows = []
+    for seed in seeds:
+        lengths = long_tailed_lengths(n_seq, max_len, seed, min_len=512)
+        if progress:
+            progress(
+                f"planning batch {seed}: {n_seq} sequences, {sum(lengths)} tokens on {n_devices} devices"
+            )
+        result = plan(lengths, n_devices, capacity, CostModel(), time_limit=time_limit)
+        rows.append(
+            {
+                "batch": seed,
+                "sequences": n_seq,
+                "tokens": sum(lengths),
+                "longest": max(lengths),
+                "devices": n_devices,
+                "static_sp_s": result.static_time,
+                "planner_s": result.step_time,
+                "speedup": result.speedup,
+                "groups": "+".join(str(len(g)) for g in result.groups),
+                "solver": result.status,
+            }
+        )
+    static, planned = sum(r["static_sp_s"] for r in rows), sum(r["planner_s"] for r in rows)
+    rows.append(
+        {
+            "batch": "total",
+            "sequences": n_seq * len(seeds),
+            "tokens": sum(r["tokens"] for r in rows),
+            "longest": max(r["longest"] for r in rows),
+            "devices": n_devices,
+            "static_sp_s": static,
+            "planner_s": planned,
+            "speedup": static / planned,
+            "groups": "",
+            "solver": "",
+        }
+    )
+    return rows
+
+
+def run(
+    sizes=(2, 4, 8), length: int = 1024, planner: bool = True, time_limit: float = 10.0, progress=None
+) -> dict:
+    """All tables of ``seqverse bench parallel`` as a dict of lists of rows."""
+    comm_rows, balance_rows = communication_table(sizes, length, progress=progress)
+    result = {
+        "communication": comm_rows,
+        "balance": balance_rows,
+        "lasp2_bytes": lasp2_table(progress=progress),
+        "checkpoint": checkpoint_table(),
+    }
+    if planner:
+        result["planner"] = planner_table(time_limit=time_limit, progress=progress)
+    return result
+
+
+def add_parser(subparsers) -> None:
+    """Register ``parallel`` on the ``seqverse bench`` sub-command parsers."""
+    p = subparsers.add_parser(
+        "parallel",
+        help="sequence-parallel communication, balance, LASP-2 and planner tables",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--sizes", default="2,4,8", help="process counts P to measure (default 2,4,8)")
+    p.add_argument(
+        "--seq-len", type=int, default=1024, help="sequence length of the measured runs (default 1024)"
+    )
+    p.add_argument(
+        "--no-planner", action="store_true", help="skip the planner table (about 30 s of MILP solving)"
+    )
+    p.add_argument("--time-limit", type=float, default=10.0, help="MILP time limit per batch, seconds")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_command)
+
+
+def _command(args) -> None:
+    from seqverse.core import clikit
+
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    except ValueError:
+        raise clikit.InputError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+    if any(args.seq_len % (2 * s) for s in sizes):
+        raise clikit.InputError(f"--seq-len {args.seq_len} must divide by 2P for every P in --sizes")
+    result = run(
+        sizes,
+        args.seq_len,
+        not args.no_planner,
+        args.time_limit,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for name, rows in result.items():
+        print(f"\n{name}")
+        clikit.print_table(rows)

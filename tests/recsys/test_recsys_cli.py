@@ -1,0 +1,12 @@
+"""The recsys package installs beside core and its command line answers."""
+
+from seqverse.recsys import cli
+
+
+def test_info_reports_versions(capsys):
+    assert cli.main(["info", "--json"]) == 0
+    assert '"seqverse-recsys"' in capsys.readouterr().out
+
+
+def test_no_command_exits_2():
+    assert cli.main([]) == 2

@@ -42,6 +42,25 @@ def _scan_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
+def _scan_inputs(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Cast to the scan's dtype and apply the Delta bias and softplus, as both scans do first."""
+    dtype = _scan_dtype(u.dtype)
+    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias[..., None].to(dtype)
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return u, delta, A, B, C
+
+
+def _scan_output(y, u, D, z, dtype_in):
+    """``y + D u``, gated by ``SiLU(z)``, back in the input dtype (both scans end this way)."""
+    out = y if D is None else y + u * D.to(u.dtype)[:, None]
+    if z is not None:
+        out = out * F.silu(z.to(u.dtype))
+    return out.to(dtype_in)
+
+
 def selective_scan_ref(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
@@ -52,12 +71,7 @@ def selective_scan_ref(
     Returns out ``[b, d, L]`` (and the last state ``[b, d, n]`` if ``return_last_state``).
     """
     dtype_in = u.dtype
-    dtype = _scan_dtype(dtype_in)
-    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    if delta_bias is not None:
-        delta = delta + delta_bias[..., None].to(dtype)
-    if delta_softplus:
-        delta = F.softplus(delta)
+    u, delta, A, B, C = _scan_inputs(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, dim, dstate = u.shape[0], A.shape[0], A.shape[1]
     x = A.new_zeros((batch, dim, dstate))
     deltaA = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))  # ZOH: A_bar = exp(Delta A)
@@ -67,10 +81,7 @@ def selective_scan_ref(
         x = deltaA[:, :, i] * x + deltaB_u[:, :, i]  # h_t = A_bar_t h_{t-1} + B_bar_t x_t
         ys.append(torch.einsum("bdn,bn->bd", x, C[:, :, i]))  # y_t = C_t h_t
     y = torch.stack(ys, dim=2)
-    out = y if D is None else y + u * D.to(dtype)[:, None]
-    if z is not None:
-        out = out * F.silu(z.to(dtype))
-    out = out.to(dtype_in)
+    out = _scan_output(y, u, D, z, dtype_in)
     return (out, x) if return_last_state else out
 
 
@@ -252,12 +263,7 @@ def selective_scan(
     memory (see :func:`scan_sizes` for the defaults).
     """
     dtype_in = u.dtype
-    dtype = _scan_dtype(dtype_in)
-    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    if delta_bias is not None:
-        delta = delta + delta_bias[..., None].to(dtype)
-    if delta_softplus:
-        delta = F.softplus(delta)
+    u, delta, A, B, C = _scan_inputs(u, delta, A, B, C, delta_bias, delta_softplus)
     (b, d, length), n = u.shape, A.shape[1]
     chunk, block = scan_sizes(b, length, d, n, chunk_size, block_size, u.device.type)
     # time-major [b, L, d] / [b, L, n]; pad L to whole chunks with Delta = 0 (A_bar = 1, B_bar x = 0)
@@ -265,10 +271,7 @@ def selective_scan(
     u_t, delta_t, B_t, C_t = (F.pad(t.transpose(1, 2), (0, 0, 0, pad)).contiguous() for t in (u, delta, B, C))
     y, last_state = _SelectiveScanFn.apply(u_t, delta_t, A, B_t, C_t, chunk, block)
     y = y[:, :length].transpose(1, 2)
-    out = y if D is None else y + u * D.to(dtype)[:, None]
-    if z is not None:
-        out = out * F.silu(z.to(dtype))
-    out = out.to(dtype_in)
+    out = _scan_output(y, u, D, z, dtype_in)
     return (out, last_state) if return_last_state else out
 
 
@@ -337,6 +340,8 @@ class Mamba(Mixer):
         A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)  # S4D-Real
         self.A_log = nn.Parameter(torch.log(A))
         self.D = nn.Parameter(torch.ones(self.d_inner))
+        for p in (self.A_log, self.D):  # the official block exempts these from weight decay
+            p._optim = {"weight_decay": 0.0}
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
     def ssm_parameters(self, x: torch.Tensor):

@@ -29,6 +29,7 @@ from torch import nn
 from seqverse.core.backbones.base import Mixer
 from seqverse.core.backbones.fftconv import fft_conv
 from seqverse.core.backbones.hippo import bilinear_dplr, conj_full, nplr_legs
+from seqverse.core.backbones.lssl import krylov_kernel_ref
 
 
 def cauchy_ref(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -126,11 +127,7 @@ def c_tilde(C: torch.Tensor, A_bar: torch.Tensor, L: int) -> torch.Tensor:
 
 def dense_kernel_ref(A_bar: torch.Tensor, B_bar: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
     """Reference: ``K_l = Re(C A_bar^l B_bar)`` by materialising and powering ``A_bar[H, N, N]``."""
-    x, out = B_bar, []
-    for _ in range(L):
-        out.append((C * x).sum(-1).real)
-        x = (A_bar @ x[..., None])[..., 0]
-    return torch.stack(out, -1)
+    return krylov_kernel_ref(A_bar, B_bar, C, L).real
 
 
 class S4(Mixer):

@@ -57,6 +57,24 @@ class TaskModel(nn.Module):
         return self.head(hidden[asked]), targets[asked]
 
 
+def _input_length(task: str, options: dict) -> int:
+    extra = options.get("num_tokens", 0) if task == "selective-copy" else 0
+    return options["seq_len"] + extra
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on matrices only; SSM parameters keep the overrides their layer set in
+    ``p._optim`` (the S4 recipe: state-space parameters get their own lr and no weight decay)."""
+    groups: dict[tuple, dict] = {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        options = {"weight_decay": weight_decay if p.dim() >= 2 else 0.0, **getattr(p, "_optim", {})}
+        key = tuple(sorted(options.items()))
+        groups.setdefault(key, {"params": [], **options})["params"].append(p)
+    return list(groups.values())
+
+
 def lr_at(step: int, total: int, peak: float, warmup_frac: float = 0.05) -> float:
     """Linear warm-up then cosine decay to 10% of the peak."""
     warmup = max(1, int(total * warmup_frac))
@@ -88,24 +106,24 @@ def run_synthetic(run: SyntheticRun, progress: bool = True, device: str | None =
     options = {**DEFAULTS[run.task], **run.task_options}
     generate = TASKS[run.task]
     torch.manual_seed(run.seed)
-    backbone = build(run.backbone, d_model=run.d_model, n_layers=run.n_layers, **run.backbone_options)
+    backbone_options = dict(run.backbone_options)
+    if run.backbone == "hyena":  # the implicit filter is generated for the training length
+        backbone_options.setdefault("l_max", _input_length(run.task, options))
+    backbone = build(run.backbone, d_model=run.d_model, n_layers=run.n_layers, **backbone_options)
     model = TaskModel(options["vocab_size"], backbone, run.d_model).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": run.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=run.lr
-    )
+    optimizer = torch.optim.AdamW(param_groups(model, run.weight_decay), lr=run.lr)
     test_inputs, test_targets = generate(run.test_size, seed=10**6 + run.seed, **options)
     test_inputs, test_targets = test_inputs.to(device), test_targets.to(device)
 
     from tqdm import tqdm
 
+    peaks = [group.get("lr", run.lr) for group in optimizer.param_groups]
     bar = tqdm(range(run.steps), desc=f"{run.task}/{run.backbone}", disable=not progress, leave=False)
     start, losses = time.perf_counter(), []
     for step in bar:
         inputs, targets = generate(run.batch_size, seed=run.seed * 10**7 + step, **options)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, run.steps, run.lr)
+        for group, peak in zip(optimizer.param_groups, peaks):
+            group["lr"] = lr_at(step, run.steps, peak)
         logits, answers = model(inputs.to(device), targets.to(device))
         loss = F.cross_entropy(logits, answers)
         optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # One setting per task, sized so that all 18 runs fit in about an hour on two CPU cores.
 COMMON = {"d_model": 64, "n_layers": 2, "lr": 3e-3}
 SYNTHETIC = {
-    "mqar": {"task_options": {"seq_len": 64, "vocab_size": 128, "num_kv_pairs": 4}, "steps": 1500, "batch_size": 64},
+    "mqar": {"task_options": {"seq_len": 64, "vocab_size": 128, "num_kv_pairs": 4}, "steps": 5000, "batch_size": 64},
     "selective-copy": {"task_options": {"seq_len": 64, "vocab_size": 16, "num_tokens": 8}, "steps": 2000, "batch_size": 32},
     "induction": {"task_options": {"seq_len": 64, "vocab_size": 16}, "steps": 1500, "batch_size": 32},
 }
@@ -52,7 +52,7 @@ def _load(path: Path) -> dict:
     return {r["key"]: r for r in json.loads(path.read_text())} if path.exists() else {}
 
 
-def synthetic(jobs: int, tasks: list[str]) -> None:
+def synthetic(jobs: int, tasks: list[str], backbones: list[str]) -> None:
     """Run what is missing from ``synthetic.json``; several invocations may run side by side."""
     path = RESULTS / "synthetic.json"
     configs = [
@@ -61,7 +61,10 @@ def synthetic(jobs: int, tasks: list[str]) -> None:
         for name in NAMES
     ]
     done = _load(path)
-    todo = [c for c in configs if c["task"] in tasks and ("error" in done.get(_key(c), {"error": 1}))]
+    todo = [
+        c for c in configs
+        if c["task"] in tasks and c["backbone"] in backbones and "error" in done.get(_key(c), {"error": 1})
+    ]
     print(f"synthetic: {len(todo)} runs to do", file=sys.stderr)
 
     def work(config):
@@ -105,7 +108,8 @@ def synthetic_markdown(rows: list[dict]) -> str:
 def speed() -> None:
     from seqverse.core.bench.speed import DEFAULT_LENGTHS, plot, run_speed
 
-    rows = run_speed(list(NAMES), list(DEFAULT_LENGTHS), timeout=1200)
+    # one thread: the same conditions for every backbone even if another job shares the machine
+    rows = run_speed(list(NAMES), list(DEFAULT_LENGTHS), timeout=1200, threads=1)
     (RESULTS / "speed.json").write_text(json.dumps(rows, indent=1))
     plot(rows, str(RESULTS / "speed.png"))
     (RESULTS / "speed.md").write_text(speed_markdown(rows))
@@ -126,7 +130,8 @@ def speed_markdown(rows: list[dict]) -> str:
         )
     r0 = rows[0]
     return "\n".join(lines) + (
-        f"\n\n1 layer, d_model {r0['d_model']}, batch {r0['batch_size']}, {r0['device']}; "
+        f"\n\n1 layer, d_model {r0['d_model']}, batch {r0['batch_size']}, {r0['device']}, "
+        f"{r0.get('threads') or 'default'} thread(s); "
         "step latency is one recurrent step with L positions of context.\n"
     )
 
@@ -138,20 +143,37 @@ def parallel() -> None:
         subprocess.run([sys.executable, str(here / script)], check=True)
 
 
+README = Path(__file__).resolve().parents[2] / "packages" / "core" / "README.md"
+
+
+def update_readme() -> None:
+    """Put each results/<part>.md between its ``<!-- part -->`` and ``<!-- /part -->`` markers."""
+    text = README.read_text()
+    for part in ("synthetic", "speed"):
+        table = RESULTS / f"{part}.md"
+        start, end = f"<!-- {part} -->", f"<!-- /{part} -->"
+        if table.exists() and start in text and end in text:
+            head, rest = text.split(start, 1)
+            text = head + start + "\n" + table.read_text() + end + rest.split(end, 1)[1]
+    README.write_text(text)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["synthetic", "speed", "parallel"], action="append")
     parser.add_argument("--jobs", type=int, default=2, help="synthetic runs side by side (default 2)")
     parser.add_argument("--task", action="append", choices=list(SYNTHETIC), help="synthetic: only these tasks")
+    parser.add_argument("--backbone", action="append", choices=NAMES, help="synthetic: only these backbones")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     parts = args.only or ["synthetic", "speed", "parallel"]
     if "synthetic" in parts:
-        synthetic(args.jobs, args.task or list(SYNTHETIC))
+        synthetic(args.jobs, args.task or list(SYNTHETIC), args.backbone or list(NAMES))
     if "speed" in parts:
         speed()
     if "parallel" in parts:
         parallel()
+    update_readme()
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def _speed(args) -> None:
         n_layers=args.n_layers,
         batch_size=args.batch_size,
         device=args.device or _default_device(),
+        threads=args.threads,
     )
     if args.plot:
         plot(rows, args.plot)
@@ -135,6 +136,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--d-model", type=int, default=128, help="model width (default 128)")
     p.add_argument("--n-layers", type=int, default=1, help="backbone layers (default 1)")
     p.add_argument("--batch-size", type=int, default=1, help="sequences per pass (default 1)")
+    p.add_argument("--threads", type=int, help="CPU threads per run (default: torch's default)")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per (backbone, length) run")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--plot", metavar="PNG", help="also write a tokens/s and memory plot here")

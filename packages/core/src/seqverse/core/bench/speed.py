@@ -39,6 +39,7 @@ class SpeedRun:
     repeats: int = 2
     step_repeats: int = 32
     device: str = "cpu"
+    threads: int | None = None  # CPU threads (torch.set_num_threads); None keeps torch's default
 
 
 def _sync(device: str) -> None:
@@ -64,6 +65,8 @@ def _context_state(model, batch_size: int, seq_len: int, device: str):
 def measure(run: SpeedRun) -> dict:
     """Measure one backbone at one length in this process (call through :func:`measure_isolated`)."""
     torch.manual_seed(0)
+    if run.threads:
+        torch.set_num_threads(run.threads)
     options = {"l_max": run.seq_len} if run.backbone == "hyena" else {}
     model = build(run.backbone, d_model=run.d_model, n_layers=run.n_layers, **options).to(run.device)
     x = torch.randn(run.batch_size, run.seq_len, run.d_model, device=run.device, requires_grad=True)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from seqverse.core import parallel
 from seqverse.core.parallel import comm
+from seqverse.core.parallel.checkpoint import full_block_checkpoint_forward
 from seqverse.core.parallel.layout import shard_for_rank
 
 HEADS = {"mha": (4, 4), "gqa": (8, 2), "mqa": (4, 1)}
@@ -178,15 +179,8 @@ def case_checkpoint(rank, size):
                 torch.randn(2, 8 * size, 32, generator=torch.Generator().manual_seed(5)), method, rank, size
             )
             before = parallel.attention_forwards()
-            if mode == "full":  # ordinary activation checkpointing of each block
-                from torch.utils.checkpoint import checkpoint
-
-                h = x
-                for layer in model.layers:
-                    h = checkpoint(layer, h, use_reentrant=False)
-                y = model.norm_f(h)
-            else:
-                y = model(x)
+            # "full": ordinary activation checkpointing of each block
+            y = full_block_checkpoint_forward(model, x) if mode == "full" else model(x)
             (y**2).sum().backward()
             counts[mode] = parallel.attention_forwards() - before
             grads[mode] = torch.cat([p.grad.flatten() for p in model.parameters()])

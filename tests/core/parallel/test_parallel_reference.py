@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from sp_workers import sdpa
 
 from seqverse.core import parallel
 from seqverse.core.backbones import build
 from seqverse.core.parallel import blocks, lasp2, layout, lightseq, ring, ulysses
-
-
-def sdpa(q, k, v, causal):
-    rep = q.shape[2] // k.shape[2]
-    t = lambda x: x.transpose(1, 2)  # noqa: E731
-    return t(
-        F.scaled_dot_product_attention(
-            t(q), t(k).repeat_interleave(rep, 1), t(v).repeat_interleave(rep, 1), is_causal=causal
-        )
-    )
 
 
 def qkv(length=24, heads=8, kv_heads=2, dim=8, dtype=torch.float64, seed=0):

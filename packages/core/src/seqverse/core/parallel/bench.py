@@ -196,10 +196,9 @@ def lasp2_table(
 
 def checkpoint_table() -> list[dict]:
     """Attention forwards in one training step of a 2-layer attention stack, by checkpointing mode."""
-    from torch.utils.checkpoint import checkpoint
-
     from seqverse.core import parallel
     from seqverse.core.backbones import build
+    from seqverse.core.parallel.checkpoint import full_block_checkpoint_forward
 
     rows, grads = [], {}
     for mode in ("none", "full block", "remat-aware"):
@@ -209,13 +208,7 @@ def checkpoint_table() -> list[dict]:
             parallel.checkpoint_blocks(model)
         x = torch.randn(2, 128, 64, generator=torch.Generator().manual_seed(1))
         before = parallel.attention_forwards()
-        if mode == "full block":
-            h = x
-            for layer in model.layers:
-                h = checkpoint(layer, h, use_reentrant=False)
-            y = model.norm_f(h)
-        else:
-            y = model(x)
+        y = full_block_checkpoint_forward(model, x) if mode == "full block" else model(x)
         y.square().sum().backward()
         grads[mode] = torch.cat([p.grad.flatten() for p in model.parameters()])
         rows.append(

@@ -85,3 +85,12 @@ def checkpoint_blocks(backbone: nn.Module) -> nn.Module:
         if not isinstance(layer, RematCheckpoint):
             backbone.layers[i] = RematCheckpoint(layer)
     return backbone
+
+
+def full_block_checkpoint_forward(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``backbone(x)`` with ordinary activation checkpointing of every block (the baseline that
+    re-runs attention in backward), for comparison with :func:`checkpoint_blocks`."""
+    h = x
+    for layer in backbone.layers:
+        h = checkpoint(layer, h, use_reentrant=False)
+    return backbone.norm_f(h)

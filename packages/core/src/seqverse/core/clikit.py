@@ -82,6 +82,26 @@ def package_parser(prog: str, package: str, description: str):
     return parser, sub
 
 
+def add_system_groups(subparsers, package_module: str, systems: Sequence[str]) -> None:
+    """Let each system of a domain package add its own sub-command group.
+
+    A system ``seqverse.<domain>.<name>`` owns ``<name>/cli.py`` with ``register(subparsers)``;
+    it imports only argparse-level code at that point (heavy imports happen inside the command),
+    so ``--help`` stays fast. Systems whose sub-package has not landed yet are skipped.
+    """
+    import importlib
+
+    for name in systems:
+        module_name = f"{package_module}.{name}.cli"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name in (module_name, f"{package_module}.{name}"):
+                continue
+            raise
+        module.register(subparsers)
+
+
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse ``argv``, call the chosen command's ``func``, turn user errors into exit status 2."""
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """`seqverse-genomics`: one sub-command group per system: DNA-ESA read alignment (esa), HyenaDNA (hyena), ProLLaMA (prollama).
 
-Systems add their group in `build_parser` as they land; `info` reports versions and device.
+Each system registers its group from its own `<system>/cli.py` (see SYSTEMS); `info` reports versions and device.
 """
 
 from __future__ import annotations
@@ -8,8 +8,13 @@ from __future__ import annotations
 from seqverse.core import clikit
 
 
+# Each system's sub-package provides <system>/cli.py with register(subparsers).
+SYSTEMS = ('esa', 'hyenadna', 'prollama')
+
+
 def build_parser():
-    parser, _sub = clikit.package_parser("seqverse-genomics", "seqverse-genomics", "seqverse genomics: DNA-ESA read alignment (esa), HyenaDNA (hyena), ProLLaMA (prollama).")
+    parser, sub = clikit.package_parser("seqverse-genomics", "seqverse-genomics", "seqverse genomics: DNA-ESA read alignment (esa), HyenaDNA (hyena), ProLLaMA (prollama).")
+    clikit.add_system_groups(sub, "seqverse.genomics", SYSTEMS)
     return parser
 
 

@@ -1,6 +1,6 @@
 """`seqverse-recsys`: one sub-command group per system: Recformer sequential recommendation (recformer).
 
-Systems add their group in `build_parser` as they land; `info` reports versions and device.
+Each system registers its group from its own `<system>/cli.py` (see SYSTEMS); `info` reports versions and device.
 """
 
 from __future__ import annotations
@@ -8,8 +8,13 @@ from __future__ import annotations
 from seqverse.core import clikit
 
 
+# Each system's sub-package provides <system>/cli.py with register(subparsers).
+SYSTEMS = ('recformer',)
+
+
 def build_parser():
-    parser, _sub = clikit.package_parser("seqverse-recsys", "seqverse-recsys", "seqverse recsys: Recformer sequential recommendation (recformer).")
+    parser, sub = clikit.package_parser("seqverse-recsys", "seqverse-recsys", "seqverse recsys: Recformer sequential recommendation (recformer).")
+    clikit.add_system_groups(sub, "seqverse.recsys", SYSTEMS)
     return parser
 
 

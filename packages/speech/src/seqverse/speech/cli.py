@@ -1,6 +1,6 @@
 """`seqverse-speech`: one sub-command group per system: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).
 
-Systems add their group in `build_parser` as they land; `info` reports versions and device.
+Each system registers its group from its own `<system>/cli.py` (see SYSTEMS); `info` reports versions and device.
 """
 
 from __future__ import annotations
@@ -8,8 +8,13 @@ from __future__ import annotations
 from seqverse.core import clikit
 
 
+# Each system's sub-package provides <system>/cli.py with register(subparsers).
+SYSTEMS = ('adaspeech', 'emote')
+
+
 def build_parser():
-    parser, _sub = clikit.package_parser("seqverse-speech", "seqverse-speech", "seqverse speech: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).")
+    parser, sub = clikit.package_parser("seqverse-speech", "seqverse-speech", "seqverse speech: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).")
+    clikit.add_system_groups(sub, "seqverse.speech", SYSTEMS)
     return parser
 
 

@@ -1,6 +1,6 @@
 """`seqverse-vision`: one sub-command group per system: full-page receipt OCR (ocr), OAT gaze scanpaths (oat).
 
-Systems add their group in `build_parser` as they land; `info` reports versions and device.
+Each system registers its group from its own `<system>/cli.py` (see SYSTEMS); `info` reports versions and device.
 """
 
 from __future__ import annotations
@@ -8,8 +8,13 @@ from __future__ import annotations
 from seqverse.core import clikit
 
 
+# Each system's sub-package provides <system>/cli.py with register(subparsers).
+SYSTEMS = ('ocr', 'oat')
+
+
 def build_parser():
-    parser, _sub = clikit.package_parser("seqverse-vision", "seqverse-vision", "seqverse vision: full-page receipt OCR (ocr), OAT gaze scanpaths (oat).")
+    parser, sub = clikit.package_parser("seqverse-vision", "seqverse-vision", "seqverse vision: full-page receipt OCR (ocr), OAT gaze scanpaths (oat).")
+    clikit.add_system_groups(sub, "seqverse.vision", SYSTEMS)
     return parser
 
 

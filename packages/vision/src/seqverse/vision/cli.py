@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from seqverse.core import clikit
 
-
 # Each system's sub-package provides <system>/cli.py with register(subparsers).
 SYSTEMS = ('ocr', 'oat')
 

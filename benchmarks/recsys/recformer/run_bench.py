@@ -1,0 +1,153 @@
+"""Recformer vs RecBole's SASRec, BERT4Rec, GRU4Rec and popularity on identical ML-100K splits.
+
+    .venv/bin/python benchmarks/recsys/recformer/run_bench.py            # everything missing, then the table
+    .venv/bin/python benchmarks/recsys/recformer/run_bench.py --table    # only rebuild the table
+
+Steps (each skipped when its result file exists, so an interrupted benchmark resumes):
+1. write the two atomic datasets RecBole reads (``runs/recsys/recbole_data/ml-100k-{standard,cold-start}``),
+   rows in our (user, time) order so RecBole's LS/TO split equals ours;
+2. create RecBole's own virtual environment (``runs/recbole-venv``: recbole 1.2.1, numpy<2, torch 2.13.0);
+3. train each RecBole model (one at a time, ``recbole_queue.sh``), with an epoch cap and a wall-clock cap;
+4. train Recformer (``train_recformer.py``);
+5. check that every RecBole test history equals ours (last 50 items, RecBole's MAX_ITEM_LIST_LENGTH),
+   recompute RecBole's metrics from its per-case top-10 positions (all users: must equal RecBole's own
+   numbers; cold-start: the cold-target cases), and write ``results/recformer.json`` + ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+RUNS = ROOT / "runs" / "recsys"
+RESULTS = Path(__file__).resolve().parent / "results"
+VENV = ROOT / "runs" / "recbole-venv"
+MODELS = ["SASRec", "BERT4Rec", "GRU4Rec"]
+SPLITS = ["standard", "cold-start"]
+# epoch cap : wall-clock seconds cap per RecBole run (2 shared CPU cores; see README)
+CAPS = {"standard": (20, 3600), "cold-start": (5, 1200)}
+
+
+def prepare_data() -> None:
+    from seqverse.recsys import data
+
+    ds = data.load_dataset()
+    for kind in SPLITS:
+        seqs = ds.sequences if kind == "standard" else data.cold_start_sequences(ds)[0]
+        d = RUNS / "recbole_data" / f"ml-100k-{kind}"
+        d.mkdir(parents=True, exist_ok=True)
+        if not (d / f"ml-100k-{kind}.inter").exists():
+            data.write_atomic_inter(ds, seqs, d / f"ml-100k-{kind}.inter")
+
+
+def ensure_venv() -> None:
+    if (VENV / "bin" / "python").exists():
+        return
+    subprocess.run(["python3.11", "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "torch==2.13.0", "recbole==1.2.1", "numpy<2",
+                    "pandas<2.3", "scipy<1.14"], check=True)
+
+
+def run_recbole() -> None:
+    for split in SPLITS:
+        epochs, seconds = CAPS[split]
+        for model in MODELS:
+            out = RUNS / "bench" / split / f"{model}.json"
+            if out.exists():
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            print(f"RecBole {model} on {split} (cap {epochs} epochs / {seconds} s)", file=sys.stderr)
+            with open(RUNS / "bench" / f"{split}.{model}.log", "w") as log:
+                subprocess.run(["nice", "-n", "5", str(VENV / "bin" / "python"), str(Path(__file__).parent / "recbole_run.py"),
+                                "--model", model, "--data-root", str(RUNS / "recbole_data"), "--dataset",
+                                f"ml-100k-{split}", "--epochs", str(epochs), "--max-seconds", str(seconds),
+                                "--out", str(out)], stdout=log, stderr=subprocess.STDOUT, check=False)
+
+
+def run_recformer() -> None:
+    if all((RUNS / "recformer" / s / "metrics.json").exists() for s in SPLITS):
+        return
+    subprocess.run(["nice", "-n", "5", sys.executable, str(Path(__file__).parent / "train_recformer.py"),
+                    "--out", str(RUNS / "recformer")], check=False)
+
+
+def table() -> dict:
+    import torch  # noqa: F401
+
+    from seqverse.recsys import data
+    from seqverse.recsys.metrics import metrics_from_positions
+    from seqverse.recsys.recformer import api
+
+    ds = data.load_dataset()
+    rows, checks = [], {}
+    for split in SPLITS:
+        sp = data.make_split(ds, split)
+        cold_users = set(sp.cold_test_users())
+        ours = {ds.user_tokens[u]: ([ds.item_tokens[i] for i in sp.history(u, "test")][-50:],
+                                    ds.item_tokens[sp.test_target[u]]) for u in sp.users}
+        cold_tokens = {ds.user_tokens[u] for u in cold_users}
+        users = sp.cold_test_users() if split == "cold-start" else sp.users
+        pop = metrics_from_positions(api.popularity_positions(sp, ds.n_items, users))
+        rows.append({"split": split, "model": "Popularity", **pop, "trained": "counts on the training split"})
+        for model in MODELS:
+            path = RUNS / "bench" / split / f"{model}.json"
+            if not path.exists():
+                rows.append({"split": split, "model": f"{model} (RecBole)", "trained": "not run yet"})
+                continue
+            r = json.loads(path.read_text())
+            same = all(ours.get(c["user"]) == (c["history"], c["target"]) for c in r["cases"]) and \
+                len(r["cases"]) == len(ours)
+            everyone = metrics_from_positions([c["topk_pos"] for c in r["cases"]])
+            agrees = all(abs(everyone[m] - r["test_recbole"][m]) < 6e-5 for m in ("ndcg@10", "recall@10", "mrr@10"))
+            checks[f"{split}/{model}"] = {"same_histories_and_targets": same, "recomputed_equals_recbole": agrees}
+            pos = [c["topk_pos"] for c in r["cases"] if split == "standard" or c["user"] in cold_tokens]
+            m = metrics_from_positions(pos)
+            epochs = len([e for e in r.get("epochs_run", []) if "valid_ndcg@10" in e]) or r.get("epochs_run", [{}])[0].get("epoch", 0) + 1
+            how = f"{epochs} epochs" + (" (time cap)" if r.get("stopped_by_time_budget") else "")
+            rows.append({"split": split, "model": f"{model} (RecBole)", **m, "trained": how})
+        rpath = RUNS / "recformer" / split / "metrics.json"
+        if rpath.exists():
+            r = json.loads(rpath.read_text())
+            n_ep = len(r["epochs"])
+            rows.append({"split": split, "model": "Recformer (seqverse)", **r["test"],
+                         "trained": f"{n_ep} fine-tuning epochs" + ("" if r["finished"] else " (time cap)")})
+        else:
+            rows.append({"split": split, "model": "Recformer (seqverse)", "trained": "not run yet"})
+    return {"rows": rows, "checks": checks}
+
+
+def write(result: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "recformer.json").write_text(json.dumps(result, indent=1))
+    lines = ["| split | model | NDCG@10 | Recall@10 | MRR@10 | test cases | trained |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["rows"]:
+        f = (lambda k: f"{r[k]:.4f}" if k in r else "–")
+        lines.append(f"| {r['split']} | {r['model']} | {f('ndcg@10')} | {f('recall@10')} | {f('mrr@10')} | "
+                     f"{r.get('n', '–')} | {r['trained']} |")
+    (RESULTS / "recformer.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(json.dumps(result["checks"], indent=1))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--table", action="store_true", help="only rebuild the table from finished runs")
+    args = ap.parse_args()
+    os.chdir(ROOT)
+    if not args.table:
+        prepare_data()
+        ensure_venv()
+        run_recbole()
+        run_recformer()
+    write(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

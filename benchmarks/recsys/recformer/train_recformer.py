@@ -1,0 +1,53 @@
+"""Train the Recformer benchmark models (standard, then cold-start), resumable, with time budgets.
+
+    nice -n 5 .venv/bin/python benchmarks/recsys/recformer/train_recformer.py --out runs/recsys/recformer
+
+Calling it again continues where it stopped (pre-training steps, fine-tuning epochs). One
+pre-trained encoder (on the cold-start split's training sequences) serves both splits.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from seqverse.recsys.recformer import api
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="runs/recsys/recformer")
+    ap.add_argument("--splits", default="standard,cold-start")
+    ap.add_argument("--pretrain-steps", type=int, default=400)
+    ap.add_argument("--pretrain-minutes", type=float, default=15)
+    ap.add_argument("--finetune-minutes", default="40,20", help="budget per split, comma-separated")
+    ap.add_argument("--stage1-epochs", type=int, default=6)
+    ap.add_argument("--stage2-epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-token-num", type=int, default=160)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = {"max_token_num": args.max_token_num}
+    budgets = [float(x) * 60 for x in args.finetune_minutes.split(",")]
+
+    def log(msg):
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    pretrained = None
+    for i, split in enumerate(args.splits.split(",")):
+        res = api.train(f"{args.out}/{split}", split=split, pretrained=pretrained,
+                        pretrain_steps=args.pretrain_steps, pretrain_budget=args.pretrain_minutes * 60,
+                        stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
+                        lr=args.lr, pretrain_lr=args.lr, time_budget=budgets[min(i, len(budgets) - 1)],
+                        config_overrides=overrides, log=log)
+        log(f"{split}: " + json.dumps({k: v for k, v in res.items() if k != "epochs"}))
+        if pretrained is None:
+            pretrained = f"{args.out}/{split}/pretrain/last"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

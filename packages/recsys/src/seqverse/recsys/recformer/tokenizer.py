@@ -1,0 +1,99 @@
+"""Recformer's item and sequence tokenization (paper §2.2), over a word-level vocabulary.
+
+An item is its key-value attributes flattened into a "sentence"; each attribute contributes
+``key tokens + value tokens`` truncated to ``max_attr_length``, with token type 1 for key tokens
+and 2 for value tokens (0 is ``<s>``, 3 is padding). A user's sequence is ``<s>`` followed by the
+items from the most recent to the oldest, with item position 0 for ``<s>`` and 1, 2, ... per item,
+truncated to ``max_item_embeddings - 1`` items and ``max_token_num`` tokens; only ``<s>`` gets
+global attention. Token ids follow RoBERTa's specials (<s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4)
+as the official code uses longformer-base's tokenizer.
+
+Tokenizer: no model hub here, so instead of longformer-base's BPE we train a lower-cased
+word-level vocabulary (``tokenizers`` WordLevel, split on whitespace and punctuation) on the item sentences.
+Keys such as ``movie_title`` stay single tokens. A local ``tokenizer.json`` (ours or any
+``tokenizers`` file, e.g. one exported from longformer-base for the official checkpoints) loads
+the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+class RecformerTokenizer:
+    def __init__(self, tokenizer, max_attr_num: int = 3, max_attr_length: int = 8,
+                 max_item_embeddings: int = 51, max_token_num: int = 256):
+        self.tk = tokenizer
+        self.max_attr_num = max_attr_num
+        self.max_attr_length = max_attr_length
+        self.max_item_embeddings = max_item_embeddings
+        self.max_token_num = max_token_num
+        ids = {s: tokenizer.token_to_id(s) for s in SPECIALS}
+        if any(v is None for v in ids.values()):
+            raise ValueError(f"tokenizer lacks special tokens {[s for s, v in ids.items() if v is None]}")
+        self.bos_token_id, self.pad_token_id = ids["<s>"], ids["<pad>"]
+        self.unk_token_id, self.mask_token_id = ids["<unk>"], ids["<mask>"]
+        self.special_ids = set(ids.values())
+
+    @classmethod
+    def train(cls, sentences, **limits) -> RecformerTokenizer:
+        """Train a word-level vocabulary on item sentences (all items' metadata is public text)."""
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+        tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
+        tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        tk.pre_tokenizer = pre_tokenizers.Whitespace()
+        tk.train_from_iterator(sentences, trainers.WordLevelTrainer(special_tokens=SPECIALS, min_frequency=1))
+        return cls(tk, **limits)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **limits) -> RecformerTokenizer:
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(str(path)), **limits)
+
+    def save(self, path: str | Path) -> None:
+        self.tk.save(str(path))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tk.get_vocab_size()
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tk.encode(text, add_special_tokens=False).ids
+
+    def encode_item(self, attrs: dict[str, str]) -> tuple[list[int], list[int]]:
+        """One item -> (token ids, token types): per attribute ``key + value`` cut to max_attr_length."""
+        input_ids, token_type_ids = [], []
+        for key, value in list(attrs.items())[: self.max_attr_num]:
+            k, v = self._ids(key), self._ids(value)
+            input_ids += (k + v)[: self.max_attr_length]
+            token_type_ids += ([1] * len(k) + [2] * len(v))[: self.max_attr_length]
+        return input_ids, token_type_ids
+
+    def encode(self, items: list[tuple[list[int], list[int]]]) -> dict[str, list[int]]:
+        """A sequence of encoded items [past ... present] -> one model input [<s>, present ... past]."""
+        items = items[::-1][: self.max_item_embeddings - 1]
+        input_ids, item_pos, types = [self.bos_token_id], [0], [0]
+        for idx, (ids, tt) in enumerate(items):
+            input_ids += ids
+            types += tt
+            item_pos += [idx + 1] * len(ids)
+        n = self.max_token_num
+        input_ids, item_pos, types = input_ids[:n], item_pos[:n], types[:n]
+        glob = [0] * len(input_ids)
+        glob[0] = 1
+        return {"input_ids": input_ids, "item_position_ids": item_pos, "token_type_ids": types,
+                "attention_mask": [1] * len(input_ids), "global_attention_mask": glob}
+
+    def pad(self, batch: list[dict[str, list[int]]]):
+        """Right-pad a batch to its longest row (pad id, item position max-1, token type 3) as tensors."""
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        fill = {"input_ids": self.pad_token_id, "item_position_ids": self.max_item_embeddings - 1,
+                "token_type_ids": 3, "attention_mask": 0, "global_attention_mask": 0}
+        return {k: torch.tensor([b[k] + [v] * (width - len(b[k])) for b in batch], dtype=torch.long)
+                for k, v in fill.items()}

@@ -1,0 +1,252 @@
+"""Recformer training (paper §2.3-2.4), evaluation and recommendation on a leave-one-out split.
+
+- :func:`pretrain`: item-item contrastive (a history vs. its next item, in-batch negatives) plus
+  ``mlm_weight`` x masked language modelling on both sides; pairs are sampled as the official
+  code does (target position uniform in the second half of the sequence).
+- :func:`finetune`: two stages. Stage 1 re-encodes the item feature matrix ``I`` with the current
+  encoder at the start of every epoch; stage 2 starts from the best stage-1 model and keeps ``I``
+  frozen. Loss: softmax over all items of cos(seq, I)/temp. Training examples are sampled as the
+  official collator does: per user and epoch a random target position in the training sequence.
+  Validation NDCG@10 after every epoch selects the checkpoint.
+
+Both are resumable: state lives in ``out_dir`` (safetensors weights, an optimizer state loaded
+with ``torch.load(weights_only=True)``, and ``state.json``); calling again continues.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from seqverse.recsys.data import Dataset, Split, item_sentence
+from seqverse.recsys.metrics import metrics_from_positions, topk_positions
+from seqverse.recsys.recformer.model import (RecformerConfig, RecformerForPretraining, RecformerForSeqRec,
+                                             load_state_dict)
+from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
+
+
+def _tqdm(iterable=None, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, mininterval=5.0, **kw)
+
+
+def build_tokenizer(dataset: Dataset, config: RecformerConfig) -> RecformerTokenizer:
+    return RecformerTokenizer.train([item_sentence(a) for a in dataset.item_attrs[1:]],
+                                    **tokenizer_limits(config))
+
+
+def tokenizer_limits(config: RecformerConfig) -> dict:
+    return {"max_attr_num": config.max_attr_num, "max_attr_length": config.max_attr_length,
+            "max_item_embeddings": config.max_item_embeddings, "max_token_num": config.max_token_num}
+
+
+def encode_items(tok: RecformerTokenizer, dataset: Dataset) -> list[tuple[list[int], list[int]]]:
+    return [tok.encode_item(a) for a in dataset.item_attrs]
+
+
+@torch.no_grad()
+def encode_all_items(encoder, tok, items, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+    """``I``: every item encoded alone (``<s>`` + its sentence), row i = item i (row 0 = padding)."""
+    was = encoder.training
+    encoder.eval()
+    out = []
+    rng = range(0, len(items), batch_size)
+    for s in (_tqdm(rng, desc="encode items", leave=False) if progress else rng):
+        batch = tok.pad([tok.encode([it]) for it in items[s:s + batch_size]])
+        out.append(encoder(**batch)[1])
+    encoder.train(was)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def score_histories(model: RecformerForSeqRec, tok, items, histories: list[list[int]], batch_size: int = 64):
+    """Scores over all items for each history (yielded per batch)."""
+    model.eval()
+    for s in range(0, len(histories), batch_size):
+        batch = tok.pad([tok.encode([items[i] for i in h]) for h in histories[s:s + batch_size]])
+        yield model(batch)
+
+
+def evaluate(model: RecformerForSeqRec, tok, items, split: Split, stage: str = "test",
+             users: list[int] | None = None, progress: bool = False) -> dict:
+    """RecBole-style full-ranking NDCG@10 / Recall@10 / MRR@10 over ``users`` (default: all)."""
+    users = split.users if users is None else users
+    hist = [split.history(u, stage) for u in users]
+    targets = torch.tensor([split.target(u, stage) for u in users], dtype=torch.long)
+    positions, s = [], 0
+    it = score_histories(model, tok, items, hist)
+    for scores in (_tqdm(it, desc=f"evaluate {stage}", total=math.ceil(len(hist) / 64), leave=False)
+                   if progress else it):
+        positions += topk_positions(scores, targets[s:s + len(scores)]).tolist()
+        s += len(scores)
+    return metrics_from_positions(positions)
+
+
+# --------------------------------------------------------------------------- checkpoint state
+def _save_state(out_dir: Path, model, opt, state: dict) -> None:
+    model.save_pretrained(out_dir / "last")
+    torch.save(opt.state_dict(), out_dir / "optimizer.pt.tmp")
+    (out_dir / "optimizer.pt.tmp").replace(out_dir / "optimizer.pt")
+    (out_dir / "state.json.tmp").write_text(json.dumps(state, indent=1))
+    (out_dir / "state.json.tmp").replace(out_dir / "state.json")
+
+
+def _load_state(out_dir: Path, model, opt) -> dict | None:
+    if not (out_dir / "state.json").exists():
+        return None
+    model.load_state_dict(load_state_dict(out_dir / "last"), strict=False)
+    opt.load_state_dict(torch.load(out_dir / "optimizer.pt", map_location="cpu", weights_only=True))
+    return json.loads((out_dir / "state.json").read_text())
+
+
+# --------------------------------------------------------------------------- pre-training
+def _mask_mlm(batch: dict, tok: RecformerTokenizer, prob: float, gen: torch.Generator):
+    """BERT masking (80% <mask>, 10% random, 10% kept) of non-special tokens; labels -100 elsewhere."""
+    ids = batch["input_ids"]
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    for s in tok.special_ids:
+        special |= ids == s
+    chosen = (torch.rand(ids.shape, generator=gen) < prob) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    r = torch.rand(ids.shape, generator=gen)
+    masked = ids.clone()
+    masked[chosen & (r < 0.8)] = tok.mask_token_id
+    rand_pos = chosen & (r >= 0.8) & (r < 0.9)
+    masked[rand_pos] = torch.randint(len(tok.special_ids), tok.vocab_size, ids.shape, generator=gen)[rand_pos]
+    return masked, labels
+
+
+def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, config: RecformerConfig,
+             steps: int = 600, batch_size: int = 16, lr: float = 1e-3, mlm_prob: float = 0.15,
+             seed: int = 2020, time_budget: float | None = None, log=print) -> Path:
+    """§2.3.1 pre-training on training sequences; returns the directory of the final weights."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(dataset, config)
+    tok.save(out_dir / "tokenizer.json")
+    config.vocab_size = tok.vocab_size
+    items = encode_items(tok, dataset)
+    torch.manual_seed(seed)
+    model = RecformerForPretraining(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    state = _load_state(out_dir, model, opt) or {"step": 0, "log": []}
+    users = [u for u, s in enumerate(sequences) if len(s) >= 2]
+    rnd = random.Random(seed + state["step"])
+    gen = torch.Generator().manual_seed(seed + state["step"])
+    t0 = time.time()
+    model.train()
+    bar = _tqdm(total=steps, initial=state["step"], desc="pretrain")
+    while state["step"] < steps:
+        if time_budget is not None and time.time() - t0 > time_budget:
+            break
+        batch_users = rnd.sample(users, batch_size)
+        a, b = [], []
+        for u in batch_users:
+            seq = sequences[u]
+            pos = rnd.randint((len(seq) - 1) // 2, len(seq) - 1)
+            a.append(tok.encode([items[i] for i in seq[:pos]]))
+            b.append(tok.encode([items[seq[pos]]]))
+        a, b = tok.pad(a), tok.pad(b)
+        lr_now = lr * min(1.0, (state["step"] + 1) / 50)
+        for g in opt.param_groups:
+            g["lr"] = lr_now
+        loss, acc = model(a, b, _mask_mlm(a, tok, mlm_prob, gen), _mask_mlm(b, tok, mlm_prob, gen))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        state["step"] += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}")
+        if state["step"] % 25 == 0 or state["step"] == steps:
+            state["log"].append({"step": state["step"], "loss": loss.item(), "cl_acc": acc.item()})
+            log(f"pretrain step {state['step']} loss {loss.item():.4f} contrastive acc {acc.item():.3f}")
+            _save_state(out_dir, model, opt, state)
+    bar.close()
+    _save_state(out_dir, model, opt, state)
+    return out_dir / "last"
+
+
+# --------------------------------------------------------------------------- fine-tuning
+def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: RecformerConfig,
+             pretrained: str | Path | None = None, tokenizer_file: str | Path | None = None,
+             stage1_epochs: int = 10, stage2_epochs: int = 5, samples_per_user: int = 1,
+             batch_size: int = 16, lr: float = 5e-4, patience: int = 3, seed: int = 2020,
+             time_budget: float | None = None, log=print) -> dict:
+    """§2.4 two-stage fine-tuning; the best model (by validation NDCG@10) is saved in ``out_dir/best``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if tokenizer_file is not None:
+        tok = RecformerTokenizer.from_file(tokenizer_file, **tokenizer_limits(config))
+    else:
+        tok = build_tokenizer(dataset, config)
+    tok.save(out_dir / "tokenizer.json")
+    config.vocab_size = tok.vocab_size
+    items = encode_items(tok, dataset)
+    torch.manual_seed(seed)
+    model = RecformerForSeqRec(config)
+    if pretrained is not None:
+        state_dict = load_state_dict(Path(pretrained))
+        missing = [k for k in model.load_state_dict(state_dict, strict=False).missing_keys if k.startswith("longformer.")]
+        if missing:
+            raise ValueError(f"{pretrained}: missing {missing[:3]}")
+    model.init_item_embedding(encode_all_items(model.longformer, tok, items))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    state = _load_state(out_dir, model, opt) or {"stage": 1, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
+    t0 = time.time()
+    examples = [u for u in split.users if split.train[u]]
+    while state["stage"] <= 2:
+        limit = stage1_epochs if state["stage"] == 1 else stage2_epochs
+        if state["epoch"] >= limit or state["bad"] >= patience:
+            if state["stage"] == 1:  # stage 2 starts from the best stage-1 model, I frozen from then on
+                model.load_state_dict(load_state_dict(out_dir / "best"), strict=False)
+                state.update(stage=2, epoch=0, bad=0)
+                _save_state(out_dir, model, opt, state)
+                continue
+            break
+        if time_budget is not None and time.time() - t0 > time_budget:
+            log("time budget reached; state saved, call again to continue")
+            break
+        if state["stage"] == 1:
+            model.init_item_embedding(encode_all_items(model.longformer, tok, items))
+        rnd = random.Random(seed * 1000 + state["stage"] * 100 + state["epoch"])
+        order = [u for u in examples for _ in range(samples_per_user)]
+        rnd.shuffle(order)
+        model.train()
+        total, n = 0.0, 0
+        bar = _tqdm(range(0, len(order), batch_size), desc=f"stage {state['stage']} epoch {state['epoch'] + 1}")
+        for s in bar:
+            hist, labels = [], []
+            for u in order[s:s + batch_size]:
+                seq = split.train[u]
+                pos = rnd.randint(0, len(seq) - 1)
+                hist.append(tok.encode([items[i] for i in seq[:pos]]))
+                labels.append(seq[pos])
+            loss = model(tok.pad(hist), torch.tensor(labels))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total, n = total + loss.item(), n + 1
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        valid = evaluate(model, tok, items, split, "valid")
+        state["epoch"] += 1
+        entry = {"stage": state["stage"], "epoch": state["epoch"], "train_loss": total / max(n, 1),
+                 **{f"valid_{k}": v for k, v in valid.items() if k != "n"}, "seconds": time.time() - t0}
+        state["log"].append(entry)
+        log(json.dumps(entry))
+        if valid["ndcg@10"] > state["best"]:
+            state.update(best=valid["ndcg@10"], bad=0)
+            model.save_pretrained(out_dir / "best")
+            tok.save(out_dir / "best" / "tokenizer.json")
+        else:
+            state["bad"] += 1
+        _save_state(out_dir, model, opt, state)
+    return state

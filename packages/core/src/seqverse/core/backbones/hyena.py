@@ -195,6 +195,7 @@ class HyenaOperator(Mixer):
         w: float = 1.0,
         dropout: float = 0.0,
         filter_dropout: float = 0.0,
+        train_freq: bool = True,
     ):
         super().__init__()
         if order < 2:
@@ -217,6 +218,7 @@ class HyenaOperator(Mixer):
             dropout=filter_dropout,
             w=w,
             num_inner_mlps=num_inner_mlps,
+            train_freq=train_freq,
         )
 
     def filters(self, L: int, start: int = 0) -> torch.Tensor:

@@ -1,0 +1,61 @@
+"""Pretrain HyenaDNA and a same-size Transformer in lock step on the HS11286 80% split.
+
+Both models see identical batches and steps (the same seed and schedule, one batch per step fed
+to each). Data: the chromosome of *K. pneumoniae* HS11286 (Debian kleborate-examples); training
+part [0, 0.78), validation [0.78, 0.80) (inside the 80%, used only to watch the curves and to pick
+the Markov order), held-out test [0.80, 1.0) scored by ``heldout_bench.py``. Resumable: run the
+same command again and it continues from the last checkpoint.
+
+    nice -n 5 .venv/bin/python benchmarks/genomics/hyenadna/pretrain_bench.py --out runs/hyenadna/pretrain --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from seqverse.genomics.hyenadna.data import load_genome
+from seqverse.genomics.hyenadna.model import HyenaDNAConfig
+from seqverse.genomics.hyenadna.train import PretrainConfig, Trainer, run_pretraining
+
+GENOME = "/usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz"
+TRAIN, VAL, TEST = (0.0, 0.78), (0.78, 0.80), (0.80, 1.0)
+
+
+def model_configs(d_model=128, n_layer=2, seq_len=1024):
+    """HyenaDNA tiny-1k layout, and a Transformer with the MLP widened to the same parameter count."""
+    hyena = HyenaDNAConfig(d_model=d_model, n_layer=n_layer, d_inner=4 * d_model, max_seq_len=seq_len, emb_dim=5, embed_dropout=0.0)
+    from seqverse.genomics.hyenadna.model import HyenaDNAForCausalLM
+
+    target = HyenaDNAForCausalLM(hyena).num_parameters
+    base = HyenaDNAConfig(**(hyena.to_dict() | {"mixer": "attention", "n_heads": 4}))
+    base_params = HyenaDNAForCausalLM(base).num_parameters
+    extra = round((target - base_params) / (n_layer * (2 * d_model + 1)))
+    attention = HyenaDNAConfig(**(base.to_dict() | {"d_inner": 4 * d_model + extra}))
+    return hyena, attention
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/hyenadna/pretrain")
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-seconds", type=float, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    out = Path(args.out)
+    train = load_genome([GENOME], largest_only=True, fraction=TRAIN)
+    val = load_genome([GENOME], largest_only=True, fraction=VAL)
+    cfg = PretrainConfig(steps=args.steps, seq_len=1024, min_seq_len=256, tokens_per_step=4096, lr=1e-3, eval_every=250)
+    hyena_cfg, attn_cfg = model_configs()
+    trainers = [Trainer(out / "hyena", hyena_cfg, cfg), Trainer(out / "attention", attn_cfg, cfg)]
+    print(json.dumps({t.model.config.mixer: t.model.num_parameters for t in trainers}), flush=True)
+    run_pretraining(trainers, train, val, cfg, max_seconds=args.max_seconds)
+
+
+if __name__ == "__main__":
+    main()

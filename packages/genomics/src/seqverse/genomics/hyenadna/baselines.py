@@ -1,0 +1,130 @@
+"""Baselines HyenaDNA is measured against: order-k Markov chains (bits per base) and k-mer count
+logistic regression (sequence classification).
+
+The Markov model predicts base t from the k bases before it with add-alpha smoothed counts,
+counted on both strands of the training sequence; the first bases of a sequence, which have
+fewer than k predecessors, use the longest available order. ``MarkovModel.logprobs_ref`` is the
+plain loop the vectorised ``logprobs`` is tested against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from seqverse.genomics.hyenadna.tokenizer import A, reverse_complement_ids
+
+
+def _acgt(ids: np.ndarray) -> np.ndarray:
+    """Token ids -> 0..3 for A C G T, -1 for N."""
+    x = ids.astype(np.int64) - A
+    return np.where((x >= 0) & (x < 4), x, -1)
+
+
+def _codes(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Base-4 code of each (k+1)-mer ending at position t (t >= k), and whether it has no N."""
+    n = len(x)
+    if n <= k:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    code = np.zeros(n - k, dtype=np.int64)
+    ok = np.ones(n - k, dtype=bool)
+    for j in range(k + 1):  # most significant = oldest base
+        part = x[j : n - k + j]
+        ok &= part >= 0
+        code = code * 4 + np.maximum(part, 0)
+    return code, ok
+
+
+class MarkovModel:
+    """Order-``k`` Markov chain over A C G T with add-``alpha`` smoothing (all orders 0..k kept)."""
+
+    def __init__(self, k: int, alpha: float = 0.5):
+        if not 0 <= k <= 12:
+            raise ValueError(f"Markov order must be in 0..12, got {k}")
+        self.k, self.alpha = k, alpha
+        self.counts: list[np.ndarray] = []
+
+    def fit(self, sequences: list[np.ndarray], both_strands: bool = True) -> MarkovModel:
+        seqs = [_acgt(s) for s in sequences]
+        if both_strands:
+            seqs += [_acgt(reverse_complement_ids(s)) for s in sequences]
+        self.counts = []
+        for order in range(self.k + 1):
+            c = np.zeros(4 ** (order + 1), dtype=np.float64)
+            for x in seqs:
+                code, ok = _codes(x, order)
+                c += np.bincount(code[ok], minlength=c.size)
+            self.counts.append(c.reshape(-1, 4))
+        return self
+
+    def logprobs(self, ids: np.ndarray) -> np.ndarray:
+        """Natural-log probability of each base: order ``k`` wherever the ``k`` bases before it are
+        N-free, else the longest N-free order available (the first bases); N itself gets log 1/4."""
+        x = _acgt(ids)
+        out = np.full(len(x), np.nan)
+        table = self.counts[self.k]
+        probs = (table + self.alpha) / (table.sum(1, keepdims=True) + 4 * self.alpha)
+        code, ok = _codes(x, self.k)
+        t = np.arange(self.k, len(x))[ok]
+        out[t] = np.log(probs[code[ok] // 4, code[ok] % 4])
+        out[x < 0] = math.log(0.25)
+        for t in np.flatnonzero(np.isnan(out)):  # the first k bases, and bases just after an N
+            out[t] = self._logprob_backoff(x, t)
+        return out
+
+    def _logprob_backoff(self, x: np.ndarray, t: int) -> float:
+        order = 0
+        while order < min(self.k, t) and x[t - order - 1] >= 0:
+            order += 1
+        ctx = 0
+        for j in range(t - order, t):
+            ctx = ctx * 4 + x[j]
+        table = self.counts[order]
+        return math.log((table[ctx, x[t]] + self.alpha) / (table[ctx].sum() + 4 * self.alpha))
+
+    def logprobs_ref(self, ids: np.ndarray) -> np.ndarray:
+        """Reference: each base with the longest N-free context up to ``k`` (plain loop)."""
+        x = _acgt(ids)
+        return np.array([self._logprob_backoff(x, t) if x[t] >= 0 else math.log(0.25) for t in range(len(x))])
+
+    def bits_per_base(self, sequences: list[np.ndarray]) -> float:
+        total = sum(self.logprobs(s).sum() for s in sequences)
+        return -total / sum(len(s) for s in sequences) / math.log(2)
+
+
+def select_markov(train: list[np.ndarray], val: list[np.ndarray], orders=range(0, 13), alphas=(0.01, 0.1, 0.5, 1.0)) -> tuple[MarkovModel, list[dict]]:
+    """Pick the order and smoothing with the lowest bits/base on ``val``; returns the model (fit on
+    ``train``) and the whole validation table."""
+    rows, best = [], None
+    for k in orders:
+        model = MarkovModel(k).fit(train)
+        for alpha in alphas:
+            model.alpha = alpha
+            bpb = model.bits_per_base(val)
+            rows.append({"order": k, "alpha": alpha, "val_bits_per_base": bpb})
+            if best is None or bpb < best[0]:
+                best = (bpb, k, alpha)
+    _, k, alpha = best
+    return MarkovModel(k, alpha).fit(train), rows
+
+
+def kmer_logistic_regression(train_seqs: list[str], train_labels, ks=(3, 4, 5, 6), cv: int = 3, seed: int = 0):
+    """k-mer count features (``CountVectorizer`` over characters) + logistic regression; ``k`` and
+    the regularisation chosen by cross-validation on the training set. Returns the fitted pipeline."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer, StandardScaler
+
+    pipe = make_pipeline(
+        CountVectorizer(analyzer="char", lowercase=False),
+        Normalizer(norm="l1"),
+        StandardScaler(with_mean=False),
+        LogisticRegression(max_iter=2000, random_state=seed),
+    )
+    grid = {"countvectorizer__ngram_range": [(k, k) for k in ks], "logisticregression__C": [0.01, 0.1, 1.0]}
+    search = GridSearchCV(pipe, grid, cv=cv, n_jobs=1)
+    search.fit([s.upper() for s in train_seqs], list(train_labels))
+    return search.best_estimator_, search.best_params_

@@ -1,0 +1,120 @@
+"""`seqverse-speech adaspeech ...`: corpus, train, adapt, say, voices, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+
+from seqverse.core import clikit
+
+
+def _corpus(args):
+    from seqverse.speech.adaspeech.corpus import build_corpus
+
+    s = build_corpus(args.out, sentences_per_source=args.sentences, seed=args.seed)
+    clikit.emit({"out": args.out, "utterances": s["n_utterances"], "speakers": len(s["speakers"]),
+                 "alignment": s["alignment"]}, args.json)
+
+
+def _train(args):
+    import torch
+
+    from seqverse.speech.adaspeech.api import export_model
+    from seqverse.speech.adaspeech.train import train
+
+    torch.set_num_threads(args.threads)
+    r = train(args.corpus, args.out, steps=args.steps, max_frames=args.max_frames, lr=args.lr, seed=args.seed)
+    export_model(f"{args.out}/model", args.corpus, f"{args.out}/model")
+    clikit.emit({"step": r["step"], "model": r["out"], **{f"val_{k}": v for k, v in r["val"].items()}}, args.json)
+
+
+def _adapt(args):
+    from seqverse.speech.adaspeech.api import adapt_files
+
+    r = adapt_files(args.model, args.wavs, args.texts, args.out, mode=args.mode, steps=args.steps)
+    clikit.emit(r, args.json)
+
+
+def _say(args):
+    from seqverse.speech.adaspeech.api import say
+
+    clikit.emit(say(args.text, args.out, voice=args.voice, model_dir=args.model, duration_scale=args.speed), args.json)
+
+
+def _voices(args):
+    from seqverse.speech.adaspeech.api import list_voices
+
+    clikit.emit(list_voices(args.model), args.json)
+
+
+def _evaluate(args):
+    from seqverse.speech.adaspeech.api import load_model, read_adaptation_set, resolve_voice
+    from seqverse.speech.adaspeech.evaluate import evaluate_ceiling, evaluate_voice
+
+    tests = [(str(w), t) for w, t in read_adaptation_set(args.wavs, args.texts)]
+    model = load_model(args.model)
+    rows = [{"system": args.voice or "default", **evaluate_voice(model, resolve_voice(args.voice, model, args.model), tests, progress=True)}]
+    if args.ceiling:
+        rows.append({"system": "vocoded ground truth", **evaluate_ceiling(tests)})
+    clikit.emit(rows, args.json)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("adaspeech", help="AdaSpeech adaptive TTS: custom voices from ~20 sentences",
+                              description="AdaSpeech (ICLR 2021): a multi-speaker FastSpeech 2 with conditional layer norm "
+                                          "in the mel decoder; a new voice fine-tunes only CLN and a speaker embedding.")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    c = sub.add_parser("corpus", help="synthesise the multi-speaker source corpus and adaptation targets (espeak-ng, festival)")
+    c.add_argument("-o", "--out", required=True, help="output corpus directory")
+    c.add_argument("--sentences", type=int, default=40, help="sentences per source speaker (default 40)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_corpus)
+
+    t = sub.add_parser("train", help="train (or resume) the source model on a corpus; writes DIR/model, curves.png")
+    t.add_argument("corpus", help="corpus directory from `adaspeech corpus`")
+    t.add_argument("-o", "--out", required=True, help="run directory (checkpoint/, model/, train_log.jsonl)")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--max-frames", type=int, default=4000, help="padded mel frames per batch")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=_train)
+
+    a = sub.add_parser("adapt", help="adapt a new voice from ~20 recordings; stores only the adapted parameters",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="TEXTS lines: NAME|sentence  (NAME.wav in --wavs). Audio at any sample rate is resampled to 16 kHz;\n"
+                              "digits and symbols are spelled out; unknown words get letter-to-sound phonemes.")
+    a.add_argument("model", nargs="?", default=None, help="model directory (default: the shipped source model)")
+    a.add_argument("--wavs", required=True, help="directory of the speaker's wav files")
+    a.add_argument("--texts", required=True, help="file of NAME|text lines")
+    a.add_argument("-o", "--out", required=True, help="voice file to write (.safetensors)")
+    a.add_argument("--mode", default="adaspeech", choices=("adaspeech", "speaker", "decoder", "nocln"),
+                   help="what to fine-tune: CLN + speaker embedding (AdaSpeech, default) or an ablation")
+    a.add_argument("--steps", type=int, default=150)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=_adapt)
+
+    s = sub.add_parser("say", help="synthesise text to a wav file")
+    s.add_argument("text", help="the sentence to say")
+    s.add_argument("-o", "--out", required=True, help="output wav (16 kHz)")
+    s.add_argument("--voice", default=None, help="shipped voice name, source:SPEAKER, or an adapted .safetensors file")
+    s.add_argument("--model", default=None, help="model directory (default: the shipped source model)")
+    s.add_argument("--speed", type=float, default=1.0, help="speaking-rate factor (>1 faster)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_say)
+
+    v = sub.add_parser("voices", help="list shipped voices and source speakers")
+    v.add_argument("--model", default=None)
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_voices)
+
+    e = sub.add_parser("evaluate", help="MCD (DTW), resemblyzer speaker similarity and pocketsphinx WER on held-out recordings")
+    e.add_argument("--voice", default=None, help="voice to evaluate (as for `say`)")
+    e.add_argument("--wavs", required=True, help="directory of the target's real held-out recordings")
+    e.add_argument("--texts", required=True, help="NAME|text lines for those recordings")
+    e.add_argument("--model", default=None)
+    e.add_argument("--ceiling", action="store_true", help="also score the recordings passed through Griffin-Lim")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_evaluate)

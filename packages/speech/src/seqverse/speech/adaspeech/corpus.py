@@ -1,0 +1,373 @@
+"""Synthetic multi-speaker corpus: espeak-ng / festival voices as speakers, features, alignment.
+
+Source speakers are espeak-ng voice+variant+pitch+rate combinations and festival's kal diphone
+voice at shifted pitch and rate (the most intelligible voice on this machine, so the source model
+learns clear speech). Adaptation targets are voices the source model never hears: festival's
+``cmu_us_slt_arctic_hts`` (female HTS), kal at a high pitch and fast rate, and a held-out espeak
+speaker. Sentences come from Debian's fortune databases.
+
+Durations come from a learned monotonic alignment (:func:`mas`, the monotonic alignment search of
+Glow-TTS, Kim et al. 2020, Sec. 3.2) over a phoneme-Gaussian likelihood of speaker-normalised mel
+cepstra, re-estimated by Viterbi training (flat start, then speaker-adapted means). Every phoneme
+gets at least one frame from the aligner; the model still guards against zero-length phonemes
+(predicted durations can round to zero).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+import numpy as np
+
+from seqverse.core.clikit import InputError
+from seqverse.speech import audio as A
+from seqverse.speech.adaspeech import text as T
+
+FORTUNE_DIR = Path("/usr/share/games/fortunes")
+FORTUNE_FILES = ("fortunes", "wisdom", "people", "literature", "science", "work", "education",
+                 "platitudes", "politics", "men-women", "humorists", "art", "love", "food", "pets")
+
+
+@dataclass(frozen=True)
+class Speaker:
+    name: str
+    engine: str            # "espeak" or "festival"
+    voice: str             # espeak voice+variant, or festival voice name
+    pitch: int = 50        # espeak -p (0-99), or festival target F0 mean in Hz (0: voice default)
+    rate: float = 175      # espeak -s words/min, or festival Duration_Stretch
+    role: str = "source"   # "source" or "target"
+
+
+def default_speakers() -> list[Speaker]:
+    """24 source speakers and 3 adaptation targets (deterministic)."""
+    rng = random.Random(7)
+    voices = ["en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan"]
+    variants = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "f4", "klatt", "klatt2", "klatt3", "f5"]
+    out, seen = [], set()
+    while len(out) < 20:
+        v, var = rng.choice(voices), rng.choice(variants)
+        if (v, var) in seen:
+            continue
+        seen.add((v, var))
+        out.append(Speaker(f"es_{v}_{var}", "espeak", f"{v}+{var}", rng.randint(30, 70), rng.randint(140, 200)))
+    for f0, stretch in ((85, 1.0), (105, 1.15), (125, 0.9), (140, 1.05)):
+        out.append(Speaker(f"kal_{f0}_{stretch:g}", "festival", "kal_diphone", f0, stretch))
+    out += [
+        Speaker("slt", "festival", "cmu_us_slt_arctic_hts", 0, 1.0, role="target"),
+        Speaker("kal_high", "festival", "kal_diphone", 175, 0.85, role="target"),
+        Speaker("es_gbcwmd_m7", "espeak", "en-gb-x-gbcwmd+m7", 25, 150, role="target"),
+    ]
+    return out
+
+
+def fortune_sentences(min_words: int = 5, max_words: int = 14) -> list[str]:
+    """Single-sentence fortunes whose every word is in the CMU dictionary, deduplicated, sorted."""
+    found = set()
+    for name in FORTUNE_FILES:
+        path = FORTUNE_DIR / name
+        if not path.is_file():
+            continue
+        for chunk in path.read_text(encoding="latin-1").split("\n%\n"):
+            line = " ".join(chunk.split())
+            if not line or not line.isascii() or re.search(r"[\"()\[\]:;<>{}|/\\*_=#~`]|--|\d", line):
+                continue
+            if len(re.findall(r"[.!?]", line)) != 1 or line[-1] not in ".!?":
+                continue
+            words = line.split()
+            if not min_words <= len(words) <= max_words:
+                continue
+            _, unknown = T.to_phonemes(line, strict=True)
+            if not unknown:
+                found.add(line)
+    if not found:
+        raise InputError(f"no usable sentences in {FORTUNE_DIR} (install Debian's fortunes package)")
+    return sorted(found)
+
+
+def _synth_espeak(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    for sentence, path in items:
+        subprocess.run(["espeak-ng", "-v", spk.voice, "-p", str(spk.pitch), "-s", str(int(spk.rate)),
+                        "-w", str(path), sentence], check=True, capture_output=True)
+
+
+def _scheme_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _synth_festival(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    """One festival process per speaker (its start-up dominates the cost of a sentence)."""
+    lines = [f"(voice_{spk.voice})", f"(Parameter.set 'Duration_Stretch {spk.rate})"]
+    if spk.pitch:
+        lines.append(f"(set! int_lr_params '((target_f0_mean {spk.pitch}) (target_f0_std {spk.pitch * 0.15:.1f}) "
+                     "(model_f0_mean 170) (model_f0_std 34)))")
+    for sentence, path in items:
+        lines.append(f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(sentence)})) {_scheme_string(str(path))} 'riff)")
+    with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+        script = handle.name
+    try:
+        subprocess.run(["festival", "-b", script], check=True, capture_output=True, timeout=1800)
+    finally:
+        Path(script).unlink(missing_ok=True)
+
+
+def synthesise(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    (_synth_espeak if spk.engine == "espeak" else _synth_festival)(spk, items)
+    missing = [str(p) for _, p in items if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"{spk.engine} did not write {len(missing)} files for speaker {spk.name}, e.g. {missing[0]}")
+
+
+def extract(path: Path) -> dict:
+    """Trimmed audio -> log-mel, frame energy and frame pitch (same frame grid)."""
+    y = A.load_wav(path, trim_db=35)
+    y = np.concatenate([np.zeros(1600, np.float32), y, np.zeros(1600, np.float32)])  # 0.1 s margins
+    mel = A.log_mel(y)
+    n = mel.shape[0]
+    energy = A.frame_energy(y)[:n]
+    pitch = A.frame_pitch(y)[:n]
+    return {"mel": mel, "energy": energy, "pitch": pitch}
+
+
+# ---------------------------------------------------------------- monotonic alignment search
+def mas_reference(logp: np.ndarray) -> np.ndarray:
+    """Durations [N] maximising sum of logp[i, t] over monotonic paths (every phoneme >= 1 frame).
+
+    Plain double loop: Q[i, j] = logp[i, j] + max(Q[i, j-1], Q[i-1, j-1]).
+    """
+    n, t = logp.shape
+    q = np.full((n, t), -np.inf)
+    q[0, 0] = logp[0, 0]
+    for j in range(1, t):
+        for i in range(n):
+            best = q[i, j - 1]
+            if i > 0 and q[i - 1, j - 1] > best:
+                best = q[i - 1, j - 1]
+            q[i, j] = best + logp[i, j]
+    dur = np.zeros(n, dtype=np.int64)
+    i = n - 1
+    for j in range(t - 1, -1, -1):
+        dur[i] += 1
+        if j > 0 and i > 0 and (i == j or q[i - 1, j - 1] > q[i, j - 1]):
+            i -= 1
+    return dur
+
+
+def mas(logp: np.ndarray) -> np.ndarray:
+    """:func:`mas_reference`, vectorised over phonemes (one numpy step per frame)."""
+    n, t = logp.shape
+    if n > t:
+        raise ValueError(f"{n} phonemes cannot align to {t} frames")
+    q = np.full((n, t), -np.inf)
+    q[0, 0] = logp[0, 0]
+    for j in range(1, t):
+        prev = q[:, j - 1]
+        diag = np.concatenate(([-np.inf], prev[:-1]))
+        q[:, j] = np.maximum(prev, diag) + logp[:, j]
+    dur = np.zeros(n, dtype=np.int64)
+    i = n - 1
+    for j in range(t - 1, -1, -1):
+        dur[i] += 1
+        if j > 0 and i > 0 and (i == j or q[i - 1, j - 1] > q[i, j - 1]):
+            i -= 1
+    return dur
+
+
+def _cepstra(mel: np.ndarray) -> np.ndarray:
+    from scipy.fft import dct
+
+    return dct(mel, type=2, norm="ortho", axis=1)[:, :24]
+
+
+def align(utts: list[dict], feats: dict[str, dict], iterations: int = 6, progress: bool = True,
+          init: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi training of phoneme Gaussians with MAS; writes ``utt["durations"]`` in place.
+
+    Returns the global (mean, var) of each symbol's speaker-normalised cepstra. With ``init``
+    (those of a corpus), new speech is aligned without a flat start: the first pass uses the
+    corpus Gaussians, later passes add speaker-adapted (MAP) means.
+    """
+    from tqdm import tqdm
+
+    n_sym = len(T.SYMBOLS)
+    # speaker-level mean/variance normalisation of the cepstra
+    by_spk: dict[str, list[str]] = {}
+    for u in utts:
+        by_spk.setdefault(u["speaker"], []).append(u["id"])
+    cep = {}
+    for spk, ids in by_spk.items():
+        stacked = np.concatenate([_cepstra(feats[i]["mel"]) for i in ids])
+        mu, sd = stacked.mean(0), stacked.std(0) + 1e-5
+        for i in ids:
+            cep[i] = (_cepstra(feats[i]["mel"]) - mu) / sd
+    durs = {}
+    if init is not None:
+        for u in utts:
+            ids = np.array(T.phoneme_ids(u["phones"]))
+            x = cep[u["id"]]
+            m, v = init
+            logp = -0.5 * (((x[None] - m[ids][:, None]) ** 2) / v[ids][:, None] + np.log(v[ids])[:, None]).sum(-1)
+            durs[u["id"]] = mas(logp)
+    for u in utts if init is None else []:  # flat start: uniform segmentation
+        n, t = len(u["phones"]), len(cep[u["id"]])
+        edges = np.linspace(0, t, n + 1).round().astype(int)
+        durs[u["id"]] = np.maximum(np.diff(edges), 0)
+    for it in tqdm(range(iterations), desc="align", disable=not progress):
+        speaker_means = it >= iterations // 2 or init is not None
+        s1 = np.zeros((n_sym, 24)); s2 = np.zeros((n_sym, 24)); cnt = np.zeros(n_sym)
+        spk_acc: dict[str, tuple] = {}
+        for u in utts:
+            ids = np.repeat(np.array(T.phoneme_ids(u["phones"])), durs[u["id"]])
+            x = cep[u["id"]][: len(ids)]
+            np.add.at(s1, ids, x); np.add.at(s2, ids, x * x); np.add.at(cnt, ids, 1)
+            if speaker_means:
+                a = spk_acc.setdefault(u["speaker"], (np.zeros((n_sym, 24)), np.zeros(n_sym)))
+                np.add.at(a[0], ids, x); np.add.at(a[1], ids, 1)
+        mean = s1 / np.maximum(cnt, 1)[:, None]
+        var = np.maximum(s2 / np.maximum(cnt, 1)[:, None] - mean ** 2, 0.05)
+        var[cnt == 0] = 1.0
+        if init is not None:  # few utterances: keep the corpus Gaussians, adapt means per speaker
+            mean, var = init
+        for u in utts:
+            m = mean
+            if speaker_means:
+                a_sum, a_cnt = spk_acc[u["speaker"]]
+                m = (a_sum + 5.0 * mean) / (a_cnt + 5.0)[:, None]  # MAP speaker means
+            ids = np.array(T.phoneme_ids(u["phones"]))
+            x = cep[u["id"]]
+            logp = -0.5 * (((x[None, :, :] - m[ids][:, None, :]) ** 2) / var[ids][:, None, :]
+                           + np.log(var[ids])[:, None, :]).sum(-1)
+            durs[u["id"]] = mas(logp)
+    for u in utts:
+        u["durations"] = [int(d) for d in durs[u["id"]]]
+    if init is not None:
+        return init
+    return mean, var
+
+
+def phoneme_average(values: np.ndarray, durations, voiced_only: bool = False) -> np.ndarray:
+    """Mean of frame ``values`` within each phoneme (0 for empty or fully unvoiced phonemes)."""
+    out = np.zeros(len(durations), dtype=np.float32)
+    start = 0
+    for i, d in enumerate(durations):
+        seg = values[start:start + d]
+        if voiced_only:
+            seg = seg[seg > 0]
+        if len(seg):
+            out[i] = seg.mean()
+        start += d
+    return out
+
+
+def build_corpus(out_dir, sentences_per_source: int = 40, adapt_sentences: int = 20, test_sentences: int = 10,
+                 speakers: list[Speaker] | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """Synthesise, featurise and align the corpus into ``out_dir``; returns its summary."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    speakers = speakers or default_speakers()
+    rng = random.Random(seed)
+    pool = fortune_sentences()
+    rng.shuffle(pool)
+    test, adapt, train_pool = pool[:test_sentences], pool[test_sentences:test_sentences + adapt_sentences], pool[test_sentences + adapt_sentences:]
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    utts = []
+    for spk in tqdm(speakers, desc="synthesise", disable=not progress):
+        if spk.role == "source":
+            chosen = [("train", s) for s in rng.sample(train_pool, min(sentences_per_source, len(train_pool)))]
+        else:
+            chosen = [("adapt", s) for s in adapt] + [("test", s) for s in test]
+        items = []
+        for k, (split, sentence) in enumerate(chosen):
+            uid = f"{spk.name}_{k:03d}"
+            items.append((sentence, out / "wavs" / spk.name / f"{uid}.wav"))
+            utts.append({"id": uid, "speaker": spk.name, "role": spk.role, "split": split, "text": sentence,
+                         "phones": T.to_phonemes(sentence)[0], "wav": f"wavs/{spk.name}/{uid}.wav"})
+        (out / "wavs" / spk.name).mkdir(parents=True, exist_ok=True)
+        todo = [(s, p) for s, p in items if not p.is_file()]
+        if todo:
+            synthesise(spk, todo)
+    feats = {}
+    for u in tqdm(utts, desc="features", disable=not progress):
+        feats[u["id"]] = extract(out / u["wav"])
+    kept = [u for u in utts if len(u["phones"]) <= len(feats[u["id"]]["mel"])]
+    mean, var = align(kept, feats, progress=progress)
+    np.savez(out / "aligner.npz", mean=mean.astype(np.float32), var=var.astype(np.float32))
+    log_f0, log_e = [], []
+    for u in kept:
+        f = feats[u["id"]]
+        p = phoneme_average(f["pitch"], u["durations"], voiced_only=True)
+        e = phoneme_average(f["energy"], u["durations"])
+        f["phone_pitch"] = np.where(p > 0, np.log(np.maximum(p, 1e-3)), 0.0).astype(np.float32)
+        f["phone_energy"] = np.log(e + 1e-3).astype(np.float32)
+        if u["role"] == "source":
+            log_f0.append(f["phone_pitch"][p > 0]); log_e.append(f["phone_energy"])
+    log_f0, log_e = np.concatenate(log_f0), np.concatenate(log_e)
+    stats = {"pitch_mean": float(log_f0.mean()), "pitch_std": float(log_f0.std()),
+             "energy_mean": float(log_e.mean()), "energy_std": float(log_e.std())}
+    for u in kept:
+        f = feats[u["id"]]
+        voiced = f["phone_pitch"] != 0
+        pitch = np.where(voiced, (f["phone_pitch"] - stats["pitch_mean"]) / stats["pitch_std"], 0.0)
+        energy = (f["phone_energy"] - stats["energy_mean"]) / stats["energy_std"]
+        np.savez(out / "features" / f"{u['id']}.npz", mel=f["mel"], pitch=pitch.astype(np.float32),
+                 energy=energy.astype(np.float32), durations=np.array(u["durations"], np.int64))
+    summary = {"speakers": [asdict(s) for s in speakers], "stats": stats, "n_utterances": len(kept),
+               "dropped": [u["id"] for u in utts if u not in kept], "alignment": "MAS Viterbi training (corpus.align)",
+               "mel": asdict(A.MEL)}
+    with open(out / "metadata.jsonl", "w") as handle:
+        for u in kept:
+            handle.write(json.dumps(u) + "\n")
+    (out / "corpus.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def phoneme_features(utts: list[dict], feats: dict[str, dict], stats: dict) -> None:
+    """Per-phoneme pitch and energy (z-scored with the corpus ``stats``) into ``feats`` in place."""
+    for u in utts:
+        f = feats[u["id"]]
+        p = phoneme_average(f["pitch"], u["durations"], voiced_only=True)
+        e = np.log(phoneme_average(f["energy"], u["durations"]) + 1e-3)
+        f["pitch_z"] = np.where(p > 0, (np.log(np.maximum(p, 1e-3)) - stats["pitch_mean"]) / stats["pitch_std"], 0.0).astype(np.float32)
+        f["energy_z"] = ((e - stats["energy_mean"]) / stats["energy_std"]).astype(np.float32)
+
+
+def prepare_speech(pairs: list[tuple[Path, str]], aligner: tuple[np.ndarray, np.ndarray], stats: dict) -> list[dict]:
+    """Training items (as :func:`seqverse.speech.adaspeech.train.load_items`) from user recordings.
+
+    Each (wav, text) pair is loaded (resampled, silence trimmed), phonemised (unknown words and
+    digits normalised), aligned with the corpus aligner's Gaussians, and given per-phoneme
+    pitch and energy. Recordings too short for their text are reported by name.
+    """
+    import torch
+
+    utts, feats = [], {}
+    for k, (wav, sentence) in enumerate(pairs):
+        uid = f"u{k:04d}"
+        phones, _ = T.to_phonemes(sentence)
+        feats[uid] = extract(Path(wav))
+        if len(phones) > len(feats[uid]["mel"]):
+            raise InputError(f"{wav}: {len(feats[uid]['mel'])} frames are too few for the {len(phones)} phonemes of its text")
+        utts.append({"id": uid, "speaker": "new", "phones": phones, "text": sentence, "wav": str(wav)})
+    align(utts, feats, iterations=2, progress=False, init=aligner)
+    phoneme_features(utts, feats, stats)
+    return [{"id": u["id"], "speaker": "new", "text": u["text"], "wav": u["wav"],
+             "phonemes": torch.tensor(T.phoneme_ids(u["phones"])), "durations": torch.tensor(u["durations"]),
+             "pitch": torch.from_numpy(feats[u["id"]]["pitch_z"]), "energy": torch.from_numpy(feats[u["id"]]["energy_z"]),
+             "mel": torch.from_numpy(feats[u["id"]]["mel"][: sum(u["durations"])])} for u in utts]
+
+
+def load_corpus(corpus_dir) -> tuple[list[dict], dict]:
+    """(utterances, summary) of a corpus written by :func:`build_corpus`."""
+    d = Path(corpus_dir)
+    if not (d / "metadata.jsonl").is_file():
+        raise InputError(f"{d}: not a corpus directory (no metadata.jsonl; build one with `adaspeech corpus`)")
+    utts = [json.loads(line) for line in (d / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    return utts, json.loads((d / "corpus.json").read_text())

@@ -47,19 +47,20 @@ def main(argv=None):
     ap.add_argument("--model", default="runs/adaspeech/source/model")
     ap.add_argument("--out", default="benchmarks/speech/adaspeech")
     ap.add_argument("--voices", default="runs/adaspeech/bench/voices")
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--n-test", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--n-test", type=int, default=6)
     ap.add_argument("--targets", nargs="*", default=None)
     ap.add_argument("--curve-target", default="slt")
     ap.add_argument("--curve", nargs="*", type=int, default=[1, 5, 10])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only-ceiling", action="store_true", help="score only the vocoded ground truth (needs no model)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.json"
     results = json.loads(res_path.read_text()) if res_path.is_file() else {}
-    model = AdaSpeech.from_pretrained(args.model)
+    model = None if args.only_ceiling else AdaSpeech.from_pretrained(args.model)
     utts, summary = load_corpus(args.corpus)
     targets = args.targets or [s["name"] for s in summary["speakers"] if s["role"] == "target"]
     vdir = Path(args.voices)
@@ -84,6 +85,8 @@ def main(argv=None):
         tests = [(str(Path(args.corpus) / u["wav"]), u["text"]) for u in test_u]
         items = load_items(args.corpus, adapt_u)
         cell(f"{tgt}/ceiling", lambda: {**E.evaluate_ceiling(tests), "params": 0})
+        if args.only_ceiling:
+            continue
 
         def run(mode, n=len(items)):
             path = vdir / f"{tgt}_{mode}_{n}.safetensors"

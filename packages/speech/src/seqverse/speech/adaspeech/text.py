@@ -53,7 +53,7 @@ def _number_words(match: re.Match) -> str:
 def normalise(text: str) -> str:
     """Lower-case words and pause marks: digits spelled (num2words), symbols named, rest dropped."""
     text = text.replace("&", " and ").replace("%", " percent ").replace("@", " at ").replace("+", " plus ")
-    text = re.sub(r"\$(\d)", r"\1 dollars", text)
+    text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
     text = re.sub(r"(\d[\d,]*(?:\.\d+)?)(st|nd|rd|th)?", _number_words, text)
     text = text.lower().replace("\u2019", "'")
     text = re.sub(r"[^a-z' ,;:.!?\-]", " ", text)

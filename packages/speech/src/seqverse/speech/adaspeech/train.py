@@ -349,11 +349,13 @@ class AdaptationCache:
 
 
 def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: int = 150, lr: float | None = None,
-          seed: int = 0, init_speaker: torch.Tensor | None = None, batch_size: int = 10, progress: bool = False) -> Voice:
+          seed: int = 0, init_speaker: torch.Tensor | None = None, batch_size: int = 10, progress: bool = False,
+          return_model: bool = False):
     """Fine-tune ``mode``'s parameters of a copy of ``model`` on ``items`` (about 20 utterances).
 
     Everything else is frozen (requires_grad off); the returned :class:`Voice` holds only the
-    adapted tensors. Mini-batches of ``batch_size`` utterances, Adam.
+    adapted tensors (``return_model`` also returns the fine-tuned copy, for inspection).
+    Mini-batches of ``batch_size`` utterances, Adam.
     """
     from tqdm import tqdm
 
@@ -384,9 +386,10 @@ def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: i
     m.eval()
     with torch.no_grad():
         _, final = cache.loss(m, speaker)
-    return Voice(mode, speaker.detach().clone(), cache.utterance.mean(0).detach().clone(),
-                 {k: v.detach().clone() for k, v in params.items()},
-                 {"utterances": n, "steps": steps, "final_loss": json.dumps(final)})
+    voice = Voice(mode, speaker.detach().clone(), cache.utterance.mean(0).detach().clone(),
+                  {k: v.detach().clone() for k, v in params.items()},
+                  {"utterances": n, "steps": steps, "final_loss": json.dumps(final)})
+    return (voice, m) if return_model else voice
 
 
 def source_voice(model: AdaSpeech, speaker: str, utterance: torch.Tensor) -> Voice:

@@ -67,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--minutes", type=float, default=None, help="fine-tuning time budget (resume later)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--pooler", choices=["avg", "cls"], default="avg",
+                   help="sequence/item representation: mean of token states (default; learns from scratch) "
+                        "or the <s> state (the paper's choice when starting from longformer-base)")
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_train)
@@ -114,5 +117,5 @@ def _train(args) -> None:
                     config_overrides={"max_token_num": args.max_token_num, "hidden_size": args.hidden_size,
                                       "num_hidden_layers": args.layers,
                                       "attention_window": [64] * args.layers,
-                                      "intermediate_size": 4 * args.hidden_size})
+                                      "intermediate_size": 4 * args.hidden_size, "pooler_type": args.pooler})
     clikit.emit({k: v for k, v in res["test"].items()} | {"finished": res["finished"]}, args.json)

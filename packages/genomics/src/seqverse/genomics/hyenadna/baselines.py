@@ -46,16 +46,18 @@ class MarkovModel:
         self.counts: list[np.ndarray] = []
 
     def fit(self, sequences: list[np.ndarray], both_strands: bool = True) -> MarkovModel:
+        """Count (k+1)-mers (N-free) on the sequences and, with ``both_strands``, their reverse
+        complements; lower orders (for the first bases) are the order-k table summed over the oldest base."""
         seqs = [_acgt(s) for s in sequences]
         if both_strands:
             seqs += [_acgt(reverse_complement_ids(s)) for s in sequences]
-        self.counts = []
-        for order in range(self.k + 1):
-            c = np.zeros(4 ** (order + 1), dtype=np.float64)
-            for x in seqs:
-                code, ok = _codes(x, order)
-                c += np.bincount(code[ok], minlength=c.size)
-            self.counts.append(c.reshape(-1, 4))
+        c = np.zeros(4 ** (self.k + 1), dtype=np.float64)
+        for x in seqs:
+            code, ok = _codes(x, self.k)
+            c += np.bincount(code[ok], minlength=c.size)
+        self.counts = [c.reshape(-1, 4)]
+        for _ in range(self.k):
+            self.counts.insert(0, self.counts[0].reshape(4, -1, 4).sum(0))
         return self
 
     def logprobs(self, ids: np.ndarray) -> np.ndarray:

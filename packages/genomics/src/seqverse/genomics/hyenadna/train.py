@@ -71,9 +71,11 @@ class PretrainConfig:
         return length
 
     def lr_at(self, step: int) -> float:
-        if step < self.lr_warmup_steps:
-            return self.lr * (step + 1) / self.lr_warmup_steps
-        progress = min(1.0, (step - self.lr_warmup_steps) / max(1, self.steps - self.lr_warmup_steps))
+        """Linear warm-up over ``lr_warmup_steps`` (at most a tenth of the run), then cosine to ``min_lr_ratio * lr``."""
+        warm = max(1, min(self.lr_warmup_steps, self.steps // 10))
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, self.steps - warm))
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 

@@ -33,6 +33,10 @@ def register(subparsers) -> None:
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--d-inner", type=int, default=None, help="MLP width (default 4 x d_model)")
     p.add_argument("--mixer", choices=["hyena", "attention"], default="hyena", help="attention = Transformer baseline")
+    p.add_argument("--emb-dim", type=int, default=None,
+                   help="positional features of the implicit filters (odd); default seq_len + 1 = every Fourier band, which "
+                   "lets filters express codon (period-3) structure; the official checkpoints use 5")
+    p.add_argument("--activation-freq", type=float, default=1.0, help="Sin frequency w of the filter MLP")
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--min-seq-len", type=int, default=256, help="first warm-up length")
     p.add_argument("--warmup-fraction", type=float, default=0.1, help="share of steps in the length warm-up")
@@ -110,6 +114,8 @@ def _threads(n):
 
 
 def _pretrain(args):
+    import torch
+
     from seqverse.genomics.hyenadna.data import load_genome, parse_fraction
     from seqverse.genomics.hyenadna.model import HyenaDNAConfig
     from seqverse.genomics.hyenadna.train import PretrainConfig, Trainer, run_pretraining
@@ -120,7 +126,10 @@ def _pretrain(args):
     cfg = PretrainConfig(steps=args.steps, seq_len=args.seq_len, min_seq_len=args.min_seq_len, warmup_fraction=args.warmup_fraction,
                          tokens_per_step=args.tokens_per_step, lr=args.lr, seed=args.seed,
                          checkpoint_seconds=args.checkpoint_seconds, eval_every=args.eval_every)
-    model_cfg = HyenaDNAConfig(d_model=args.d_model, n_layer=args.n_layer, d_inner=args.d_inner, max_seq_len=args.seq_len, emb_dim=5,
+    torch.manual_seed(args.seed)
+    emb_dim = args.emb_dim or args.seq_len + 1 + args.seq_len % 2
+    model_cfg = HyenaDNAConfig(d_model=args.d_model, n_layer=args.n_layer, d_inner=args.d_inner, max_seq_len=args.seq_len, emb_dim=emb_dim,
+                               activation_freq=args.activation_freq,
                                embed_dropout=0.0, mixer=args.mixer, gradient_checkpointing=args.gradient_checkpointing)
     trainer = Trainer(args.out, model_cfg, cfg)
     print(f"training {trainer.model.num_parameters} parameters on {train.length} bases; from step {trainer.step}", file=sys.stderr)

@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--models", default="runs/hyenadna/pretrain")
     ap.add_argument("--tasks", default="runs/hyenadna/tasks")
     ap.add_argument("--out", default="benchmarks/genomics/hyenadna/results")
-    ap.add_argument("--train-records", type=int, default=1000, help="training records per task (CPU budget)")
+    ap.add_argument("--train-records", type=int, default=600, help="training records per task (CPU budget)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

@@ -59,7 +59,7 @@ def measure(mixer: str, L: int, backward: bool, timeout: float) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="benchmarks/genomics/hyenadna/results")
-    ap.add_argument("--max-seconds", type=float, default=600.0, help="skip attention lengths projected to take longer")
+    ap.add_argument("--max-seconds", type=float, default=1500.0, help="skip attention lengths projected to take longer")
     args = ap.parse_args()
     rows = []
     attn_last = None

@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--max-token-num", type=int, default=160)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pooler", choices=["avg", "cls"], default="avg")
+    ap.add_argument("--pretrained", default=None, help="reuse this pre-trained directory (skip pre-training)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # <s> (cls) pooling collapses from a random init (every item at cosine ~0.99999, no gradient signal
@@ -43,7 +44,7 @@ def main():
     def log(msg):
         print(time.strftime("%H:%M:%S"), msg, flush=True)
 
-    pretrained = None
+    pretrained = args.pretrained
     for i, split in enumerate(args.splits.split(",")):
         res = api.train(f"{args.out}/{split}", split=split, pretrained=pretrained,
                         pretrain_steps=args.pretrain_steps, pretrain_budget=args.pretrain_minutes * 60,

@@ -1,0 +1,107 @@
+"""``seqverse-genomics esa``: train the encoder, index a reference, align reads to SAM, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    esa = subparsers.add_parser(
+        "esa",
+        help="DNA-ESA read aligner: embed reads, search a FAISS store of reference fragments, Smith-Waterman, SAM",
+        description="DNA-ESA (Embed-Search-Align). Typical use:\n"
+        "  seqverse-genomics esa index ref.fa -o ref.esa\n"
+        "  seqverse-genomics esa align ref.esa reads.fq -o out.sam\n"
+        "  seqverse-genomics esa evaluate --truth art.sam out.sam",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = esa.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train (or resume) the contrastive encoder on genomes")
+    p.add_argument("genomes", nargs="+", help="FASTA files (.gz/.xz ok) to cut training fragments from")
+    p.add_argument("-o", "--out", required=True, help="output directory; OUT/model is the encoder, rerun to resume")
+    p.add_argument("--steps", type=int, default=1800)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--k", type=int, default=6, help="k-mer length of a token")
+    p.add_argument("--pool", type=int, default=8, help="k-mer embeddings averaged per Transformer position")
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--n-layers", type=int, default=2)
+    p.add_argument("--d-out", type=int, default=64, help="embedding dimension stored in the vector store")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("index", help="embed a reference's fragments into a FAISS vector store")
+    p.add_argument("reference", help="reference FASTA (.gz/.xz ok)")
+    p.add_argument("-o", "--out", required=True, help="index directory to write")
+    p.add_argument("--model", help="encoder directory (default: the embedded encoder)")
+    p.add_argument("--fragment-len", type=int, default=500)
+    p.add_argument("--stride", type=int, default=250, help="reads up to fragment-len - stride + 1 bases lie inside a fragment")
+    p.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw"], help="auto: exact below 1M fragments, HNSW above")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_index)
+
+    p = sub.add_parser("align", help="align FASTQ reads against an index, write SAM")
+    p.add_argument("index", help="index directory from `esa index`")
+    p.add_argument("reads", help="FASTQ file (.gz ok)")
+    p.add_argument("-o", "--out", required=True, help="SAM file to write (written whole or not at all)")
+    p.add_argument("--top-k", type=int, default=5, help="fragments retrieved per read strand (2 x K windows are aligned)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_align)
+
+    p = sub.add_parser("evaluate", help="score a SAM file against simulator truth (ART -sam)")
+    p.add_argument("sam", help="SAM file to score (any aligner's)")
+    p.add_argument("--truth", required=True, help="ART's -sam output for the same reads")
+    p.add_argument("--tolerance", type=int, default=20, help="bases between called and true start")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+
+def _train(args):
+    from seqverse.core import clikit
+    from seqverse.genomics.esa.model import EncoderConfig
+    from seqverse.genomics.esa.train import TrainConfig, train
+
+    result = train(
+        args.genomes,
+        args.out,
+        EncoderConfig(k=args.k, pool=args.pool, d_model=args.d_model, n_layers=args.n_layers, d_out=args.d_out),
+        TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
+        threads=args.threads,
+    )
+    clikit.emit(result, args.json)
+
+
+def _index(args):
+    from seqverse.core import clikit
+    from seqverse.genomics.esa.index import build_index
+
+    meta = build_index(args.reference, args.out, args.model, args.fragment_len, args.stride, args.index_type, args.threads)
+    meta = {k: v for k, v in meta.items() if k != "contigs"} | {"contigs": len(meta["contigs"])}
+    clikit.emit(meta, args.json)
+
+
+def _align(args):
+    from seqverse.core import clikit
+    from seqverse.genomics.esa.align import align_fastq
+
+    clikit.emit(align_fastq(args.index, args.reads, args.out, args.top_k, args.threads, args.batch_size), args.json)
+
+
+def _evaluate(args):
+    from seqverse.core import clikit
+    from seqverse.genomics.esa.evaluate import evaluate
+
+    result = evaluate(args.truth, args.sam, args.tolerance)
+    if args.json:
+        clikit.emit(result, True)
+    else:
+        table = result.pop("mapq_table")
+        clikit.emit(result, False)
+        print()
+        clikit.print_table(table)

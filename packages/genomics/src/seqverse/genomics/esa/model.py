@@ -1,0 +1,141 @@
+"""The DNA-ESA encoder: a small Transformer over nucleotide k-mers, mean-pooled and L2-normalised.
+
+DNA-ESA (Holur et al. 2023, "Embed-Search-Align: DNA sequence alignment using Transformer
+models", Sec. 3.1) embeds reads and reference fragments with one encoder trained contrastively so
+a read lands near the fragment it came from. Here the Transformer is the core ``attention``
+backbone (bidirectional, rotary positions). Nucleotides are tokenised as overlapping k-mers (so
+a read's tokens do not depend on where it starts inside a fragment), and neighbouring k-mer
+embeddings are averaged in windows of ``pool`` positions to shorten the sequence the Transformer
+sees (speed is what a CPU aligner is bound by). The embedding is the mean over positions of the
+Transformer output, projected and L2-normalised (Sec. 3.1: mean pooling, cosine similarity).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqverse.core.backbones import build
+
+# A, C, G, T -> 0..3; everything else (N, IUPAC codes) -> 4. Lower case is folded to upper case.
+_CODE = np.full(256, 4, dtype=np.int64)
+for _i, _c in enumerate(b"ACGT"):
+    _CODE[_c] = _i
+    _CODE[ord(chr(_c).lower())] = _i
+
+
+@dataclass
+class EncoderConfig:
+    k: int = 6  # k-mer length of a token
+    pool: int = 4  # k-mer embeddings averaged per Transformer position
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    d_out: int = 128  # embedding dimension stored in the vector store
+
+    @property
+    def vocab_size(self) -> int:
+        return 4**self.k + 1  # every k-mer, then one token for a k-mer that holds an N
+
+
+def encode_bases(seqs: list[str]) -> np.ndarray:
+    """Equal-length sequences -> ``[B, L]`` base codes (0..3 for ACGT, 4 otherwise)."""
+    buf = np.frombuffer("".join(seqs).encode("ascii", "replace"), dtype=np.uint8)
+    return _CODE[buf].reshape(len(seqs), -1)
+
+
+def kmer_tokens(codes: np.ndarray, k: int) -> np.ndarray:
+    """``[B, L]`` base codes -> ``[B, L-k+1]`` overlapping k-mer ids; a k-mer with an N gets ``4**k``."""
+    b, length = codes.shape
+    if length < k:
+        raise ValueError(f"sequence of length {length} is shorter than k={k}")
+    n = length - k + 1
+    ids = np.zeros((b, n), dtype=np.int64)
+    has_n = np.zeros((b, n), dtype=bool)
+    for j in range(k):
+        window = codes[:, j : j + n]
+        ids = ids * 4 + (window & 3)
+        has_n |= window == 4
+    ids[has_n] = 4**k
+    return ids
+
+
+class DNAEncoder(nn.Module):
+    """k-mer embedding -> window average -> bidirectional attention stack -> mean pool -> linear -> L2 norm."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        nn.init.normal_(self.embed.weight, std=1.0)
+        self.backbone = build(
+            "attention", d_model=config.d_model, n_layers=config.n_layers, bidirectional=True, n_heads=config.n_heads
+        )
+        self.proj = nn.Linear(config.d_model, config.d_out)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` k-mer ids (all of one length) -> ``[B, d_out]`` unit vectors."""
+        x = self.embed(tokens)
+        p = self.config.pool
+        if p > 1:
+            t = x.shape[1] // p * p
+            head = x[:, :t].reshape(x.shape[0], t // p, p, -1).mean(2)
+            x = head if t == x.shape[1] else torch.cat([head, x[:, t:].mean(1, keepdim=True)], 1)
+        h = self.backbone(x)
+        return F.normalize(self.proj(h.mean(1)), dim=-1)
+
+    @torch.inference_mode()
+    def embed_sequences(self, seqs: list[str], batch_size: int = 512) -> np.ndarray:
+        """Embed DNA strings (any mix of lengths) -> ``[N, d_out]`` float32, in input order.
+
+        Sequences are grouped by length so every batch is one length and needs no padding mask.
+        """
+        out = np.zeros((len(seqs), self.config.d_out), dtype=np.float32)
+        by_len: dict[int, list[int]] = {}
+        for i, s in enumerate(seqs):
+            by_len.setdefault(len(s), []).append(i)
+        device = next(self.parameters()).device
+        for _, idx in sorted(by_len.items()):
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                codes = encode_bases([seqs[i] for i in chunk])
+                tokens = torch.from_numpy(kmer_tokens(codes, self.config.k)).to(device)
+                out[chunk] = self(tokens).float().cpu().numpy()
+        return out
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> DNAEncoder:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / "config.json").is_file() or not (directory / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{directory}: not a DNA-ESA model directory (needs config.json and model.safetensors)")
+        config = EncoderConfig(**json.loads((directory / "config.json").read_text()))
+        model = cls(config)
+        state = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
+        model.load_state_dict(state)
+        return model.eval()
+
+
+def default_model_dir() -> Path:
+    """The embedded encoder shipped inside the package (trained on three non-HS11286 Klebsiella genomes)."""
+    return Path(__file__).parent / "assets" / "encoder"
+
+
+def load_encoder(directory: str | Path | None = None) -> DNAEncoder:
+    return DNAEncoder.from_pretrained(directory or default_model_dir())

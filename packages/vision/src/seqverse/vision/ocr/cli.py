@@ -1,0 +1,150 @@
+"""`seqverse-vision ocr`: synth, train, read, evaluate (localization-free receipt OCR, TrOCR)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """examples:
+  seqverse-vision ocr read receipt.png                      # embedded model, prints the page text
+  seqverse-vision ocr read scans/*.jpg -o out/ --json        # out/<stem>.txt per page, JSON summary
+  seqverse-vision ocr synth -n 200 -o heldout --seed 777    # held-out synthetic receipts (+ .txt truth)
+  seqverse-vision ocr synth -n 50 -o lines --lines          # text-line mode (stage-1 data)
+  seqverse-vision ocr evaluate out/ heldout/                # CER and word precision/recall/F1
+  seqverse-vision ocr train -o runs/ocr/stage               # both stages; re-run to resume
+"""
+
+
+def register(subparsers) -> None:
+    g = subparsers.add_parser("ocr", help="full-page receipt OCR without text localisation (TrOCR, chunk curriculum)",
+                              description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = g.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("read", help="transcribe page images in reading order",
+                       description="Split each page into N horizontal chunks (borders snapped to gaps between text "
+                       "lines), read every chunk with TrOCR, join in reading order. Pages are scaled to the "
+                       "model's page width; pages over 89 megapixels are refused. A page that cannot be read "
+                       "is reported on stderr and the others still finish (exit status 2 if any failed).")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--out", metavar="DIR", help="write DIR/<image stem>.txt per page instead of printing")
+    p.add_argument("--chunks", type=int, default=None, help="chunks per page (default: the model's tuned value)")
+    p.add_argument("--model", metavar="DIR", help="checkpoint directory (seqverse or an official TrOCR one, offline)")
+    p.add_argument("--batch-size", type=int, default=32, help="chunks decoded together")
+    p.add_argument("--no-snap", action="store_true", help="the paper's plain equal split (no snapping to line gaps)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_read)
+
+    p = sub.add_parser("synth", help="render synthetic receipts (or text lines) with ground truth",
+                       description="Write N images NNNNN.png with NNNNN.txt beside each (the text in reading "
+                       "order, one line per printed line). Fonts from Debian font packages; GNU FreeFont is "
+                       "held out of training for the unseen-font test.")
+    p.add_argument("-n", type=int, required=True, help="how many images")
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.add_argument("--seed", type=int, default=777, help="corpus seed (training never uses seeds >= 500)")
+    p.add_argument("--fonts", default="dejavu,liberation", help="font families: dejavu, liberation, freefont")
+    p.add_argument("--lines", action="store_true", help="text-line mode: one printed line per image")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("evaluate", help="CER and word precision/recall/F1 of predicted page texts",
+                       description="Pairs PRED_DIR/<stem>.txt with GT_DIR/<stem>.txt. CER: edit distance over "
+                       "whitespace-normalised page text / ground-truth length; words: multiset of whitespace tokens.")
+    p.add_argument("pred_dir")
+    p.add_argument("gt_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("train", help="train TrOCR: text lines, then the chunk curriculum (resumable)",
+                       description="Stage 1 trains on single printed lines; stage 2 on bands of whole lines whose "
+                       "height grows to the model's input height. Pages are rendered on the fly. Re-running "
+                       "with the same OUT resumes from OUT/last.")
+    p.add_argument("-o", "--out", required=True, metavar="DIR")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--line-steps", type=int, default=150, help="stage-1 steps on single lines")
+    p.add_argument("--grow-steps", type=int, default=350, help="steps over which the band height grows")
+    p.add_argument("--eval-every", type=int, default=150)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train)
+
+
+def _model(args):
+    from .model import default_model_dir, load
+
+    return load(args.model or default_model_dir())
+
+
+def _read(args) -> None:
+    import json
+    import os
+    from pathlib import Path
+
+    from seqverse.core import clikit
+
+    from .read import DEFAULT_CHUNKS, read_pages
+
+    if args.chunks is not None and args.chunks < 1:
+        raise clikit.InputError(f"--chunks must be at least 1, got {args.chunks}")
+    model, proc = _model(args)
+    chunks = args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None) or DEFAULT_CHUNKS
+    results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,
+                                snap=not args.no_snap, progress=len(args.images) > 1)
+    for r in results:
+        if r.error:
+            print(f"seqverse-vision: error: {r.error}", file=sys.stderr)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            if r.error is None:
+                dst = out / f"{Path(r.image).stem}.txt"
+                tmp = dst.with_suffix(".txt.tmp")
+                tmp.write_text(r.text + "\n")
+                os.replace(tmp, dst)
+    if args.json:
+        print(json.dumps({"pages": [r.__dict__ for r in results], **stats}, indent=2))
+    elif not args.out:
+        for r in results:
+            if r.error is None:
+                if len(results) > 1:
+                    print(f"==> {r.image} <==")
+                print(r.text)
+    print(f"{stats['read']}/{stats['pages']} pages, {stats['pages_per_s']:.2f} pages/s, {chunks} chunks", file=sys.stderr)
+    if stats["failed"]:
+        raise SystemExit(2)
+
+
+def _synth(args) -> None:
+    from seqverse.core import clikit
+
+    from .synth import FONT_FAMILIES, write_corpus
+
+    fams = tuple(f.strip() for f in args.fonts.split(",") if f.strip())
+    bad = [f for f in fams if f not in FONT_FAMILIES]
+    if bad or not fams:
+        raise clikit.InputError(f"--fonts: unknown family {bad}; choose from {', '.join(FONT_FAMILIES)}")
+    if args.n < 1:
+        raise clikit.InputError("-n must be at least 1")
+    paths = write_corpus(args.out, args.n, seed=args.seed, families=fams, lines=args.lines)
+    print(f"wrote {len(paths)} images with ground truth to {args.out}", file=sys.stderr)
+
+
+def _evaluate(args) -> None:
+    from seqverse.core import clikit
+
+    from .evaluate import evaluate_dirs
+
+    clikit.emit(evaluate_dirs(args.pred_dir, args.gt_dir), args.json)
+
+
+def _train(args) -> None:
+    import torch
+
+    from .train import TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, line_steps=args.line_steps,
+                     grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed)
+    state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True))
+    print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)

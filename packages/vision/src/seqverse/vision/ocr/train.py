@@ -1,0 +1,208 @@
+"""Training following the paper (Sec. 3): stage 1 text lines, stage 2 the chunk curriculum.
+
+Stage 1 (instance-level pretraining, as TrOCR's own) trains on single printed lines. Stage 2 trains
+on random crops of *whole-line bands* whose maximum height grows linearly over training until it
+covers the chunk size used at inference (the model's input height). Pages are rendered on the fly
+by :mod:`.synth` from page seeds in ``[0, TRAIN_SEED_LIMIT)``; evaluation corpora use
+``write_corpus(seed=S)`` with ``S >= 500``, whose page seeds lie above that range.
+
+Everything needed to resume lives in ``OUT/last/``: the model (safetensors), the optimizer state
+(safetensors, no pickle) and ``trainer_state.json`` (step, curriculum, history).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import synth
+from .metrics import cer
+from .model import CharTokenizer, ChunkProcessor, OCRConfig, build_model, save
+
+TRAIN_SEED_LIMIT = 500_000_000
+VAL_SEED_BASE = 900_000_000
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 6000
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup: int = 200
+    line_steps: int = 600  # stage 1: single lines
+    grow_steps: int = 1400  # stage 2: band height grows from one line to the input height over these steps
+    bands_per_page: int = 6
+    eval_every: int = 250
+    save_every: int = 50
+    val_bands: int = 48
+    seed: int = 0
+    model: OCRConfig = field(default_factory=OCRConfig)
+
+
+def max_band_height(tc: TrainConfig, step: int, line_h: float) -> float:
+    """The curriculum: one line during stage 1, then linear growth up to the input height."""
+    H = tc.model.image_height
+    if step < tc.line_steps:
+        return line_h
+    frac = min(1.0, (step - tc.line_steps) / max(1, tc.grow_steps))
+    return line_h + frac * (H - line_h)
+
+
+def page_bands(page: synth.Rendered, proc: ChunkProcessor, rng: random.Random, n: int, h_max: float | None):
+    """Random whole-line bands of one page at the model's page scale: ``[(image, text)]``.
+
+    ``h_max=None`` means single lines (stage 1).
+    """
+    img = proc.page_scale(page.image)
+    s = img.width / page.image.width
+    boxes = [(t * s, b * s) for t, b in page.boxes]
+    out = []
+    for _ in range(n):
+        i = rng.randrange(len(boxes))
+        j = i + 1
+        if h_max is not None:
+            target = rng.uniform(boxes[i][1] - boxes[i][0], h_max)
+            while j < len(boxes) and boxes[j][1] - boxes[i][0] <= target:
+                j += 1
+        top = max(0, int(boxes[i][0]) - rng.randint(0, 3))
+        bot = min(img.height, int(math.ceil(boxes[j - 1][1])) + rng.randint(-2, 2))
+        out.append((img.crop((0, top, img.width, bot)), "\n".join(page.lines[i:j])))
+    return out
+
+
+def make_batch(tc: TrainConfig, proc, tok, step: int, rng: random.Random):
+    bands = []
+    while len(bands) < tc.batch_size:
+        page = synth.render_receipt(rng.randrange(TRAIN_SEED_LIMIT))
+        lh = (page.boxes[0][1] - page.boxes[0][0]) * proc.cfg.image_width / page.image.width
+        h = None if step < tc.line_steps else max_band_height(tc, step, lh)
+        bands += page_bands(page, proc, rng, tc.bands_per_page, h)
+    bands = bands[: tc.batch_size]
+    return proc.pixel_values([b[0] for b in bands]), labels_tensor([b[1] for b in bands], tok, tc.model.max_length)
+
+
+def labels_tensor(texts, tok, max_length):
+    ids = [tok.encode(t)[:max_length] for t in texts]
+    y = torch.full((len(ids), max(map(len, ids))), -100, dtype=torch.long)
+    for i, row in enumerate(ids):
+        y[i, : len(row)] = torch.tensor(row)
+    return y
+
+
+def val_set(tc: TrainConfig, proc):
+    rng = random.Random(12345)
+    bands = []
+    for i in range(tc.val_bands // 4):
+        page = synth.render_receipt(VAL_SEED_BASE + i)
+        bands += page_bands(page, proc, rng, 4, tc.model.image_height)
+    return bands
+
+
+@torch.no_grad()
+def validate(model, proc, bands, batch_size: int = 16) -> float:
+    model.eval()
+    preds = []
+    for k in range(0, len(bands), batch_size):
+        x = proc.pixel_values([b[0] for b in bands[k : k + batch_size]])
+        ids = model.generate(pixel_values=x, max_new_tokens=proc.cfg.max_length, num_beams=1, do_sample=False)
+        preds += proc.decode(ids)
+    model.train()
+    return cer(preds, [b[1] for b in bands])
+
+
+def _save_state(out: Path, model, opt, tc, tok, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tmp = out / "last.tmp"
+    save(model, tc.model, tok, tmp, extra={"train": {k: v for k, v in asdict(tc).items() if k != "model"}, "step": state["step"]})
+    tensors, meta = {}, {}
+    for i, (pid, s) in enumerate(opt.state_dict()["state"].items()):
+        for k, v in s.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.contiguous()
+    save_file(tensors, tmp / "optimizer.safetensors")
+    (tmp / "trainer_state.json").write_text(json.dumps({**state, "optimizer_meta": meta}, indent=1))
+    last = out / "last"
+    if last.exists():
+        old = out / "last.old"
+        last.rename(old)
+        tmp.rename(last)
+        import shutil
+
+        shutil.rmtree(old)
+    else:
+        tmp.rename(last)
+
+
+def _load_state(out: Path, model, opt):
+    from safetensors.torch import load_file
+
+    from transformers import VisionEncoderDecoderModel
+
+    last = out / "last"
+    loaded = VisionEncoderDecoderModel.from_pretrained(last, local_files_only=True)
+    model.load_state_dict(loaded.state_dict())
+    t = load_file(last / "optimizer.safetensors")
+    sd = opt.state_dict()
+    state = {}
+    for key, v in t.items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    return json.loads((last / "trainer_state.json").read_text())
+
+
+def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print) -> dict:
+    """Train (or resume) into ``out_dir``; returns the trainer state with the validation history."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(tc.seed)
+    tok = CharTokenizer()
+    model = build_model(tc.model, len(tok))
+    model.train()
+    proc = ChunkProcessor(tc.model, tok)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    state = {"step": 0, "history": [], "seconds": 0.0}
+    if (out / "last" / "trainer_state.json").exists():
+        state = _load_state(out, model, opt)
+        log(f"resumed from {out / 'last'} at step {state['step']}")
+    val = val_set(tc, proc)
+    rng = random.Random(tc.seed * 7919 + state["step"])
+    bar = tqdm(total=tc.steps, initial=state["step"], disable=not progress, desc="train", unit="step")
+    losses = []
+    t0 = time.time()
+    while state["step"] < tc.steps:
+        step = state["step"]
+        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / tc.steps))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = make_batch(tc, proc, tok, step, rng)
+        loss = model(pixel_values=x, labels=y).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        state["step"] = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if state["step"] % tc.eval_every == 0 or state["step"] == tc.steps:
+            v = validate(model, proc, val)
+            state["history"].append({"step": state["step"], "loss": float(np.mean(losses[-50:])), "val_cer": v})
+            log(f"step {state['step']} loss {np.mean(losses[-50:]):.4f} val_cer {v:.4f}")
+        if state["step"] % tc.save_every == 0 or state["step"] == tc.steps:
+            state["seconds"] = state.get("seconds", 0.0) + time.time() - t0
+            t0 = time.time()
+            _save_state(out, model, opt, tc, tok, state)
+    bar.close()
+    return state

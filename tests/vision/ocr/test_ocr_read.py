@@ -1,0 +1,89 @@
+"""Chunking, joining, bad input and batching of page reading."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqverse.vision.ocr import read, synth
+from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, OCRConfig, build_model
+
+
+@pytest.fixture(scope="module")
+def proc():
+    return ChunkProcessor(OCRConfig(), CharTokenizer())
+
+
+def test_equal_split_is_the_papers():
+    assert read.chunk_borders_equal(100, 4) == [0, 25, 50, 75, 100]
+    flat = np.full((100, 10), 255.0)
+    assert read.chunk_borders(flat, 4, snap=False) == [0, 25, 50, 75, 100]
+
+
+def test_snapped_borders_fall_between_lines(proc):
+    page = synth.render_receipt(11, artefacts=False)
+    scaled = proc.page_scale(page.image)
+    s = scaled.width / page.image.width
+    gray = np.asarray(scaled, dtype=np.float32)
+    ink = read.ink_profile(gray)
+    borders = read.chunk_borders(gray, 15)
+    assert borders[0] == 0 and borders[-1] == gray.shape[0] and borders == sorted(borders)
+    assert all(ink[b] == 0 for b in borders[1:-1])  # no border crosses ink
+    # every text line lies inside exactly one chunk
+    for t, b in page.boxes:
+        rows = [y for y in range(int(t * s), int(b * s)) if ink[y] > 0]
+        assert sum(lo <= rows[0] and rows[-1] < hi for lo, hi in zip(borders, borders[1:])) == 1
+
+
+def test_join_removes_a_line_read_twice():
+    assert read.join_chunks(["A\nB 1.00", "B  1.00\nC", "", "D"]) == "A\nB 1.00\nC\nD"
+
+
+def test_bad_pages_are_named_and_the_batch_finishes(tmp_path, proc, monkeypatch):
+    monkeypatch.setattr(read, "MAX_PIXELS", 2_000_000)  # the real limit (89 MP) behaves the same, only slower
+    good = tmp_path / "good.png"
+    synth.render_receipt(2).image.save(good)
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image\n")
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(good.read_bytes()[:200])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (2000, 1001), 255).save(huge)
+    model = build_model(OCRConfig(encoder_dim=32, encoder_layers=1, decoder_dim=32, decoder_layers=1, max_length=4),
+                        len(CharTokenizer())).eval()
+    small = ChunkProcessor(OCRConfig(max_length=4), CharTokenizer())
+    paths = [text, good, trunc, empty, tmp_path / "missing.png", huge]
+    results, stats = read.read_pages(paths, model, small, chunks=5)
+    errors = {r.image: r.error for r in results}
+    assert errors[str(good)] is None and results[1].text is not None and results[1].chunks >= 4
+    for p in (text, trunc, empty, tmp_path / "missing.png", huge):
+        assert errors[str(p)] and str(p) in errors[str(p)]
+    assert "larger than" in errors[str(huge)]
+    assert stats["read"] == 1 and stats["failed"] == 5
+
+
+def test_zero_size_image_is_refused(tmp_path, monkeypatch):
+    p = tmp_path / "zero.png"
+    Image.new("L", (10, 10)).save(p)
+
+    class Zero:
+        size = (0, 7)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    monkeypatch.setattr(read.Image, "open", lambda _: Zero())
+    with pytest.raises(read.PageError, match="zero-size"):
+        read.open_page(p)
+
+
+def test_large_page_is_scaled_to_model_width(tmp_path, proc):
+    page = synth.render_receipt(4, artefacts=False).image
+    big = page.resize((page.width * 8, page.height * 8))
+    chunks = read.split_page(big, proc, 15)
+    assert chunks and all(c.width == proc.cfg.image_width for c in chunks)
+    assert len(chunks) == len(read.split_page(page, proc, 15))

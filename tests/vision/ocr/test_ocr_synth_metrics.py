@@ -1,0 +1,51 @@
+"""Synthetic receipts and the page metrics."""
+
+import random
+
+import pytest
+
+from seqverse.vision.ocr import synth
+from seqverse.vision.ocr.metrics import cer, edit_distance, normalise, word_prf, _distance
+
+
+def test_render_is_deterministic_and_truth_matches_boxes():
+    a, b = synth.render_receipt(5), synth.render_receipt(5)
+    assert a.text == b.text and a.image.tobytes() == b.image.tobytes()
+    assert len(a.lines) == len(a.boxes) > 10
+    assert all(t2 >= b1 for (_, b1), (t2, _) in zip(a.boxes, a.boxes[1:]))  # top-to-bottom, no overlap
+    assert any(line.startswith(("TOTAL", "GRAND TOTAL", "NET TOTAL")) for line in a.lines)
+
+
+def test_item_amount_shares_the_printed_line():
+    rng = random.Random(3)
+    for _ in range(20):
+        for left, right, align in synth.receipt_lines(rng, 36):
+            if align == "split" and right:
+                assert synth.line_text(left, right, align).endswith(right)
+
+
+def test_held_out_family_is_not_trained_on():
+    assert synth.HELD_OUT_FAMILY not in synth.TRAIN_FAMILIES
+    page = synth.render_receipt(1, families=(synth.HELD_OUT_FAMILY,))
+    assert page.font.startswith("freefont/")
+
+
+def test_write_corpus_lines_mode(tmp_path):
+    paths = synth.write_corpus(tmp_path, 3, seed=600, lines=True, progress=False)
+    assert len(paths) == 3
+    for p in paths:
+        text = p.with_suffix(".txt").read_text().strip()
+        assert text and "\n" not in text
+
+
+@pytest.mark.parametrize("a,b", [("kitten", "sitting"), ("", "abc"), ("TOTAL 4.50", "T0TAL 4.5O"), ("same", "same")])
+def test_fast_distance_equals_reference(a, b):
+    assert _distance(a, b) == edit_distance(a, b)
+
+
+def test_cer_and_word_f1_values():
+    assert cer(["AB C"], ["AB  C\n"]) == 0.0
+    assert cer(["AXC"], ["ABC"]) == pytest.approx(1 / 3)
+    assert normalise(" a \n b ") == "a b"
+    prf = word_prf(["TOTAL 5.00 5.00"], ["TOTAL 5.00"])
+    assert prf["recall"] == 1.0 and prf["precision"] == pytest.approx(2 / 3)

@@ -2,10 +2,20 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from seqverse.vision.ocr import read, synth
 from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, OCRConfig, build_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: on a busy shared CPU, two threads spin-wait and run many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
 
+    p = sub.add_parser("export", help="copy a training run's model (no optimizer) into a directory with a model card",
+                       description="Without -o, replaces the embedded default checkpoint inside the package.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("-o", "--out", metavar="DIR")
+    p.add_argument("--chunks", type=int, default=15, help="default chunk count stored with the model")
+    p.set_defaults(func=_export)
+
 
 def _model(args):
     from .model import default_model_dir, load
@@ -148,3 +155,17 @@ def _train(args) -> None:
                      grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed)
     state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)
+
+
+def _export(args) -> None:
+    from pathlib import Path
+
+    from seqverse.core import clikit
+
+    from .model import default_model_dir
+    from .train import export
+
+    if not (Path(args.run) / "last" / "trainer_state.json").exists():
+        raise clikit.InputError(f"{args.run}: no training run here (expected {args.run}/last/trainer_state.json)")
+    dst = export(args.run, args.out or default_model_dir(), default_chunks=args.chunks)
+    print(f"exported to {dst}", file=sys.stderr)

@@ -93,7 +93,6 @@ def build_model(cfg: OCRConfig, vocab_size: int):
     model.generation_config.pad_token_id = 0
     model.generation_config.eos_token_id = 2
     model.generation_config.bos_token_id = 1
-    model.generation_config.max_length = cfg.max_length
     return model
 
 
@@ -164,7 +163,11 @@ def load(directory: str | Path, device: str = "cpu"):
     d = Path(directory)
     if not (d / "config.json").exists():
         raise FileNotFoundError(f"{d}: not a model directory (no config.json)")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     model = VisionEncoderDecoderModel.from_pretrained(d, local_files_only=True).to(device).eval()
+    model.generation_config.max_length = None  # callers always pass max_new_tokens
     if (d / VOCAB_FILE).exists():
         meta = json.loads((d / "ocr_config.json").read_text())
         cfg = OCRConfig(**{k: v for k, v in meta.items() if k in OCRConfig.__dataclass_fields__})

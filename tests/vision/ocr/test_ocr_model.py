@@ -1,0 +1,98 @@
+"""The small TrOCR: learns, saves/loads through safetensors, and batched reading equals chunk-by-chunk."""
+
+import random
+
+import pytest
+import torch
+
+from seqverse.vision.ocr import read, synth
+from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, OCRConfig, build_model, default_model_dir, load, save
+from seqverse.vision.ocr.train import TrainConfig, labels_tensor, page_bands
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: on a busy shared CPU, two threads spin-wait and run many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TINY = OCRConfig(encoder_dim=32, encoder_layers=1, encoder_heads=2, decoder_dim=32, decoder_layers=1, decoder_heads=2,
+                 max_length=48)
+
+
+def test_tokenizer_round_trip():
+    tok = CharTokenizer()
+    text = "TOTAL 1,234.50\nCASH 2000.00"
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_curriculum_bands_are_whole_lines():
+    proc = ChunkProcessor(OCRConfig(), CharTokenizer())
+    page = synth.render_receipt(8)
+    rng = random.Random(0)
+    singles = page_bands(page, proc, rng, 8, None)
+    assert all("\n" not in t and t in page.lines for _, t in singles)
+    bands = page_bands(page, proc, rng, 8, 64)
+    for img, text in bands:
+        assert img.width == 384 and text in page.text and img.height <= 64 + 8
+
+
+def test_a_few_steps_lower_the_loss():
+    torch.manual_seed(0)
+    tok = CharTokenizer()
+    model = build_model(TINY, len(tok))
+    proc = ChunkProcessor(TINY, tok)
+    bands = page_bands(synth.render_receipt(9), proc, random.Random(1), 2, None)
+    x, y = proc.pixel_values([b for b, _ in bands]), labels_tensor([t for _, t in bands], tok, 48)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = model(pixel_values=x, labels=y).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_save_load_round_trip(tmp_path):
+    tok = CharTokenizer()
+    model = build_model(TINY, len(tok)).eval()
+    save(model, TINY, tok, tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded, proc = load(tmp_path)
+    x = torch.randn(2, 1, TINY.image_height, TINY.image_width)
+    y = torch.tensor([[5, 6, 7], [8, 9, 2]])
+    with torch.no_grad():
+        assert torch.allclose(model(pixel_values=x, labels=y).logits, loaded(pixel_values=x, labels=y).logits)
+    assert proc.cfg == TINY
+
+
+def test_load_refuses_a_non_model_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    if not (default_model_dir() / "model.safetensors").exists():
+        pytest.fail("the embedded checkpoint is missing from the package")
+    return load(default_model_dir())
+
+
+def test_embedded_default_is_small():
+    size = sum(p.stat().st_size for p in default_model_dir().iterdir())
+    assert size <= 10 * 2**20
+
+
+def test_batched_reading_equals_chunk_by_chunk(tmp_path, embedded):
+    model, proc = embedded
+    p = tmp_path / "r.png"
+    page = synth.render_receipt(777_000_001)
+    page.image.crop((0, 0, page.image.width, page.boxes[5][1])).save(p)  # the header: six lines
+    batched, _ = read.read_pages([p], model, proc, chunks=3, batch_size=32)
+    single, _ = read.read_pages([p], model, proc, chunks=3, batch_size=1)
+    assert batched[0].chunks == 3
+    assert batched[0].text == single[0].text

@@ -61,21 +61,18 @@ def scoring_matrix():
 
 
 def candidate_windows(index: ESAIndex, frag_ids, reverse_flags, read_len: int) -> list[tuple[int, bool, int, int]]:
-    """Hit fragments -> merged windows ``(contig, reverse, start, end)``, in hit-rank order."""
-    windows: list[list] = []
-    for f, rev in zip(frag_ids, reverse_flags):
-        if f < 0:
-            continue
-        c = int(index.frag_contig[f])
-        start = max(0, int(index.frag_start[f]) - WINDOW_PAD)
-        end = min(len(index.contigs[index.contig_names[c]]), int(index.frag_start[f] + index.frag_len[f]) + WINDOW_PAD)
-        for w in windows:
-            if w[0] == c and w[1] == rev and start <= w[3] and end >= w[2]:
-                w[2], w[3] = min(w[2], start), max(w[3], end)
-                break
+    """Hit fragments -> windows ``(contig, reverse, start, end)``: each fragment padded by
+    ``WINDOW_PAD``, overlapping windows on the same contig and strand merged into one."""
+    contig, lo, hi = index.windows(WINDOW_PAD)
+    items = sorted({(contig[f], r, lo[f], hi[f]) for f, r in zip(frag_ids.tolist(), reverse_flags.tolist()) if f >= 0})
+    merged: list[list] = []
+    for c, r, start, end in items:
+        last = merged[-1] if merged else None
+        if last and last[0] == c and last[1] == r and start <= last[3]:
+            last[3] = max(last[3], end)
         else:
-            windows.append([c, rev, start, end])
-    return [tuple(w) for w in windows]
+            merged.append([c, r, start, end])
+    return [tuple(w) for w in merged]
 
 
 def _cigar_from_parasail(decoded: str, beg_query: int, end_query: int, read_len: int) -> tuple[str, int, int]:

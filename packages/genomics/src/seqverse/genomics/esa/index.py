@@ -2,7 +2,8 @@
 
 The reference is cut into overlapping fragments of ``fragment_len`` every ``stride`` bases; with
 ``stride <= fragment_len - read_len + 1`` every read of up to ``read_len`` bases lies wholly inside
-at least one fragment (the default 500/250 covers reads up to 251 bp). Fragment embeddings go into
+at least one fragment (the default 400/150 covers reads up to 251 bp; a 250 bp read then fills at least 62% of
+some fragment, which makes its embedding closer to that fragment's than with 500/250). Fragment embeddings go into
 an exact inner-product index (``IndexFlatIP``) for small references and an HNSW graph above
 ``hnsw_threshold`` fragments. An index directory holds the FAISS index, fragment metadata (contig,
 offset), the reference sequence (for the alignment step) and a copy of the encoder, so it reloads
@@ -52,6 +53,16 @@ class ESAIndex:
     def contig_names(self) -> list[str]:
         return list(self.contigs)
 
+    def windows(self, pad: int) -> tuple[list[int], list[int], list[int]]:
+        """Per fragment: contig id and the padded window ``[start - pad, end + pad)`` clipped to the contig (cached lists)."""
+        cache = self.__dict__.setdefault("_windows", {})
+        if pad not in cache:
+            lengths = np.array([len(s) for s in self.contigs.values()])[self.frag_contig]
+            lo = np.maximum(0, self.frag_start - pad)
+            hi = np.minimum(lengths, self.frag_start + self.frag_len + pad)
+            cache[pad] = (self.frag_contig.tolist(), lo.tolist(), hi.tolist())
+        return cache[pad]
+
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.faiss_index.search(np.ascontiguousarray(embeddings, dtype=np.float32), k)
 
@@ -60,8 +71,8 @@ def build_index(
     reference: str | Path,
     out_dir: str | Path,
     model_dir: str | Path | None = None,
-    fragment_len: int = 500,
-    stride: int = 250,
+    fragment_len: int = 400,
+    stride: int = 150,
     index_type: str = "auto",
     threads: int = 2,
     batch_size: int = 256,

@@ -37,7 +37,8 @@ class EncoderConfig:
     d_model: int = 128
     n_layers: int = 2
     n_heads: int = 4
-    d_out: int = 128  # embedding dimension stored in the vector store
+    d_out: int = 64  # embedding dimension stored in the vector store
+    rotary: bool = True  # rotary positions in attention (off: the Transformer sees a set of windows)
 
     @property
     def vocab_size(self) -> int:
@@ -75,9 +76,20 @@ class DNAEncoder(nn.Module):
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         nn.init.normal_(self.embed.weight, std=1.0)
         self.backbone = build(
-            "attention", d_model=config.d_model, n_layers=config.n_layers, bidirectional=True, n_heads=config.n_heads
+            "attention", d_model=config.d_model, n_layers=config.n_layers, bidirectional=True, n_heads=config.n_heads,
+            rotary=config.rotary,
         )
-        self.proj = nn.Linear(config.d_model, config.d_out)
+        # no bias and an orthogonal start: a shared offset would pull every embedding together
+        self.proj = nn.Linear(config.d_model, config.d_out, bias=False)
+        nn.init.orthogonal_(self.proj.weight)
+        # Residual branches start at zero, so the untrained encoder is the mean of its k-mer
+        # embeddings: a random-projection sketch of the k-mer bag, which already retrieves well and
+        # is invariant to where a read starts. Training then adds what the Transformer learns.
+        for block in self.backbone.layers:
+            nn.init.zeros_(block.mixer.o_proj.weight)
+            if block.mlp is not None:
+                nn.init.zeros_(block.mlp.fc2.weight)
+                nn.init.zeros_(block.mlp.fc2.bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` k-mer ids (all of one length) -> ``[B, d_out]`` unit vectors."""

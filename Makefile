@@ -32,6 +32,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/core/run_all.py
+	$(PY) benchmarks/genomics/esa_vs_aligners.py
 
 lint: install
 	$(PIP) install -q ruff && $(VENV)/bin/ruff check packages tests benchmarks

@@ -176,6 +176,15 @@ def train(
         model.save_pretrained(out / "model")
         curve.flush()
 
+    import signal
+
+    _interrupted = False
+
+    def _stop(signum, frame):  # finish the step, save, then stop (Ctrl-C or kill)
+        nonlocal _interrupted
+        _interrupted = True
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     model.train()
     last_save, t0 = time.time(), time.time()
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="esa train")
@@ -198,7 +207,13 @@ def train(
         if time.time() - last_save > 60 * config.checkpoint_minutes:
             save_checkpoint()
             last_save = time.time()
+        if _interrupted:
+            break
     save_checkpoint()
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    if _interrupted:
+        raise KeyboardInterrupt
     bar.close()
     curve.close()
     return {"steps": step, "loss": loss_avg, "model_dir": str(out / "model")}

@@ -60,6 +60,15 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.json"
     results = json.loads(res_path.read_text()) if res_path.is_file() else {}
+    if not (Path(args.corpus) / "metadata.jsonl").is_file():  # deterministic: same speakers and sentences
+        from seqverse.speech.adaspeech.corpus import build_corpus
+
+        build_corpus(args.corpus)
+    if not Path(args.model).is_dir():
+        from seqverse.speech.adaspeech.api import SOURCE_DIR
+
+        print(f"{args.model} not found: using the shipped source model {SOURCE_DIR}", flush=True)
+        args.model = str(SOURCE_DIR)
     model = None if args.only_ceiling else AdaSpeech.from_pretrained(args.model)
     utts, summary = load_corpus(args.corpus)
     targets = args.targets or [s["name"] for s in summary["speakers"] if s["role"] == "target"]
@@ -84,11 +93,12 @@ def main(argv=None):
         test_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "test"][: args.n_test]
         tests = [(str(Path(args.corpus) / u["wav"]), u["text"]) for u in test_u]
         items = load_items(args.corpus, adapt_u)
-        cell(f"{tgt}/ceiling", lambda: {**E.evaluate_ceiling(tests), "params": 0})
+        cell(f"{tgt}/ceiling", lambda tests=tests: {**E.evaluate_ceiling(tests), "params": 0})
         if args.only_ceiling:
             continue
 
-        def run(mode, n=len(items)):
+        def run(mode, n=None, tgt=tgt, items=items, tests=tests):
+            n = n or len(items)
             path = vdir / f"{tgt}_{mode}_{n}.safetensors"
             if path.is_file():
                 v = Voice.load(path)
@@ -100,7 +110,7 @@ def main(argv=None):
         for mode in MODES:
             cell(f"{tgt}/{mode}", lambda mode=mode: run(mode))
 
-        def nearest():
+        def nearest(tgt=tgt, items=items, tests=tests, adapt_u=adapt_u):
             name = nearest_source(model, args.corpus, utts, adapt_u)
             ref = Voice.load(vdir / f"{tgt}_adaspeech_{len(items)}.safetensors").utterance
             return {**E.evaluate_voice(model, source_voice(model, name, ref), tests), "params": 0, "source": name}

@@ -1,7 +1,5 @@
 """Bad input to AdaSpeech: clear messages, resampling, text normalisation, no NaN, no crash."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +10,9 @@ from seqverse.core.clikit import InputError
 from seqverse.speech import audio as A
 from seqverse.speech.adaspeech import text as T
 from seqverse.speech.adaspeech.api import SOURCE_DIR, read_adaptation_set
+from seqverse.speech.cli import main
 
 DATA = Path(__file__).parents[2] / "data" / "adaspeech"
-CLI = [sys.executable, "-m", "seqverse.speech.cli", "adaspeech"]
 
 
 def test_missing_and_silent_wav_are_named(tmp_path):
@@ -61,20 +59,27 @@ def test_adaptation_list_errors_name_file_and_line(tmp_path):
     assert len(read_adaptation_set(DATA, DATA / "texts.txt")) == 3
 
 
-def test_cli_empty_text_exits_2_without_output(tmp_path):
-    r = subprocess.run(CLI + ["say", "", "-o", str(tmp_path / "o.wav")], capture_output=True, text=True)
-    assert r.returncode == 2 and "empty text" in r.stderr and "Traceback" not in r.stderr
+def test_cli_empty_text_exits_2_without_output(tmp_path, capsys):
+    assert main(["adaspeech", "say", "", "-o", str(tmp_path / "o.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "empty text" in err and "Traceback" not in err
     assert not (tmp_path / "o.wav").exists()
 
 
 @pytest.mark.skipif(not (SOURCE_DIR / "model.safetensors").is_file(), reason="no shipped model")
-def test_cli_say_and_voices_with_shipped_model(tmp_path):
-    r = subprocess.run(CLI + ["say", "hello world, 42 times", "-o", str(tmp_path / "h.wav"), "--json"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+def test_cli_say_and_voices_with_shipped_model(tmp_path, capsys):
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["adaspeech", "say", "hello world, 42 times", "-o", str(tmp_path / "h.wav"), "--json"]) == 0
+    finally:
+        torch.set_num_threads(n)
     y, sr = sf.read(tmp_path / "h.wav")
     assert sr == 16000 and len(y) > 8000 and np.isfinite(y).all() and np.abs(y).max() > 0.01
-    r = subprocess.run(CLI + ["voices", "--json"], capture_output=True, text=True)
-    assert r.returncode == 0 and "adapted (adaspeech)" in r.stdout
-    r = subprocess.run(CLI + ["say", "hi", "-o", str(tmp_path / "x.wav"), "--voice", "nobody"], capture_output=True, text=True)
-    assert r.returncode == 2 and "unknown voice 'nobody'" in r.stderr
+    capsys.readouterr()
+    assert main(["adaspeech", "voices", "--json"]) == 0
+    assert "adapted (adaspeech)" in capsys.readouterr().out
+    assert main(["adaspeech", "say", "hi", "-o", str(tmp_path / "x.wav"), "--voice", "nobody"]) == 2
+    assert "unknown voice 'nobody'" in capsys.readouterr().err

@@ -144,7 +144,8 @@ def export_model(model_dir, corpus_dir, out_dir) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for f in ("config.json", "model.safetensors"):
-        shutil.copy(Path(model_dir) / f, out / f)
+        if (out / f).resolve() != (Path(model_dir) / f).resolve():
+            shutil.copy(Path(model_dir) / f, out / f)
     al = np.load(Path(corpus_dir) / "aligner.npz")
     save_file({"mean": torch.from_numpy(al["mean"]), "var": torch.from_numpy(al["var"])}, str(out / "aligner.safetensors"))
     model = load_model(model_dir)

@@ -20,7 +20,7 @@ import random
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +201,7 @@ def align(utts: list[dict], feats: dict[str, dict], iterations: int = 6, progres
     for u in utts:
         by_spk.setdefault(u["speaker"], []).append(u["id"])
     cep = {}
-    for spk, ids in by_spk.items():
+    for ids in by_spk.values():
         stacked = np.concatenate([_cepstra(feats[i]["mel"]) for i in ids])
         mu, sd = stacked.mean(0), stacked.std(0) + 1e-5
         for i in ids:
@@ -220,15 +220,20 @@ def align(utts: list[dict], feats: dict[str, dict], iterations: int = 6, progres
         durs[u["id"]] = np.maximum(np.diff(edges), 0)
     for it in tqdm(range(iterations), desc="align", disable=not progress):
         speaker_means = it >= iterations // 2 or init is not None
-        s1 = np.zeros((n_sym, 24)); s2 = np.zeros((n_sym, 24)); cnt = np.zeros(n_sym)
+        s1 = np.zeros((n_sym, 24))
+        s2 = np.zeros((n_sym, 24))
+        cnt = np.zeros(n_sym)
         spk_acc: dict[str, tuple] = {}
         for u in utts:
             ids = np.repeat(np.array(T.phoneme_ids(u["phones"])), durs[u["id"]])
             x = cep[u["id"]][: len(ids)]
-            np.add.at(s1, ids, x); np.add.at(s2, ids, x * x); np.add.at(cnt, ids, 1)
+            np.add.at(s1, ids, x)
+            np.add.at(s2, ids, x * x)
+            np.add.at(cnt, ids, 1)
             if speaker_means:
                 a = spk_acc.setdefault(u["speaker"], (np.zeros((n_sym, 24)), np.zeros(n_sym)))
-                np.add.at(a[0], ids, x); np.add.at(a[1], ids, 1)
+                np.add.at(a[0], ids, x)
+                np.add.at(a[1], ids, 1)
         mean = s1 / np.maximum(cnt, 1)[:, None]
         var = np.maximum(s2 / np.maximum(cnt, 1)[:, None] - mean ** 2, 0.05)
         var[cnt == 0] = 1.0
@@ -308,7 +313,8 @@ def build_corpus(out_dir, sentences_per_source: int = 40, adapt_sentences: int =
         f["phone_pitch"] = np.where(p > 0, np.log(np.maximum(p, 1e-3)), 0.0).astype(np.float32)
         f["phone_energy"] = np.log(e + 1e-3).astype(np.float32)
         if u["role"] == "source":
-            log_f0.append(f["phone_pitch"][p > 0]); log_e.append(f["phone_energy"])
+            log_f0.append(f["phone_pitch"][p > 0])
+            log_e.append(f["phone_energy"])
     log_f0, log_e = np.concatenate(log_f0), np.concatenate(log_e)
     stats = {"pitch_mean": float(log_f0.mean()), "pitch_std": float(log_f0.std()),
              "energy_mean": float(log_e.mean()), "energy_std": float(log_e.std())}

@@ -278,7 +278,7 @@ class AdaSpeech(nn.Module):
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
 
     @classmethod
-    def from_pretrained(cls, directory) -> "AdaSpeech":
+    def from_pretrained(cls, directory) -> AdaSpeech:
         from safetensors.torch import load_file
 
         from seqverse.core.clikit import InputError

@@ -25,7 +25,13 @@ from torch import nn
 from seqverse.core.clikit import InputError
 from seqverse.speech.adaspeech import text as T
 from seqverse.speech.adaspeech.corpus import load_corpus
-from seqverse.speech.adaspeech.model import AdaSpeech, AdaSpeechConfig, ConditionalLayerNorm, FrozenScaleLayerNorm, losses
+from seqverse.speech.adaspeech.model import (
+    AdaSpeech,
+    AdaSpeechConfig,
+    ConditionalLayerNorm,
+    FrozenScaleLayerNorm,
+    losses,
+)
 
 LOSS_WEIGHTS = {"mel": 1.0, "duration": 1.0, "pitch": 0.5, "energy": 0.5, "phoneme": 0.5}
 
@@ -194,7 +200,10 @@ def plot_curves(out: Path) -> None:
         ax[0].plot([r["step"] for r in tr], [r[k] for r in tr], label=k)
         ax[1].plot([r["step"] for r in va], [r["val"][k] for r in va], label=k)
     for a, title in zip(ax, ("train", "validation")):
-        a.set_yscale("log"); a.set_xlabel("step"); a.set_title(title); a.legend()
+        a.set_yscale("log")
+        a.set_xlabel("step")
+        a.set_title(title)
+        a.legend()
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=90)
     plt.close(fig)
@@ -261,7 +270,7 @@ class Voice:
         return path
 
     @classmethod
-    def load(cls, path) -> "Voice":
+    def load(cls, path) -> Voice:
         from safetensors import safe_open
 
         path = Path(path)
@@ -372,7 +381,7 @@ def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: i
     params = adapted_parameters(m, mode)
     for p in params.values():
         p.requires_grad_(True)
-    lr = lr or {"adaspeech": 3e-3, "speaker": 1e-2, "decoder": 3e-4, "nocln": 3e-3}[mode]
+    lr = lr or {"adaspeech": 1e-2, "speaker": 1e-2, "decoder": 3e-4, "nocln": 1e-2}[mode]
     opt = torch.optim.Adam([{"params": [speaker], "lr": 1e-2}, {"params": list(params.values()), "lr": lr}])
     cache = AdaptationCache(m, items)
     m.train()

@@ -42,18 +42,33 @@ def truths(imgs):
 
 
 def tesseract(imgs, psm: int):
+    """Tesseract's page texts (cached beside the corpus as tesseract_psmN/<stem>.txt) and its pages/s."""
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    t0 = time.perf_counter()
-    out = [subprocess.run(["tesseract", str(p), "stdout", "--psm", str(psm)], capture_output=True, text=True,
-                          env=env).stdout for p in imgs]
-    return out, len(imgs) / (time.perf_counter() - t0)
+    out, seconds, ran = [], 0.0, 0
+    for p in imgs:
+        cache = p.parent / f"tesseract_psm{psm}" / f"{p.stem}.txt"
+        if cache.exists():
+            timing = json.loads(cache.with_suffix(".json").read_text())["seconds"]
+            text = cache.read_text()
+        else:
+            t0 = time.perf_counter()
+            text = subprocess.run(["tesseract", str(p), "stdout", "--psm", str(psm)], capture_output=True, text=True,
+                                  env=env).stdout
+            timing = time.perf_counter() - t0
+            cache.parent.mkdir(exist_ok=True)
+            cache.write_text(text)
+            cache.with_suffix(".json").write_text(json.dumps({"seconds": timing}))
+        out.append(text)
+        seconds += timing
+    return out, len(imgs) / seconds
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint dir (default: the embedded one)")
     ap.add_argument("--pages", type=int, default=200)
-    ap.add_argument("--ablation-pages", type=int, default=50)
+    ap.add_argument("--ablation-pages", type=int, default=20)
+    ap.add_argument("--model-pages", type=int, default=None, help="pages per corpus for seqverse (default: --pages)")
     ap.add_argument("--psm-pages", type=int, default=40)
     ap.add_argument("--chunks", type=int, default=None, help="main-table chunk count (default: the model's)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "ocr" / "bench"))
@@ -86,7 +101,7 @@ def main(argv=None) -> int:
         best = min(res["psm"], key=lambda k: res["psm"][k]["cer"])
         for name, imgs in sets.items():
             preds, pps = tesseract(imgs, int(best))
-            res["rows"].append({"system": f"tesseract 5 --psm {best}", "corpus": name,
+            res["rows"].append({"system": f"tesseract 5 --psm {best}", "corpus": name, "n": len(imgs),
                                 **evaluate_texts(preds, truths(imgs)), "pages_per_s": pps})
             print(res["rows"][-1], file=sys.stderr, flush=True)
 
@@ -98,13 +113,14 @@ def main(argv=None) -> int:
     chunks = args.chunks or getattr(proc.cfg, "default_chunks", None) or DEFAULT_CHUNKS
     res["model"] = str(model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir)
     for name, imgs in sets.items():
+        imgs = imgs[: args.model_pages or args.pages]
         rs, st = read_pages(imgs, model, proc, chunks=chunks, batch_size=48)
-        res["rows"].append({"system": f"seqverse TrOCR, {chunks} chunks", "corpus": name,
+        res["rows"].append({"system": f"seqverse TrOCR, {chunks} chunks", "corpus": name, "n": len(imgs),
                             **evaluate_texts([r.text or "" for r in rs], truths(imgs)), "pages_per_s": st["pages_per_s"]})
         print(res["rows"][-1], file=sys.stderr, flush=True)
     sub = sets["heldout"][: args.ablation_pages]
     for n in (1, 5, 10, 15, 20):
-        for snap in (False, True):
+        for snap in ((False, True) if n == chunks else (True,)):
             rs, st = read_pages(sub, model, proc, chunks=n, batch_size=48, snap=snap)
             res["ablation"].append({"chunks": n, "split": "snapped to line gaps" if snap else "equal (paper)",
                                     **evaluate_texts([r.text or "" for r in rs], truths(sub)),
@@ -119,10 +135,13 @@ def main(argv=None) -> int:
 def markdown(res, args) -> str:
     pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
     lines = [f"Held-out synthetic receipts ({res['pages']} pages per corpus; model `{res.get('model')}`):", "",
-             "| system | corpus | CER % | word P % | word R % | word F1 % | pages/s |", "|---|---|---|---|---|---|---|"]
+             "| system | corpus | pages | CER % | CER % without rule lines | word P % | word R % | word F1 % "
+             "| amounts on their item's line % | pages/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        lines.append(f"| {r['system']} | {r['corpus']} | {pct(r['cer'])} | {pct(r['word_precision'])} | "
-                     f"{pct(r['word_recall'])} | {pct(r['word_f1'])} | {r['pages_per_s']:.2f} |")
+        order = "n/a" if r.get("amounts_on_item_line") is None else pct(r["amounts_on_item_line"])
+        lines.append(f"| {r['system']} | {r['corpus']} | {r.get('n', res['pages'])} | {pct(r['cer'])} | "
+                     f"{pct(r['cer_without_rules'])} | {pct(r['word_precision'])} | {pct(r['word_recall'])} | "
+                     f"{pct(r['word_f1'])} | {order} ({r.get('amounts_checked', 0)} read) | {r['pages_per_s']:.2f} |")
     lines += ["", f"Tesseract page segmentation modes (first {args.psm_pages} held-out pages):", "",
               "| psm | CER % | word F1 % | pages/s |", "|---|---|---|---|"]
     for k, r in res["psm"].items():

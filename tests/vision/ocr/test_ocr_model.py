@@ -96,3 +96,4 @@ def test_batched_reading_equals_chunk_by_chunk(tmp_path, embedded):
     single, _ = read.read_pages([p], model, proc, chunks=3, batch_size=1)
     assert batched[0].chunks == 3
     assert batched[0].text == single[0].text
+

@@ -97,3 +97,31 @@ def test_large_page_is_scaled_to_model_width(tmp_path, proc):
     chunks = read.split_page(big, proc, 15)
     assert chunks and all(c.width == proc.cfg.image_width for c in chunks)
     assert len(chunks) == len(read.split_page(page, proc, 15))
+
+
+def test_reading_order_check():
+    from seqverse.vision.ocr.evaluate import amounts_on_item_lines
+
+    truth = "SHOP\n2 MILK 1L 5.40\n1 BREAD 2.10\nTOTAL 7.50"
+    assert amounts_on_item_lines("SHOP\n2 MILK 1L 5.40\n1 BREAD 2.10\nTOTAL 7.50", truth) == (3, 3)
+    # amounts read as a separate column after the items (what a column-wise reader does)
+    assert amounts_on_item_lines("SHOP\n2 MILK 1L\n1 BREAD\nTOTAL\n5.40\n2.10\n7.50", truth) == (0, 3)
+    # amounts swapped between items
+    assert amounts_on_item_lines("2 MILK 1L 2.10\n1 BREAD 5.40", truth) == (0, 2)
+
+
+def test_item_and_amount_land_in_one_chunk_in_reading_order(proc):
+    """On a rendered page every item line (item left, amount right) is inside one chunk, chunks top-down."""
+    page = synth.render_receipt(777_000_123)
+    scaled = proc.page_scale(page.image)
+    s = scaled.width / page.image.width
+    gray = np.asarray(scaled, dtype=np.float32)
+    borders = read.chunk_borders(gray, 15)
+    ink = read.ink_profile(gray)
+    where = []
+    for (t, b), line in zip(page.boxes, page.lines):
+        rows = [y for y in range(int(t * s), min(len(ink), int(b * s) + 1)) if ink[y] > 0]
+        k = [i for i, (lo, hi) in enumerate(zip(borders, borders[1:])) if lo <= rows[0] and rows[-1] < hi]
+        assert len(k) == 1, line
+        where.append(k[0])
+    assert where == sorted(where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from seqverse.core.clikit import InputError
@@ -9,11 +10,40 @@ from seqverse.core.clikit import InputError
 from .metrics import cer, drop_rules, word_prf
 
 
+_AMOUNT = re.compile(r"\d[\d,]*\.\d\d$")
+
+
+def amounts_on_item_lines(pred: str, truth: str) -> tuple[int, int]:
+    """Reading-order check: ``(kept, checked)`` over amounts read exactly.
+
+    An amount that ends a truth line after an item (and occurs once in the truth) is *checked* when a
+    predicted line ends with it, and *kept* when the text before it on that predicted line matches its
+    own item (fuzzy ratio >= 60), i.e. the amount was not moved to another line or item.
+    """
+    from rapidfuzz import fuzz
+
+    items: dict[str, list[str]] = {}
+    for line in truth.split("\n"):
+        m = _AMOUNT.search(line.strip())
+        if m and line.strip()[: m.start()].strip():
+            items.setdefault(m.group(), []).append(line.strip()[: m.start()].strip())
+    kept = checked = 0
+    for line in pred.split("\n"):
+        m = _AMOUNT.search(line.strip())
+        if m and len(items.get(m.group(), [])) == 1:
+            checked += 1
+            kept += fuzz.ratio(line.strip()[: m.start()].strip(), items[m.group()][0]) >= 60
+    return kept, checked
+
+
 def evaluate_texts(preds: list[str], truths: list[str]) -> dict:
     prf = word_prf(preds, truths)
+    order = [amounts_on_item_lines(p, t) for p, t in zip(preds, truths)]
+    kept, checked = sum(k for k, _ in order), sum(c for _, c in order)
     return {"pages": len(truths), "cer": cer(preds, truths), "word_precision": prf["precision"],
             "word_recall": prf["recall"], "word_f1": prf["f1"],
-            "cer_without_rules": cer([drop_rules(p) for p in preds], [drop_rules(t) for t in truths])}
+            "cer_without_rules": cer([drop_rules(p) for p in preds], [drop_rules(t) for t in truths]),
+            "amounts_checked": checked, "amounts_on_item_line": kept / checked if checked else None}
 
 
 def evaluate_dirs(pred_dir: str | Path, gt_dir: str | Path) -> dict:

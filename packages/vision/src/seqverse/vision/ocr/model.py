@@ -171,6 +171,7 @@ def load(directory: str | Path, device: str = "cpu"):
     if (d / VOCAB_FILE).exists():
         meta = json.loads((d / "ocr_config.json").read_text())
         cfg = OCRConfig(**{k: v for k, v in meta.items() if k in OCRConfig.__dataclass_fields__})
+        cfg.default_chunks = meta.get("default_chunks", 15)
         return model, ChunkProcessor(cfg, CharTokenizer.load(d))
     from transformers import TrOCRProcessor
 

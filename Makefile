@@ -33,6 +33,7 @@ test: install
 bench: install
 	$(PY) benchmarks/core/run_all.py
 	$(PY) benchmarks/genomics/esa_vs_aligners.py
+	$(PY) benchmarks/vision/ocr_bench.py
 
 lint: install
 	$(PIP) install -q ruff && $(VENV)/bin/ruff check packages tests benchmarks

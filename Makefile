@@ -34,6 +34,7 @@ bench: install
 	$(PY) benchmarks/core/run_all.py
 	$(PY) benchmarks/genomics/esa_vs_aligners.py
 	$(PY) benchmarks/vision/ocr_bench.py
+	$(PY) benchmarks/speech/adaspeech/bench_adaspeech.py --out runs/adaspeech/make-bench
 
 lint: install
 	$(PIP) install -q ruff && $(VENV)/bin/ruff check packages tests benchmarks

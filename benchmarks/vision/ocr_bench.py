@@ -44,7 +44,7 @@ def truths(imgs):
 def tesseract(imgs, psm: int):
     """Tesseract's page texts (cached beside the corpus as tesseract_psmN/<stem>.txt) and its pages/s."""
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    out, seconds, ran = [], 0.0, 0
+    out, seconds = [], 0.0
     for p in imgs:
         cache = p.parent / f"tesseract_psm{psm}" / f"{p.stem}.txt"
         if cache.exists():

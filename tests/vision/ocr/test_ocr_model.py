@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from seqverse.vision.ocr import read, synth
-from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, OCRConfig, build_model, default_model_dir, load, save
-from seqverse.vision.ocr.train import TrainConfig, labels_tensor, page_bands
+from seqverse.vision.ocr.model import (
+    CharTokenizer,
+    ChunkProcessor,
+    OCRConfig,
+    build_model,
+    default_model_dir,
+    load,
+    save,
+)
+from seqverse.vision.ocr.train import labels_tensor, page_bands
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

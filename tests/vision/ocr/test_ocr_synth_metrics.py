@@ -5,7 +5,7 @@ import random
 import pytest
 
 from seqverse.vision.ocr import synth
-from seqverse.vision.ocr.metrics import cer, edit_distance, normalise, word_prf, _distance
+from seqverse.vision.ocr.metrics import _distance, cer, edit_distance, normalise, word_prf
 
 
 def test_render_is_deterministic_and_truth_matches_boxes():

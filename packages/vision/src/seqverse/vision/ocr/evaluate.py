@@ -9,7 +9,6 @@ from seqverse.core.clikit import InputError
 
 from .metrics import cer, drop_rules, word_prf
 
-
 _AMOUNT = re.compile(r"\d[\d,]*\.\d\d$")
 
 

@@ -123,7 +123,7 @@ def _save_state(out: Path, model, opt, tc, tok, state: dict) -> None:
     tmp = out / "last.tmp"
     save(model, tc.model, tok, tmp, extra={"train": {k: v for k, v in asdict(tc).items() if k != "model"}, "step": state["step"]})
     tensors, meta = {}, {}
-    for i, (pid, s) in enumerate(opt.state_dict()["state"].items()):
+    for pid, s in opt.state_dict()["state"].items():
         for k, v in s.items():
             if torch.is_tensor(v):
                 tensors[f"{pid}.{k}"] = v.contiguous()
@@ -143,7 +143,6 @@ def _save_state(out: Path, model, opt, tc, tok, state: dict) -> None:
 
 def _load_state(out: Path, model, opt):
     from safetensors.torch import load_file
-
     from transformers import VisionEncoderDecoderModel
 
     last = out / "last"

@@ -84,6 +84,9 @@ def test_cached_adaptation_loss_equals_full_forward(items):
         _, ref = step_loss(model, cache.batch, spk[None].expand(len(items), -1))
     for k in fast:
         assert fast[k] == pytest.approx(ref[k], rel=1e-4, abs=1e-6), k
+    with torch.no_grad():  # the decoder fed predicted pitch/energy: same variance losses, other mel
+        _, pv = cache.loss(model, spk, predicted_variance=True)
+    assert pv["pitch"] == pytest.approx(fast["pitch"]) and np.isfinite(pv["mel"]) and pv["mel"] != fast["mel"]
 
 
 def test_mas_matches_reference():

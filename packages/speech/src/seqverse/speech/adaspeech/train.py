@@ -328,12 +328,16 @@ class AdaptationCache:
             self.base = h
             ve = model.pitch_embedding(torch.bucketize(b["pitch"], model.bins)) + model.energy_embedding(torch.bucketize(b["energy"], model.bins))
             self.frames, lengths = length_regulate(h + ve, b["durations"], b["mel"].shape[1])
+            self.frames_no_variance, _ = length_regulate(h, b["durations"], b["mel"].shape[1])
             self.fmask = torch.arange(self.frames.shape[1])[None] >= lengths[:, None]
             self.pmask = pmask
             self.target = model.normalise_mel(b["mel"])
             model.train(was)
 
-    def loss(self, model: AdaSpeech, speaker: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    def loss(self, model: AdaSpeech, speaker: torch.Tensor, rows: torch.Tensor | None = None,
+             predicted_variance: bool = False) -> tuple[torch.Tensor, dict]:
+        """``predicted_variance`` feeds the decoder the (frozen) predictors' pitch and energy, as
+        at inference, instead of the recordings' (durations stay the recordings')."""
         from seqverse.speech.adaspeech.model import masked_mean
 
         sel = slice(None) if rows is None else rows
@@ -348,7 +352,17 @@ class AdaptationCache:
             "pitch": masked_mean((model.pitch_predictor(h, pmask).squeeze(-1) - self.batch["pitch"][sel][:, :np_]) ** 2, keep_p),
             "energy": masked_mean((model.energy_predictor(h, pmask).squeeze(-1) - self.batch["energy"][sel][:, :np_]) ** 2, keep_p),
         }
-        frames = (self.frames[sel][:, :nf] + sp).masked_fill(fmask.unsqueeze(-1), 0.0)
+        if predicted_variance:
+            from seqverse.speech.adaspeech.model import length_regulate
+
+            with torch.no_grad():
+                pp = model.pitch_predictor(h, pmask).squeeze(-1)
+                ee = model.energy_predictor(h, pmask).squeeze(-1)
+                ve = model.pitch_embedding(torch.bucketize(pp, model.bins)) + model.energy_embedding(torch.bucketize(ee, model.bins))
+                ve, _ = length_regulate(ve, self.batch["durations"][sel][:, :np_], nf)
+            frames = (self.frames_no_variance[sel][:, :nf] + ve + sp).masked_fill(fmask.unsqueeze(-1), 0.0)
+        else:
+            frames = (self.frames[sel][:, :nf] + sp).masked_fill(fmask.unsqueeze(-1), 0.0)
         spk = speaker[None].expand(frames.shape[0], -1)
         parts["mel"] = masked_mean((model.decode(frames, fmask, spk) - self.target[sel][:, :nf]).abs(), ~fmask)
         total = sum(LOSS_WEIGHTS[k] * v for k, v in parts.items())
@@ -359,7 +373,7 @@ class AdaptationCache:
 
 def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: int = 150, lr: float | None = None,
           seed: int = 0, init_speaker: torch.Tensor | None = None, batch_size: int = 10, progress: bool = False,
-          return_model: bool = False):
+          return_model: bool = False, predicted_variance: bool = False):
     """Fine-tune ``mode``'s parameters of a copy of ``model`` on ``items`` (about 20 utterances).
 
     Everything else is frozen (requires_grad off); the returned :class:`Voice` holds only the
@@ -388,13 +402,13 @@ def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: i
     n = len(items)
     for _ in tqdm(range(steps), desc=f"adapt ({mode})", disable=not progress):
         rows = None if n <= batch_size else torch.randperm(n, generator=gen)[:batch_size]
-        total, _ = cache.loss(m, speaker, rows)
+        total, _ = cache.loss(m, speaker, rows, predicted_variance=predicted_variance)
         opt.zero_grad()
         total.backward()
         opt.step()
     m.eval()
     with torch.no_grad():
-        _, final = cache.loss(m, speaker)
+        _, final = cache.loss(m, speaker, predicted_variance=predicted_variance)
     voice = Voice(mode, speaker.detach().clone(), cache.utterance.mean(0).detach().clone(),
                   {k: v.detach().clone() for k, v in params.items()},
                   {"utterances": n, "steps": steps, "final_loss": json.dumps(final)})

@@ -40,10 +40,14 @@ def main():
     ap.add_argument("--train-records", type=int, default=600, help="training records per task (CPU budget)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--task", choices=["coding", "capsule"], default=None, help="only this task")
+    ap.add_argument("--tag", default="", help="suffix of the result files (finetune<tag>.json/.md)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for name, build in (("coding", build_coding_task), ("capsule", build_capsule_task)):
+        if args.task not in (None, name):
+            continue
         d = Path(args.tasks) / name
         if not (d / "task.json").is_file():
             build(d)
@@ -62,10 +66,10 @@ def main():
             print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune.json").write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=2) + "\n")
+    (out / f"finetune{args.tag}.json").write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=2) + "\n")
     lines = ["| task | model | train records | test records | test accuracy |", "| --- | --- | ---: | ---: | ---: |"]
     lines += [f"| {r['task']} | {r['model']} | {r['train_records']} | {r['test_records']} | {r['test_accuracy']:.4f} |" for r in rows]
-    (out / "finetune.md").write_text("\n".join(lines) + "\n")
+    (out / f"finetune{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -30,8 +30,15 @@ def site(tmp_path_factory):
 
 
 def _import(site, module):
-    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{sysconfig.get_paths()['purelib']}"}
-    code = f"import {module}, seqverse; print(list(seqverse.__path__))"
+    # The install folder goes first; this venv's site-packages (torch, numpy) goes AFTER the
+    # standard library, as site.py would put it: PYTHONPATH would put it before, and the old
+    # `typing` backport that resemblyzer pulls in would then shadow the standard library's.
+    purelib = sysconfig.get_paths()["purelib"]
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); sys.path.append({purelib!r}); "
+        f"import {module}, seqverse; print(list(seqverse.__path__))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # -S: skip site, so the editable installs' path hooks of this venv cannot supply seqverse
     return subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True)
 

@@ -13,15 +13,6 @@ from seqverse.genomics.hyenadna import HyenaDNAConfig, HyenaDNAForCausalLM
 REF = "ACGTTGCAACGGTACCGTTAGCATGCAAGTCCGATGCAATCGGATCCATGCAAGTTGACCGTAGCTAGGCTAACGTTAGC" * 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the 2 shared cores are oversubscribed, and more threads only wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def model_dir(tmp_path):
     torch.manual_seed(0)

@@ -3,22 +3,10 @@
 import json
 from pathlib import Path
 
-import pytest
-import torch
-
 from seqverse.genomics.cli import main
 from seqverse.genomics.hyenadna.data import read_fasta
 
 GENOME = Path("/usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz")  # Debian kleborate-examples
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the 2 shared cores are oversubscribed, and more threads only wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_embedded_model_scores_heldout_dna(tmp_path, capsys):

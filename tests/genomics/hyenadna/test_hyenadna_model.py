@@ -10,15 +10,6 @@ from seqverse.core.clikit import InputError
 from seqverse.genomics.hyenadna import CharacterTokenizer, HyenaDNAConfig, HyenaDNAForCausalLM
 from seqverse.genomics.hyenadna.use import generate, generate_ref
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the 2 shared cores are oversubscribed, and more threads only wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # Official config.json sizes (LongSafari/hyenadna-*-hf)
 OFFICIAL = {
     "tiny-1k": dict(d_model=128, n_layer=2, d_inner=512, max_seq_len=1026, emb_dim=5, filter_order=64, vocab_size=12),

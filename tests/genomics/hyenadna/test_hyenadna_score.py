@@ -3,22 +3,12 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from seqverse.genomics.hyenadna import HyenaDNAConfig, HyenaDNAForCausalLM
 from seqverse.genomics.hyenadna.baselines import MarkovModel
 from seqverse.genomics.hyenadna.score import score_ids, score_ids_ref, windows
 from seqverse.genomics.hyenadna.train import PretrainConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the 2 shared cores are oversubscribed, and more threads only wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_windows_cover_every_base_once():

@@ -150,6 +150,12 @@ def mas_reference(logp: np.ndarray) -> np.ndarray:
             if i > 0 and q[i - 1, j - 1] > best:
                 best = q[i - 1, j - 1]
             q[i, j] = best + logp[i, j]
+    return _backtrack(q)
+
+
+def _backtrack(q: np.ndarray) -> np.ndarray:
+    """Durations from the best monotonic path through the cumulative scores ``q[n, t]`` (MAS's second pass)."""
+    n, t = q.shape
     dur = np.zeros(n, dtype=np.int64)
     i = n - 1
     for j in range(t - 1, -1, -1):
@@ -170,13 +176,7 @@ def mas(logp: np.ndarray) -> np.ndarray:
         prev = q[:, j - 1]
         diag = np.concatenate(([-np.inf], prev[:-1]))
         q[:, j] = np.maximum(prev, diag) + logp[:, j]
-    dur = np.zeros(n, dtype=np.int64)
-    i = n - 1
-    for j in range(t - 1, -1, -1):
-        dur[i] += 1
-        if j > 0 and i > 0 and (i == j or q[i - 1, j - 1] > q[i, j - 1]):
-            i -= 1
-    return dur
+    return _backtrack(q)
 
 
 def _cepstra(mel: np.ndarray) -> np.ndarray:

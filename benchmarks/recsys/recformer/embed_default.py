@@ -21,6 +21,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["standard", "cold-start"], required=True)
     ap.add_argument("--runs", default=str(ROOT / "runs/recsys/recformer"))
+    ap.add_argument("--train-command", default=".venv/bin/python benchmarks/recsys/recformer/train_recformer.py "
+                    "--out runs/recsys/recformer", help="the command that trained it, for the model card")
     args = ap.parse_args()
     src = Path(args.runs) / args.split
     metrics = json.loads((src / "metrics.json").read_text())
@@ -45,7 +47,7 @@ out of training, seed 2020). Evaluation: RecBole's full ranking over all 1682 it
 
 Trained by (seed 2020, 1 CPU thread):
 
-    .venv/bin/python benchmarks/recsys/recformer/train_recformer.py --out runs/recsys/recformer
+    {args.train_command}
     .venv/bin/python benchmarks/recsys/recformer/embed_default.py --split {args.split}
 
 Model: hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, {cfg['num_attention_heads']} heads,

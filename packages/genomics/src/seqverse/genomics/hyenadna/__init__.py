@@ -6,18 +6,22 @@ heads and tasks (``finetune.py``, ``tasks.py``), embeddings and generation (``us
 (``baselines.py``). Command line: ``seqverse-genomics hyena --help``.
 """
 
-from seqverse.genomics.hyenadna.model import (
-    HyenaDNAConfig,
-    HyenaDNAForCausalLM,
-    HyenaDNAForSequenceClassification,
-    HyenaDNAForTokenClassification,
-)
-from seqverse.genomics.hyenadna.tokenizer import CharacterTokenizer
+import importlib
 
-__all__ = [
-    "CharacterTokenizer",
-    "HyenaDNAConfig",
-    "HyenaDNAForCausalLM",
-    "HyenaDNAForSequenceClassification",
-    "HyenaDNAForTokenClassification",
-]
+# Lazy exports: `seqverse-genomics --help` imports every system's cli.py, which lives in this
+# package; importing torch here would cost seconds on every command line start.
+_EXPORTS = {
+    "CharacterTokenizer": "seqverse.genomics.hyenadna.tokenizer",
+    "HyenaDNAConfig": "seqverse.genomics.hyenadna.model",
+    "HyenaDNAForCausalLM": "seqverse.genomics.hyenadna.model",
+    "HyenaDNAForSequenceClassification": "seqverse.genomics.hyenadna.model",
+    "HyenaDNAForTokenClassification": "seqverse.genomics.hyenadna.model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

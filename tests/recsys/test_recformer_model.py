@@ -8,7 +8,7 @@ import torch
 from seqverse.recsys import data
 from seqverse.recsys.recformer.model import RecformerConfig, RecformerForPretraining, RecformerForSeqRec
 from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
-from seqverse.recsys.recformer.train import encode_all_items, encode_items
+from seqverse.recsys.recformer.train import encode_all_items, encode_items, seqrec_loss
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "recformer" / "tiny"
 
@@ -104,6 +104,27 @@ def test_finetuning_steps_lower_the_loss(tiny):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.5  # (with <s> pooling from a random init it stays flat: see README)
+
+
+def test_cold_items_are_no_training_candidates(tiny):
+    ds, cfg, tok, items = tiny
+    torch.manual_seed(0)
+    model = RecformerForSeqRec(cfg)
+    model.init_item_embedding(encode_all_items(model.longformer, tok, items))
+    model.eval()  # no dropout: the same scores in every call
+    seqs = [s for s in ds.sequences if len(s) > 6][:4]
+    batch = tok.pad([tok.encode([items[i] for i in s[:5]]) for s in seqs])
+    labels = torch.tensor([s[5] for s in seqs])
+    unseen = torch.tensor(sorted({i for i in range(1, ds.n_items + 1)} - set(labels.tolist()))[:10])
+    with torch.no_grad():
+        scores = model(batch)
+        keep = [i for i in range(scores.shape[1]) if i not in set(unseen.tolist()) and i != 0]
+        expected = torch.nn.functional.cross_entropy(scores[:, keep], torch.tensor([keep.index(t) for t in labels]))
+        got = seqrec_loss(model, batch, labels, unseen)
+        assert torch.allclose(got, expected, atol=1e-5)
+        assert seqrec_loss(model, batch, labels) > got  # with them as negatives the loss is larger
+        model.item_embedding.weight[unseen] = torch.randn(len(unseen), cfg.hidden_size)
+        assert torch.allclose(seqrec_loss(model, batch, labels, unseen), got, atol=1e-5)
 
 
 def test_pretraining_loss_is_contrastive_plus_mlm(tiny):

@@ -21,8 +21,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["standard", "cold-start"], required=True)
     ap.add_argument("--runs", default=str(ROOT / "runs/recsys/recformer"))
-    ap.add_argument("--train-command", default=".venv/bin/python benchmarks/recsys/recformer/train_recformer.py "
-                    "--out runs/recsys/recformer", help="the command that trained it, for the model card")
+    ap.add_argument("--train-command", action="append", default=None,
+                    help="a command that trained it, for the model card (repeat for several)")
+    ap.add_argument("--pretraining", default=None,
+                    help="one line on the pre-training, for the model card (default: read from the run)")
     args = ap.parse_args()
     src = Path(args.runs) / args.split
     metrics = json.loads((src / "metrics.json").read_text())
@@ -39,6 +41,12 @@ def main():
     epochs = "\n".join(f"| {e['stage']} | {e['epoch']} | {e['train_loss']:.3f} | {e['valid_ndcg@10']:.4f} |"
                        for e in metrics["epochs"])
     test = metrics["test"]
+    commands = "\n    ".join(args.train_command or [".venv/bin/python benchmarks/recsys/recformer/train_recformer.py "
+                                                   "--out runs/recsys/recformer"])
+    pt_state = src / "pretrain" / "state.json"
+    pretraining = args.pretraining or (
+        f"Pre-training {json.loads(pt_state.read_text())['step']} steps (contrastive + MLM) on the cold-start "
+        "split's training sequences, then")
     card = f"""# Recformer, MovieLens-100K, {args.split} split (seqverse embedded default)
 
 Data: MovieLens-100K RecBole atomic files bundled with seqverse-recsys (= recbole 1.2.1's
@@ -47,13 +55,13 @@ out of training, seed 2020). Evaluation: RecBole's full ranking over all 1682 it
 
 Trained by (seed 2020, 1 CPU thread):
 
-    {args.train_command}
+    {commands}
     .venv/bin/python benchmarks/recsys/recformer/embed_default.py --split {args.split}
 
 Model: hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, {cfg['num_attention_heads']} heads,
 attention window {cfg['attention_window']}, max {cfg['max_token_num']} tokens per user, pooler
 `{cfg['pooler_type']}`, temperature {cfg['temp']}, word-level vocabulary of {cfg['vocab_size']} tokens.
-Pre-training 400 steps (contrastive + MLM) on the cold-start split's training sequences, then
+{pretraining}
 two-stage fine-tuning (epochs below; validation NDCG@10 selects the checkpoint).
 
 Test ({'cold-target cases' if args.split == 'cold-start' else 'all users'}, n = {test['n']}):

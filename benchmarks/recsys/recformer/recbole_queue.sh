@@ -11,7 +11,7 @@ for job in $1; do
   if [ -f "$out" ]; then echo "skip $out"; continue; fi
   mkdir -p "runs/recsys/bench/$split"
   echo "$(date -u +%T) start $split $model (cap $epochs epochs, ${seconds}s)"
-  nice -n 5 $PY benchmarks/recsys/recformer/recbole_run.py --model "$model" \
+  OMP_NUM_THREADS=1 nice -n 10 $PY benchmarks/recsys/recformer/recbole_run.py --model "$model" \
     --data-root runs/recsys/recbole_data --dataset "ml-100k-$split" --epochs "$epochs" \
     --max-seconds "$seconds" --out "$out" > "runs/recsys/bench/$split.$model.log" 2>&1
   echo "$(date -u +%T) done $split $model rc=$?"

@@ -7,7 +7,9 @@
   encoder at the start of every epoch; stage 2 starts from the best stage-1 model and keeps ``I``
   frozen. Loss: softmax over all items of cos(seq, I)/temp. Training examples are sampled as the
   official collator does: per user and epoch a random target position in the training sequence.
-  Validation NDCG@10 after every epoch selects the checkpoint.
+  Validation NDCG@10 after every epoch selects the checkpoint. On the cold-start split the cold
+  items are left out of the training softmax (they do not exist yet when the model is trained);
+  evaluation still ranks all items.
 
 Both are resumable: state lives in ``out_dir`` (safetensors weights, an optimizer state loaded
 with ``torch.load(weights_only=True)``, and ``state.json``); calling again continues.
@@ -175,6 +177,16 @@ def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, 
 
 
 # --------------------------------------------------------------------------- fine-tuning
+def seqrec_loss(model: RecformerForSeqRec, batch: dict, labels: torch.Tensor,
+                unseen: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over all items of cos(seq, I)/temp; ``unseen`` items (the cold items, which do not
+    exist yet at training time) are no candidates."""
+    scores = model(batch)
+    if unseen is not None:
+        scores = scores.index_fill(1, unseen, -float("inf"))
+    return F.cross_entropy(scores, labels)
+
+
 def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: RecformerConfig,
              pretrained: str | Path | None = None, tokenizer_file: str | Path | None = None,
              stage1_epochs: int = 10, stage2_epochs: int = 5, samples_per_user: int = 1,
@@ -202,6 +214,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     state = _load_state(out_dir, model, opt) or {"stage": 1, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
     t0 = time.time()
     examples = [u for u in split.users if split.train[u]]
+    unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None
     while state["stage"] <= 2:
         limit = stage1_epochs if state["stage"] == 1 else stage2_epochs
         if state["epoch"] >= limit or state["bad"] >= patience:
@@ -229,7 +242,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
                 pos = rnd.randint(0, len(seq) - 1)
                 hist.append(tok.encode([items[i] for i in seq[:pos]]))
                 labels.append(seq[pos])
-            loss = model(tok.pad(hist), torch.tensor(labels))
+            loss = seqrec_loss(model, tok.pad(hist), torch.tensor(labels), unseen)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,44 @@
+"""The embedded default checkpoints: small, documented, and `recommend` / `evaluate` work out of the box."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seqverse.recsys import cli, data
+from seqverse.recsys.recformer.api import DEFAULT_MODELS
+
+TINY = str(Path(__file__).resolve().parents[1] / "data" / "recformer" / "tiny")
+
+
+@pytest.mark.parametrize("split", ["standard", "cold-start"])
+def test_checkpoint_is_small_and_has_a_model_card(split):
+    d = DEFAULT_MODELS[split]
+    assert sum(p.stat().st_size for p in d.iterdir()) <= 10 * 2**20
+    card = (d / "README.md").read_text()
+    assert "train_recformer.py" in card and "NDCG@10" in card
+
+
+def test_recommend_for_a_user(capsys):
+    assert cli.main(["recformer", "recommend", "--user", "196", "-k", "10", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in rows] == list(range(1, 11))
+    assert all(r["title"] for r in rows)
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    ds = data.load_dataset()
+    seen = {ds.item_tokens[i] for i in ds.sequences[ds.user_index("196")]}
+    assert not seen & {r["item_id"] for r in rows}
+
+
+def test_unknown_user_exit_2(capsys):
+    assert cli.main(["recformer", "recommend", "--user", "no-such-user"]) == 2
+    assert "unknown user id 'no-such-user'" in capsys.readouterr().err
+
+
+def test_evaluate_json_on_other_data(capsys):
+    # another RecBole directory: items are encoded from their text with the default model
+    assert cli.main(["recformer", "evaluate", "--data", TINY, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"ndcg@10", "recall@10", "mrr@10"}
+    assert 0 <= out["ndcg@10"] <= out["recall@10"] <= 1

@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-seconds", type=float, default=None)
+    ap.add_argument("--stop-step", type=int, default=None, help="stop at this step of the --steps schedule (the benchmark stopped at 760)")
     ap.add_argument("--only", choices=["hyena", "attention"], default=None,
                     help="train one of the two (batches depend only on seed and step, so separate runs see the same data)")
     args = ap.parse_args()
@@ -60,7 +61,7 @@ def main():
     hyena_cfg, attn_cfg = model_configs()
     trainers = [Trainer(out / name, c, cfg) for name, c in (("hyena", hyena_cfg), ("attention", attn_cfg)) if args.only in (None, name)]
     print(json.dumps({t.model.config.mixer: t.model.num_parameters for t in trainers}), flush=True)
-    run_pretraining(trainers, train, val, cfg, max_seconds=args.max_seconds)
+    run_pretraining(trainers, train, val, cfg, max_seconds=args.max_seconds, stop_step=args.stop_step)
 
 
 if __name__ == "__main__":

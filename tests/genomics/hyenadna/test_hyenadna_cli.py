@@ -85,8 +85,9 @@ def test_pretrain_resume_finetune_embed_generate(tmp_path, capsys):
     rows = ["id,sequence,label"] + [f"r{i},{''.join(rng.choice(list(at if i % 2 else gc), 24))},{'at' if i % 2 else 'gc'}" for i in range(48)]
     (task / "train.csv").write_text("\n".join(rows[:41]) + "\n")
     (task / "test.csv").write_text("\n".join(rows[:1] + rows[41:]) + "\n")
-    code, o, _ = run(capsys, "finetune", "--task", task, "--model", out, "--epochs", 3, "--lr", 3e-3, "--json", "-o", tmp_path / "ft")
-    assert code == 0 and json.loads(o)["test_accuracy"] == 1.0
+    code, o, _ = run(capsys, "finetune", "--task", task, "--model", out, "--epochs", 3, "--lr", 3e-3, "--both-strands", "--json", "-o", tmp_path / "ft")
+    assert code == 0 and json.loads(o)["test_accuracy"] == 1.0 and json.loads(o)["rc_augment"]
+    assert json.loads((tmp_path / "ft" / "task.json").read_text())["both_strands"] is True
 
     (tmp_path / "q.fa").write_text(">a\nACGTACGTAC\n>b\nGGCCA\n")
     assert run(capsys, "embed", tmp_path / "q.fa", "--model", out, "-o", tmp_path / "e.npy")[0] == 0

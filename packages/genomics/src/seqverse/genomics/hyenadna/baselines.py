@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from seqverse.genomics.hyenadna.tokenizer import A, reverse_complement_ids
 
@@ -111,22 +112,52 @@ def select_markov(train: list[np.ndarray], val: list[np.ndarray], orders=range(0
     return MarkovModel(k, alpha).fit(train), rows
 
 
-def kmer_logistic_regression(train_seqs: list[str], train_labels, ks=(3, 4, 5, 6), cv: int = 3, seed: int = 0):
-    """k-mer count features (``CountVectorizer`` over characters) + logistic regression; ``k`` and
-    the regularisation chosen by cross-validation on the training set. Returns the fitted pipeline."""
-    from sklearn.feature_extraction.text import CountVectorizer
+def _reverse_complement(seq: str) -> str:
+    return seq.translate(str.maketrans("ACGTN", "TGCAN"))[::-1]
+
+
+class KmerCounts(TransformerMixin, BaseEstimator):
+    """Counts of every k-mer of each sequence; with ``both_strands`` the counts of the sequence plus
+    those of its reverse complement (a strand-independent profile)."""
+
+    def __init__(self, k: int = 6, both_strands: bool = False):
+        self.k, self.both_strands = k, both_strands
+
+    def fit(self, X, y=None):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        texts = list(X) + [_reverse_complement(s) for s in X] if self.both_strands else list(X)
+        self.vectorizer_ = CountVectorizer(analyzer="char", ngram_range=(self.k, self.k), lowercase=False).fit(texts)
+        return self
+
+    def transform(self, X):
+        counts = self.vectorizer_.transform(X)
+        return counts + self.vectorizer_.transform([_reverse_complement(s) for s in X]) if self.both_strands else counts
+
+
+def kmer_logistic_regression(train_seqs: list[str], train_labels, ks=(3, 4, 5, 6), cv: int = 3, seed: int = 0,
+                             val_mask=None, strands=(False,), Cs=(0.01, 0.1, 1.0)):
+    """k-mer count features + logistic regression; ``k``, the regularisation ``C`` and (with
+    ``strands=(False, True)``) whether k-mers are counted on both strands are chosen on the training
+    set: by ``cv``-fold cross-validation, or, with ``val_mask`` (True for the records of a validation
+    split carved from the training set, e.g. by locus), on that split; the chosen setting is then
+    refit on all training records. Returns the fitted pipeline and the chosen ``{"k", "C", "both_strands"}``."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Normalizer, StandardScaler
 
     pipe = make_pipeline(
-        CountVectorizer(analyzer="char", lowercase=False),
+        KmerCounts(),
         Normalizer(norm="l1"),
         StandardScaler(with_mean=False),
         LogisticRegression(max_iter=2000, random_state=seed),
     )
-    grid = {"countvectorizer__ngram_range": [(k, k) for k in ks], "logisticregression__C": [0.01, 0.1, 1.0]}
+    grid = {"kmercounts__k": list(ks), "kmercounts__both_strands": list(strands), "logisticregression__C": list(Cs)}
+    if val_mask is not None:
+        cv = PredefinedSplit(np.where(np.asarray(val_mask, dtype=bool), 0, -1))
     search = GridSearchCV(pipe, grid, cv=cv, n_jobs=1)
     search.fit([s.upper() for s in train_seqs], list(train_labels))
-    return search.best_estimator_, search.best_params_
+    p = search.best_params_
+    return search.best_estimator_, {"k": p["kmercounts__k"], "C": p["logisticregression__C"], "both_strands": p["kmercounts__both_strands"],
+                                    "selection_accuracy": float(search.best_score_)}

@@ -71,6 +71,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--pooling", choices=["mean", "last"], default="mean")
+    p.add_argument("--both-strands", action="store_true",
+                   help="sequence tasks: train on either strand (reverse complement with probability 1/2) and "
+                   "predict with the mean over both strands")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
@@ -152,7 +155,8 @@ def _finetune(args):
 
     _threads(args.threads)
     task = load_task(args.task)
-    result = finetune(args.model or DEFAULT_MODEL, task, args.out, args.epochs, args.batch_size, args.lr, pooling=args.pooling, seed=args.seed)
+    result = finetune(args.model or DEFAULT_MODEL, task, args.out, args.epochs, args.batch_size, args.lr, pooling=args.pooling, seed=args.seed,
+                      rc_augment=args.both_strands, both_strands=args.both_strands)
     emit(result, args.json)
 
 

@@ -4,11 +4,19 @@
 sequence- (pooled or last-token) or token-classification model, trains it with AdamW on the task's
 training split, and reports accuracy on its test split. The fine-tuned model is saved with
 ``save_pretrained`` plus ``task.json`` (the label names), so ``predict`` can reload it.
+
+DNA has two strands, and a fragment's label does not depend on which one was sequenced. Options:
+``rc_augment`` feeds each training record as its reverse complement with probability 1/2 (drawn
+anew each epoch); ``both_strands`` averages a sequence classifier's class probabilities over the
+record and its reverse complement at prediction time. ``val`` (a split carved from the training
+data, never the test split) is scored after every epoch; with ``keep_best`` the weights of the
+epoch with the best validation accuracy are the ones kept.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -51,9 +59,24 @@ def _encode(tok: CharacterTokenizer, seqs: list[str], ids: list[str]) -> torch.T
     return tok.batch(seqs, ids)
 
 
+_RC = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of a nucleotide string (A C G T N, either case)."""
+    return seq.translate(_RC)[::-1]
+
+
 @torch.no_grad()
-def predict(model, sequences: list[str], ids: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities ``[N, C]`` (sequence task) or a list of ``[L, C]`` (token task)."""
+def predict(model, sequences: list[str], ids: list[str] | None = None, batch_size: int = 32, both_strands: bool | None = None) -> np.ndarray:
+    """Class probabilities ``[N, C]`` (sequence task) or a list of ``[L, C]`` (token task).
+    ``both_strands`` (sequence task): the mean of the probabilities of each record and of its reverse
+    complement; ``None``: as the model was fine-tuned (``load_finetuned`` sets ``model.both_strands``)."""
+    if both_strands is None:
+        both_strands = getattr(model, "both_strands", False)
+    if both_strands and not isinstance(model, HyenaDNAForTokenClassification):
+        rc = [reverse_complement(s) for s in sequences]
+        return (predict(model, sequences, ids, batch_size, False) + predict(model, rc, ids, batch_size, False)) / 2
     model.eval()
     tok = CharacterTokenizer()
     ids = ids or [f"sequence {i + 1}" for i in range(len(sequences))]
@@ -68,8 +91,8 @@ def predict(model, sequences: list[str], ids: list[str] | None = None, batch_siz
     return out if isinstance(model, HyenaDNAForTokenClassification) else np.concatenate(out)
 
 
-def accuracy(model, split, batch_size: int = 32) -> float:
-    probs = predict(model, split.sequences, split.ids, batch_size)
+def accuracy(model, split, batch_size: int = 32, both_strands: bool | None = None) -> float:
+    probs = predict(model, split.sequences, split.ids, batch_size, both_strands)
     if isinstance(model, HyenaDNAForTokenClassification):
         hits = sum(int((p.argmax(-1) == lab).sum()) for p, lab in zip(probs, split.labels))
         return hits / sum(len(lab) for lab in split.labels)
@@ -77,8 +100,14 @@ def accuracy(model, split, batch_size: int = 32) -> float:
 
 
 def finetune(model_dir: str | Path, task: Task, out: str | Path | None = None, epochs: int = 3, batch_size: int = 16,
-             lr: float = 5e-4, weight_decay: float = 0.01, pooling: str = "mean", seed: int = 0, progress: bool = True) -> dict:
-    """Fine-tune ``model_dir`` on ``task``; returns ``{"test_accuracy", "train_accuracy", ...}``."""
+             lr: float = 5e-4, weight_decay: float = 0.01, pooling: str = "mean", seed: int = 0, progress: bool = True,
+             rc_augment: bool = False, both_strands: bool = False, val=None, keep_best: bool = False, evaluate_test: bool = True) -> dict:
+    """Fine-tune ``model_dir`` on ``task``; returns ``{"test_accuracy", "history", ...}`` (``history``: the
+    mean training loss and, with ``val``, the validation accuracy after each epoch)."""
+    if keep_best and val is None:
+        raise ValueError("keep_best needs a validation split")
+    if rc_augment and task.kind == "token":
+        raise ValueError("rc_augment is for sequence tasks (token labels would have to be reversed too)")
     from tqdm import tqdm
 
     torch.manual_seed(seed)
@@ -91,11 +120,15 @@ def finetune(model_dir: str | Path, task: Task, out: str | Path | None = None, e
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
     bar = tqdm(total=total, disable=not progress, desc=f"finetune {task.name}", unit="step")
     t0 = time.perf_counter()
-    losses = []
-    for _ in range(epochs):
+    losses, history, best = [], [], None
+    for epoch in range(epochs):
         model.train()
+        first = len(losses)
         for idx in _batches(n, batch_size, rng):
-            x = _encode(tok, [task.train.sequences[i] for i in idx], [task.train.ids[i] for i in idx])
+            seqs = [task.train.sequences[i] for i in idx]
+            if rc_augment:
+                seqs = [reverse_complement(s) if flip else s for s, flip in zip(seqs, rng.random(len(seqs)) < 0.5)]
+            x = _encode(tok, seqs, [task.train.ids[i] for i in idx])
             logits = model(x)
             if task.kind == "token":
                 y = torch.full(x.shape, -100, dtype=torch.long)
@@ -113,15 +146,41 @@ def finetune(model_dir: str | Path, task: Task, out: str | Path | None = None, e
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
             bar.update(1)
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses[first:]))})
+        if val is not None and task.kind == "sequence":
+            y = np.asarray(val.labels)
+            fwd = predict(model, val.sequences, val.ids, both_strands=False)
+            rev = predict(model, [reverse_complement(s) for s in val.sequences], val.ids, both_strands=False)
+            history[-1]["val_accuracy_one_strand"] = float((fwd.argmax(-1) == y).mean())
+            history[-1]["val_accuracy_both_strands"] = float(((fwd + rev).argmax(-1) == y).mean())
+            history[-1]["val_accuracy"] = history[-1]["val_accuracy_both_strands" if both_strands else "val_accuracy_one_strand"]
+        elif val is not None:
+            history[-1]["val_accuracy"] = accuracy(model, val, both_strands=False)
+            if best is None or history[-1]["val_accuracy"] > best[0]:
+                best = (history[-1]["val_accuracy"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if progress:
+            bar.write(json.dumps(history[-1]), file=sys.stderr)
     bar.close()
     seconds = time.perf_counter() - t0
-    result = {"task": task.name, "mixer": model.config.mixer, "pooling": pooling, "epochs": epochs,
-              "train_records": n, "test_records": len(task.test.sequences), "final_train_loss": float(np.mean(losses[-20:])),
-              "test_accuracy": accuracy(model, task.test), "seconds": round(seconds, 1)}
+    if keep_best:
+        model.load_state_dict(best[2])
+    result = {"task": task.name, "mixer": model.config.mixer, "pooling": pooling, "epochs": epochs, "lr": lr,
+              "rc_augment": rc_augment, "both_strands": both_strands, "train_records": n,
+              "val_records": len(val.sequences) if val is not None else 0, "test_records": len(task.test.sequences),
+              "final_train_loss": float(np.mean(losses[-20:])), "history": history, "seconds": round(seconds, 1)}
+    if keep_best:
+        result["kept_epoch"] = best[1]
+    if evaluate_test and task.kind == "sequence":
+        predicted = predict(model, task.test.sequences, task.test.ids, both_strands=both_strands).argmax(-1)
+        result["test_accuracy"] = float((predicted == np.asarray(task.test.labels)).mean())
+        result["test_predicted_per_class"] = np.bincount(predicted, minlength=len(task.label_names)).tolist()
+    elif evaluate_test:
+        result["test_accuracy"] = accuracy(model, task.test)
     if out is not None:
         out = Path(out)
         model.save_pretrained(out)
-        (out / "task.json").write_text(json.dumps({"kind": task.kind, "labels": task.label_names, "pooling": pooling, "result": result}, indent=2) + "\n")
+        (out / "task.json").write_text(json.dumps({"kind": task.kind, "labels": task.label_names, "pooling": pooling,
+                                                   "both_strands": both_strands, "result": result}, indent=2) + "\n")
     return result
 
 
@@ -133,4 +192,5 @@ def load_finetuned(directory: str | Path):
         return HyenaDNAForTokenClassification.from_pretrained(directory), meta["labels"]
     model = HyenaDNAForSequenceClassification.from_pretrained(directory)
     model.pooling = meta.get("pooling", "last")
+    model.both_strands = meta.get("both_strands", False)
     return model, meta["labels"]

@@ -99,6 +99,34 @@ def _read_split(directory: Path, part: str, kind: str, label_names: list[str] | 
     return ids, seqs, labels
 
 
+def record_group(record_id: str) -> str:
+    """The group a record belongs to: its id up to the last ``:`` (``Klebsiella:KL1:301-800`` -> ``Klebsiella:KL1``,
+    the capsule locus; ``chrom:1-500`` -> ``chrom``)."""
+    return record_id.rsplit(":", 1)[0]
+
+
+def validation_split(split: Split, fraction: float = 0.2, seed: int = 0, group=record_group) -> tuple[Split, Split]:
+    """Carve a validation split out of ``split`` (a task's *training* split) by group: every group
+    (e.g. capsule locus) lands wholly on one side, ``fraction`` of the groups of each label on the
+    validation side. Returns ``(train, val)``; record order is kept."""
+    rng = np.random.default_rng(seed)
+    groups = [group(i) for i in split.ids]
+    by_label: dict = {}
+    for g, lab in zip(groups, split.labels):
+        by_label.setdefault(lab if not isinstance(lab, np.ndarray) else 0, {})[g] = None
+    held = set()
+    for lab in sorted(by_label):
+        names = sorted(by_label[lab])
+        n = int(round(len(names) * fraction))
+        held.update(names[i] for i in rng.permutation(len(names))[:n])
+    if not held or len(held) == len(set(groups)):
+        raise ValueError(f"cannot carve a {fraction:.0%} validation split from {len(set(groups))} groups")
+    parts = ([], [])
+    for k, g in enumerate(groups):
+        parts[g in held].append(k)
+    return tuple(Split([split.ids[k] for k in ix], [split.sequences[k] for k in ix], [split.labels[k] for k in ix]) for ix in parts)
+
+
 def load_task(directory: str | Path) -> Task:
     """Read a task directory (see the module docstring); string labels become class indices."""
     directory = Path(directory)

@@ -167,11 +167,13 @@ def bits_per_base(model, genome: Genome, context: int | None = None, batch_size:
     return -total / n / LN2
 
 
-def run_pretraining(trainers: list[Trainer], genome: Genome, val: Genome | None, cfg: PretrainConfig, progress: bool = True, max_seconds: float | None = None) -> None:
+def run_pretraining(trainers: list[Trainer], genome: Genome, val: Genome | None, cfg: PretrainConfig, progress: bool = True, max_seconds: float | None = None,
+                    stop_step: int | None = None) -> None:
     """Train every trainer on the same batches from its (common) current step up to ``cfg.steps``.
 
     Checkpoints every ``cfg.checkpoint_seconds`` and at the end; evaluates bits/base on ``val``
-    every ``cfg.eval_every`` steps; stops cleanly after ``max_seconds`` (resume continues).
+    every ``cfg.eval_every`` steps; stops cleanly after ``max_seconds`` or at step ``stop_step`` (the
+    schedule stays that of ``cfg.steps``; resume continues).
     """
     from tqdm import tqdm
 
@@ -183,7 +185,7 @@ def run_pretraining(trainers: list[Trainer], genome: Genome, val: Genome | None,
     began = last_save = time.time()
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="pretrain", unit="step")
     step = start
-    for step in range(start, cfg.steps):
+    for step in range(start, min(cfg.steps, stop_step or cfg.steps)):
         length = cfg.seq_len_at(step)
         inputs, labels = sample_batch(genome, max(1, cfg.tokens_per_step // length), length, np.random.default_rng([cfg.seed, step]), cfg.reverse_complement)
         lr = cfg.lr_at(step)

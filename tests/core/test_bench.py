@@ -20,6 +20,15 @@ def test_mqar_answers_are_the_values_of_the_queried_keys():
         assert all(target[t] == pairs[key] for t, key in asked)
 
 
+def test_mqar_zero_gaps_leave_only_the_queries_in_the_query_region():
+    noisy, targets = mqar(8, seq_len=64, vocab_size=64, num_kv_pairs=4, seed=1)
+    zero, zero_targets = mqar(8, seq_len=64, vocab_size=64, num_kv_pairs=4, random_non_queries=False, seed=1)
+    assert torch.equal(targets, zero_targets) and torch.equal(noisy[:, :8], zero[:, :8])
+    asked = zero_targets[:, 8:] != IGNORE
+    assert torch.equal(zero[:, 8:][asked], noisy[:, 8:][asked])
+    assert (zero[:, 8:][~asked] == 0).all() and (noisy[:, 8:][~asked] != 0).any()
+
+
 def test_selective_copying_targets_are_the_data_tokens_in_order():
     inputs, targets = selective_copying(4, seq_len=32, num_tokens=5, vocab_size=10, seed=2)
     for row, target in zip(inputs.tolist(), targets.tolist()):

@@ -41,6 +41,10 @@ def _task_options(args) -> dict:
         options["num_kv_pairs"] = args.num_kv_pairs
     if args.num_tokens is not None:
         options["num_tokens"] = args.num_tokens
+    if args.zero_gaps:
+        if args.task != "mqar":
+            raise clikit.InputError("--zero-gaps applies to --task mqar only")
+        options["random_non_queries"] = False
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -114,6 +118,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--vocab-size", type=int, help="vocabulary size (task default if omitted)")
     p.add_argument("--num-kv-pairs", type=int, help="MQAR: key-value pairs per example")
     p.add_argument("--num-tokens", type=int, help="selective copy: tokens to copy")
+    p.add_argument("--zero-gaps", action="store_true", help="MQAR: fill the query region between queries with "
+                   "token 0 instead of random tokens (Zoology's random_non_queries=False)")
     p.add_argument("--d-model", type=int, default=128, help="model width (default 128)")
     p.add_argument("--n-layers", type=int, default=2, help="backbone layers (default 2)")
     p.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")

@@ -23,13 +23,15 @@ def mqar(
     vocab_size: int = 8192,
     num_kv_pairs: int = 16,
     power_a: float = 0.01,
+    random_non_queries: bool = True,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Key-value pairs up front, then queries of the keys scattered in noise; answer each query's value.
 
     As Zoology: keys come from the lower half of the vocabulary and values from the upper half;
     query positions follow a power law in their distance from the context (``power_a``); the rest of
-    the query region is random tokens; the target at a query key is its value.
+    the query region is random tokens, or token 0 with ``random_non_queries=False`` (Zoology's flag
+    of the same name); the target at a query key is its value.
     """
     if seq_len < 4 * num_kv_pairs:
         raise ValueError(f"seq_len {seq_len} is too short for {num_kv_pairs} key-value pairs (needs >= {4 * num_kv_pairs})")
@@ -49,6 +51,8 @@ def mqar(
     p /= p.sum()
     gaps = np.stack([rng.choice(slots, size=num_kv_pairs, replace=False, p=p) for _ in range(n)])
     queries = rng.integers(1, vocab_size, size=(n, seq_len - context))
+    if not random_non_queries:
+        queries[:] = 0
     targets = np.full((n, seq_len), IGNORE, dtype=np.int64)
     order = np.argsort(rng.random((n, num_kv_pairs)), axis=1)  # which key each slot asks for
     rows = np.arange(n)[:, None]

@@ -8,7 +8,8 @@ Steps (each skipped when its result file exists, so an interrupted benchmark res
    rows in our (user, time) order so RecBole's LS/TO split equals ours;
 2. create RecBole's own virtual environment (``runs/recbole-venv``: recbole 1.2.1, numpy<2, torch 2.13.0);
 3. train each RecBole model (one at a time, ``recbole_queue.sh``), with an epoch cap and a wall-clock cap;
-4. train Recformer (``train_recformer.py``);
+4. train Recformer (``train_recformer.py``; standard: continue the checkpoint embedded at 7d51b0d,
+   cold-start: pre-train + fine-tune), see ``RECFORMER_COMMANDS``;
 5. check that every RecBole test history equals ours (last 50 items, RecBole's MAX_ITEM_LIST_LENGTH),
    recompute RecBole's metrics from its per-case top-10 positions (all users: must equal RecBole's own
    numbers; cold-start: the cold-target cases), and write ``results/recformer.json`` + ``.md``.
@@ -71,18 +72,37 @@ def run_recbole() -> None:
                                 "--out", str(out)], stdout=log, stderr=subprocess.STDOUT, check=False)
 
 
-# The Recformer runs of the table (see the README for why standard is a continuation):
+# The Recformer runs of the table. Standard continues fine-tuning the checkpoint embedded at commit
+# 7d51b0d (400 pre-training steps + 2 + 4 fine-tuning epochs at lr 3e-4, the defaults of
+# train_recformer.py there); the cold-start one pre-trains its own encoder without any cold item.
+BASE_COMMIT = "7d51b0d"
+BASE_DIR = "runs/recsys/recformer-base-7d51b0d"
 RECFORMER_COMMANDS = {
+    "standard": ["--out", "runs/recsys/recformer", "--splits", "standard", "--pretrained", BASE_DIR, "--lr", "5e-4",
+                 "--finetune-minutes", "25", "--stage1-epochs", "3", "--stage2-epochs", "8", "--samples-per-user", "4"],
     "cold-start": ["--out", "runs/recsys/recformer", "--splits", "cold-start", "--pretrain-steps", "195",
                    "--pretrain-minutes", "60", "--lr", "1e-3", "--finetune-minutes", "15", "--stage1-epochs", "1",
                    "--stage2-epochs", "2", "--samples-per-user", "2"],
 }
 
 # what a run started from when it did not pre-train itself
-RECFORMER_BASE = {}
+RECFORMER_BASE = {"standard": f"the {BASE_COMMIT} checkpoint (400 pre-training steps + 6 epochs), then "}
+
+
+def base_checkpoint() -> None:
+    """The starting point of the standard run, taken from git history."""
+    base = ROOT / BASE_DIR
+    if (base / "model.safetensors").exists():
+        return
+    base.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "items.txt"):
+        blob = subprocess.run(["git", "show", f"{BASE_COMMIT}:packages/recsys/src/seqverse/recsys/recformer/assets/"
+                               f"ml-100k-standard/{name}"], cwd=ROOT, check=True, capture_output=True).stdout
+        (base / name).write_bytes(blob)
 
 
 def run_recformer() -> None:
+    base_checkpoint()
     for split, argv in RECFORMER_COMMANDS.items():
         if (RUNS / "recformer" / split / "metrics.json").exists():
             continue
@@ -133,7 +153,8 @@ def table() -> dict:
             pt = RUNS / "recformer" / split / "pretrain" / "state.json"
             how = f"{json.loads(pt.read_text())['step']} pre-training steps + " if pt.exists() else RECFORMER_BASE.get(split, "")
             rows.append({"split": split, "model": "Recformer (seqverse)", **r["test"],
-                         "trained": how + f"{n_ep} fine-tuning epochs" + ("" if r["finished"] else " (time cap)")})
+                         "trained": how + f"{n_ep} fine-tuning epochs, {r['epochs'][-1]['seconds'] / 60:.0f} min"
+                         + ("" if r["finished"] else " (time cap)")})
         else:
             rows.append({"split": split, "model": "Recformer (seqverse)", "trained": "not run yet"})
     return {"rows": rows, "checks": checks}
@@ -149,6 +170,13 @@ def write(result: dict) -> None:
         lines.append(f"| {r['split']} | {r['model']} | {f('ndcg@10')} | {f('recall@10')} | {f('mrr@10')} | "
                      f"{r.get('n', '–')} | {r['trained']} |")
     (RESULTS / "recformer.md").write_text("\n".join(lines) + "\n")
+    # the README's copy of the table, between markers, so it never drifts from this command
+    readme = ROOT / "packages" / "recsys" / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- recformer-results:begin -->", "<!-- recformer-results:end -->"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        readme.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
     print("\n".join(lines))
     print(json.dumps(result["checks"], indent=1))
 

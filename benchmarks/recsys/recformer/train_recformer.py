@@ -1,6 +1,8 @@
 """Train the Recformer benchmark models (standard, then cold-start), resumable, with time budgets.
 
-    nice -n 5 .venv/bin/python benchmarks/recsys/recformer/train_recformer.py --out runs/recsys/recformer
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/recsys/recformer/train_recformer.py --out runs/recsys/recformer ...
+
+(the exact arguments of the benchmark runs are RECFORMER_COMMANDS in run_bench.py)
 
 Calling it again continues where it stopped (pre-training steps, fine-tuning epochs). One
 pre-trained encoder (on the cold-start split's training sequences) serves both splits.

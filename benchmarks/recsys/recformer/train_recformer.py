@@ -4,8 +4,9 @@
 
 (the exact arguments of the benchmark runs are RECFORMER_COMMANDS in run_bench.py)
 
-Calling it again continues where it stopped (pre-training steps, fine-tuning epochs). One
-pre-trained encoder (on the cold-start split's training sequences) serves both splits.
+Calling it again continues where it stopped (pre-training steps, fine-tuning epochs). Pre-training
+uses the cold-start split's training sequences (no cold item), so one encoder can serve both splits
+(the first split's is reused for the next); --pretrained starts from a given directory instead.
 """
 
 import argparse

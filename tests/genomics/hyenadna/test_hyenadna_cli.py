@@ -97,3 +97,24 @@ def test_pretrain_resume_finetune_embed_generate(tmp_path, capsys):
     assert pq.read_table(tmp_path / "e.parquet").num_rows == 15
     code, o, _ = run(capsys, "generate", "--model", out, "--prompt", unit * 2, "-n", 30, "--temperature", 0.5, "--json")
     assert code == 0 and len(json.loads(o)["generated"]) == 30
+
+
+def test_finetune_keep_best_restores_the_best_validation_epoch(tmp_path, model_dir):
+    from seqverse.genomics.hyenadna.finetune import accuracy, finetune
+    from seqverse.genomics.hyenadna.tasks import Split, Task
+
+    rng = np.random.default_rng(1)
+
+    def split(n):
+        labels = [i % 2 for i in range(n)]
+        seqs = ["".join(rng.choice(list("ATTA" if y else "GCCG"), 24)) for y in labels]
+        return Split([f"r{i}" for i in range(n)], seqs, labels)
+
+    task = Task("toy", "sequence", ["gc", "at"], split(24), split(8))
+    val = split(8)
+    result = finetune(model_dir, task, out=tmp_path / "ft", epochs=3, lr=3e-3, val=val, keep_best=True, progress=False)
+    accs = [h["val_accuracy"] for h in result["history"]]
+    assert result["kept_epoch"] == 1 + accs.index(max(accs))
+    from seqverse.genomics.hyenadna.finetune import load_finetuned
+    model, _ = load_finetuned(tmp_path / "ft")
+    assert accuracy(model, val, both_strands=False) == max(accs)

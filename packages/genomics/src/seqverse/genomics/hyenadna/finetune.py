@@ -156,8 +156,8 @@ def finetune(model_dir: str | Path, task: Task, out: str | Path | None = None, e
             history[-1]["val_accuracy"] = history[-1]["val_accuracy_both_strands" if both_strands else "val_accuracy_one_strand"]
         elif val is not None:
             history[-1]["val_accuracy"] = accuracy(model, val, both_strands=False)
-            if best is None or history[-1]["val_accuracy"] > best[0]:
-                best = (history[-1]["val_accuracy"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if keep_best and (best is None or history[-1]["val_accuracy"] > best[0]):
+            best = (history[-1]["val_accuracy"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
         if progress:
             bar.write(json.dumps(history[-1]), file=sys.stderr)
     bar.close()

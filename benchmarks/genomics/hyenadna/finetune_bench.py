@@ -28,7 +28,14 @@ import torch
 
 from seqverse.genomics.hyenadna.baselines import kmer_logistic_regression
 from seqverse.genomics.hyenadna.finetune import finetune
-from seqverse.genomics.hyenadna.tasks import Split, build_capsule_task, build_coding_task, load_task, record_group, validation_split
+from seqverse.genomics.hyenadna.tasks import (
+    Split,
+    build_capsule_task,
+    build_coding_task,
+    load_task,
+    record_group,
+    validation_split,
+)
 
 BLOCK = 100_000
 
@@ -46,6 +53,14 @@ def subsample(split: Split, n: int | None, seed: int) -> Split:
         return split
     idx = np.random.default_rng(seed).choice(len(split.ids), n, replace=False)
     return Split([split.ids[i] for i in idx], [split.sequences[i] for i in idx], [split.labels[i] for i in idx])
+
+
+def select_kmer(fit: Split, val: Split) -> dict:
+    """The k-mer baseline's k, C and strands chosen on ``val`` (fitted on ``fit``), with its validation accuracy."""
+    mask = [False] * len(fit.ids) + [True] * len(val.ids)
+    _, params = kmer_logistic_regression(fit.sequences + val.sequences, fit.labels + val.labels, val_mask=mask,
+                                         strands=(False, True), Cs=(0.01, 0.1, 1.0, 10.0))
+    return params
 
 
 def parse_records(text: str) -> dict:
@@ -94,9 +109,7 @@ def main():
         task = load_task(d)
         task.train = subsample(task.train, records.get(name, 600), 0)
         t = time.time()
-        fit, val = validation_split(task.train, 0.2, 0, group=task_group(name))
-        _, params = kmer_logistic_regression(fit.sequences + val.sequences, fit.labels + val.labels, val_mask=[False] * len(fit.ids) + [True] * len(val.ids),
-                                             strands=(False, True), Cs=(0.01, 0.1, 1.0, 10.0))
+        params = select_kmer(*validation_split(task.train, 0.2, 0, group=task_group(name)))
         pipe, _ = kmer_logistic_regression(task.train.sequences, task.train.labels, ks=(params["k"],), strands=(params["both_strands"],), Cs=(params["C"],))
         acc = float(np.mean(pipe.predict([s.upper() for s in task.test.sequences]) == np.asarray(task.test.labels)))
         strands = "both strands" if params["both_strands"] else "one strand"

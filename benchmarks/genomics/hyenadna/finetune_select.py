@@ -20,14 +20,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from finetune_bench import parse_records, select_kmer, subsample, task_group  # noqa: E402  (same directory)
 
-from seqverse.genomics.hyenadna.baselines import kmer_logistic_regression
 from seqverse.genomics.hyenadna.finetune import finetune
 from seqverse.genomics.hyenadna.tasks import Split, Task, load_task, validation_split
-
-from finetune_bench import parse_records, subsample, task_group  # noqa: E402  (same directory)
 
 
 def carve(task: Task, fraction: float = 0.2, seed: int = 0) -> tuple[Task, Split]:
@@ -55,7 +52,7 @@ def main():
     path = Path(args.out) / f"finetune_select_{args.task}.jsonl"
     done = {json.loads(line)["config"] for line in path.read_text().splitlines()} if path.is_file() else set()
     print(json.dumps({"fit_records": len(fit_task.train.ids), "val_records": len(val.ids),
-                      "val_groups": len({i.rsplit(':', 1)[0] for i in val.ids})}), flush=True)
+                      "val_groups": len(set(map(task_group(args.task), val.ids)))}), flush=True)
 
     def record(row):
         with open(path, "a") as f:
@@ -64,9 +61,7 @@ def main():
 
     if args.kmer and "kmer" not in done:
         t = time.time()
-        mask = [False] * len(fit_task.train.ids) + [True] * len(val.ids)
-        _, params = kmer_logistic_regression(fit_task.train.sequences + val.sequences, fit_task.train.labels + val.labels,
-                                             val_mask=mask, strands=(False, True), Cs=(0.01, 0.1, 1.0, 10.0))
+        params = select_kmer(fit_task.train, val)
         record({"config": "kmer", "chosen": {k: v for k, v in params.items() if k != "selection_accuracy"},
                 "val_accuracy": params["selection_accuracy"], "seconds": round(time.time() - t, 1)})
     for spec in args.configs:

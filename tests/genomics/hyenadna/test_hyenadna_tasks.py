@@ -66,8 +66,9 @@ def test_validation_split_keeps_loci_whole():
 def test_both_strand_prediction_is_the_mean_over_strands():
     import torch
 
-    from seqverse.genomics.hyenadna.finetune import predict, reverse_complement
+    from seqverse.genomics.hyenadna.finetune import predict
     from seqverse.genomics.hyenadna.model import HyenaDNAConfig, HyenaDNAForSequenceClassification
+    from seqverse.genomics.io import reverse_complement
 
     assert reverse_complement("AACGTN") == "NACGTT" and reverse_complement("acg") == "cgt"
     torch.manual_seed(0)

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from seqverse.genomics.hyenadna.tokenizer import A, reverse_complement_ids
+from seqverse.genomics.io import reverse_complement
 
 
 def _acgt(ids: np.ndarray) -> np.ndarray:
@@ -112,10 +113,6 @@ def select_markov(train: list[np.ndarray], val: list[np.ndarray], orders=range(0
     return MarkovModel(k, alpha).fit(train), rows
 
 
-def _reverse_complement(seq: str) -> str:
-    return seq.translate(str.maketrans("ACGTN", "TGCAN"))[::-1]
-
-
 class KmerCounts(TransformerMixin, BaseEstimator):
     """Counts of every k-mer of each sequence; with ``both_strands`` the counts of the sequence plus
     those of its reverse complement (a strand-independent profile)."""
@@ -126,13 +123,13 @@ class KmerCounts(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         from sklearn.feature_extraction.text import CountVectorizer
 
-        texts = list(X) + [_reverse_complement(s) for s in X] if self.both_strands else list(X)
+        texts = list(X) + [reverse_complement(s) for s in X] if self.both_strands else list(X)
         self.vectorizer_ = CountVectorizer(analyzer="char", ngram_range=(self.k, self.k), lowercase=False).fit(texts)
         return self
 
     def transform(self, X):
         counts = self.vectorizer_.transform(X)
-        return counts + self.vectorizer_.transform([_reverse_complement(s) for s in X]) if self.both_strands else counts
+        return counts + self.vectorizer_.transform([reverse_complement(s) for s in X]) if self.both_strands else counts
 
 
 def kmer_logistic_regression(train_seqs: list[str], train_labels, ks=(3, 4, 5, 6), cv: int = 3, seed: int = 0,

@@ -33,6 +33,7 @@ from seqverse.genomics.hyenadna.model import (
 )
 from seqverse.genomics.hyenadna.tasks import Task
 from seqverse.genomics.hyenadna.tokenizer import CharacterTokenizer
+from seqverse.genomics.io import reverse_complement
 
 
 def from_pretrained_backbone(model_dir: str | Path, kind: str, num_labels: int, pooling: str = "mean"):
@@ -57,14 +58,6 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
 
 def _encode(tok: CharacterTokenizer, seqs: list[str], ids: list[str]) -> torch.Tensor:
     return tok.batch(seqs, ids)
-
-
-_RC = str.maketrans("ACGTNacgtn", "TGCANtgcan")
-
-
-def reverse_complement(seq: str) -> str:
-    """Reverse complement of a nucleotide string (A C G T N, either case)."""
-    return seq.translate(_RC)[::-1]
 
 
 @torch.no_grad()

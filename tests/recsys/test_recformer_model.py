@@ -140,3 +140,21 @@ def test_pretraining_loss_is_contrastive_plus_mlm(tiny):
     masked[:, 1] = tok.mask_token_id
     loss_all, _ = model(a, b, (masked, labels))
     assert loss_all > loss_cl  # adds mlm_weight * MLM
+
+
+def test_stage2_learning_rate_decays_linearly_to_zero(tiny, tmp_path):
+    """--stage2-decay: stage 1 at the base rate, stage 2 falling linearly to 0 over its epochs."""
+    from seqverse.recsys.recformer.train import finetune
+
+    ds, cfg, tok, _ = tiny
+    tok.save(tmp_path / "tok.json")
+    split = data.make_split(ds, "standard")
+    state = finetune(ds, split, tmp_path / "ft", cfg, tokenizer_file=tmp_path / "tok.json", stage1_epochs=1,
+                     stage2_epochs=2, batch_size=4, lr=1e-3, patience=5, stage2_decay=True, log=lambda _: None)
+    assert state["stage"] == 2 and state["epoch"] == 2
+    n = len([u for u in split.users if split.train[u]])
+    last_batch_start = (n - 1) // 4 * 4
+    opt = torch.load(tmp_path / "ft" / "optimizer.pt", weights_only=True)
+    expected = 1e-3 * (1 - (1 + last_batch_start / n) / 2)
+    assert opt["param_groups"][0]["lr"] == pytest.approx(expected)
+    assert 0 < expected < 0.5e-3

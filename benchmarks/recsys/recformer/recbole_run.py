@@ -124,7 +124,7 @@ def main():
     uid_field, iid_field = dataset.uid_field, dataset.iid_field
     cases = []
     with torch.no_grad():
-        for interaction, history_index, positive_u, positive_i in test_data:
+        for interaction, history_index, _positive_u, positive_i in test_data:
             scores = model.full_sort_predict(interaction).view(-1, dataset.item_num)
             scores[:, 0] = -float("inf")
             if history_index is not None:

@@ -196,9 +196,14 @@ def leave_one_out(sequences: list[list[int]], min_len: int = 3) -> Split:
     train, valid, test, users = [], [], [], []
     for u, seq in enumerate(sequences):
         if len(seq) >= min_len:
-            train.append(seq[:-2]); valid.append(seq[-2]); test.append(seq[-1]); users.append(u)
+            train.append(seq[:-2])
+            valid.append(seq[-2])
+            test.append(seq[-1])
+            users.append(u)
         else:
-            train.append(list(seq)); valid.append(0); test.append(0)
+            train.append(list(seq))
+            valid.append(0)
+            test.append(0)
     return Split(train=train, valid_target=valid, test_target=test, users=users)
 
 

@@ -28,8 +28,12 @@ from torch.nn import functional as F
 
 from seqverse.recsys.data import Dataset, Split, item_sentence
 from seqverse.recsys.metrics import metrics_from_positions, topk_positions
-from seqverse.recsys.recformer.model import (RecformerConfig, RecformerForPretraining, RecformerForSeqRec,
-                                             load_state_dict)
+from seqverse.recsys.recformer.model import (
+    RecformerConfig,
+    RecformerForPretraining,
+    RecformerForSeqRec,
+    load_state_dict,
+)
 from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
 
 
@@ -191,8 +195,11 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
              pretrained: str | Path | None = None, tokenizer_file: str | Path | None = None,
              stage1_epochs: int = 10, stage2_epochs: int = 5, samples_per_user: int = 1,
              batch_size: int = 16, lr: float = 5e-4, patience: int = 3, seed: int = 2020,
-             time_budget: float | None = None, log=print) -> dict:
-    """§2.4 two-stage fine-tuning; the best model (by validation NDCG@10) is saved in ``out_dir/best``."""
+             stage2_decay: bool = False, time_budget: float | None = None, log=print) -> dict:
+    """§2.4 two-stage fine-tuning; the best model (by validation NDCG@10) is saved in ``out_dir/best``.
+
+    ``stage2_decay``: the learning rate falls linearly from ``lr`` to 0 over the ``stage2_epochs``
+    of stage 2 (the official code decays it linearly over training; constant otherwise)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if tokenizer_file is not None:
@@ -236,6 +243,9 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         total, n = 0.0, 0
         bar = _tqdm(range(0, len(order), batch_size), desc=f"stage {state['stage']} epoch {state['epoch'] + 1}")
         for s in bar:
+            if stage2_decay and state["stage"] == 2:
+                for g in opt.param_groups:
+                    g["lr"] = lr * max(0.0, 1.0 - (state["epoch"] + s / len(order)) / stage2_epochs)
             hist, labels = [], []
             for u in order[s:s + batch_size]:
                 seq = split.train[u]

@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation-pages", type=int, default=20)
     ap.add_argument("--model-pages", type=int, default=None, help="pages per corpus for seqverse (default: --pages)")
     ap.add_argument("--psm-pages", type=int, default=40)
+    ap.add_argument("--ablation-chunks", default="1,5,10,15,20,30", help="chunk counts of the ablation")
     ap.add_argument("--chunks", type=int, default=None, help="main-table chunk count (default: the model's)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "ocr" / "bench"))
     ap.add_argument("--skip-tesseract", action="store_true", help="reuse Tesseract rows from results/ocr.json")
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
                             **evaluate_texts([r.text or "" for r in rs], truths(imgs)), "pages_per_s": st["pages_per_s"]})
         print(res["rows"][-1], file=sys.stderr, flush=True)
     sub = sets["heldout"][: args.ablation_pages]
-    for n in (1, 5, 10, 15, 20):
+    for n in (int(c) for c in args.ablation_chunks.split(",")):
         for snap in ((False, True) if n == chunks else (True,)):
             rs, st = read_pages(sub, model, proc, chunks=n, batch_size=48, snap=snap)
             res["ablation"].append({"chunks": n, "split": "snapped to line gaps" if snap else "equal (paper)",

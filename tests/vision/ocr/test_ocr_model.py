@@ -66,6 +66,30 @@ def test_a_few_steps_lower_the_loss():
     assert losses[-1] < 0.8 * losses[0]
 
 
+def test_hybrid_encoder_reads_short_batches_at_their_own_height():
+    """Training pads a batch of single lines to its tallest line (rounded to 8 rows), not the full 64."""
+    tok = CharTokenizer()
+    proc = ChunkProcessor(TINY, tok)
+    page = synth.render_receipt(12)
+    lines = page_bands(page, proc, random.Random(0), 4, None)
+    x = proc.pixel_values([b for b, _ in lines], fit=True)
+    assert x.shape[2] % 8 == 0 and max(b.height for b, _ in lines) <= x.shape[2] < TINY.image_height
+    assert proc.pixel_values([b for b, _ in lines]).shape[2] == TINY.image_height
+    model = build_model(TINY, len(tok)).eval()
+    with torch.no_grad():
+        h = model.encoder(pixel_values=x).last_hidden_state
+    assert h.shape == (4, (x.shape[2] // 8) * (TINY.image_width // 8), TINY.encoder_dim)
+
+
+def test_plain_vit_encoder_still_builds():
+    cfg = OCRConfig(encoder="vit", encoder_dim=32, encoder_layers=1, encoder_heads=2, decoder_dim=32,
+                    decoder_layers=1, decoder_heads=2, max_length=48)
+    model = build_model(cfg, len(CharTokenizer()))
+    assert type(model.encoder).__name__ == "ViTModel"
+    x = torch.randn(1, 1, cfg.image_height, cfg.image_width)
+    assert model(pixel_values=x, labels=torch.tensor([[5, 6, 2]])).logits.shape[:2] == (1, 3)
+
+
 def test_save_load_round_trip(tmp_path):
     tok = CharTokenizer()
     model = build_model(TINY, len(tok)).eval()
@@ -105,4 +129,5 @@ def test_batched_reading_equals_chunk_by_chunk(tmp_path, embedded):
     single, _ = read.read_pages([p], model, proc, chunks=3, batch_size=1)
     assert batched[0].chunks == 3
     assert batched[0].text == single[0].text
+
 

@@ -125,3 +125,12 @@ def test_item_and_amount_land_in_one_chunk_in_reading_order(proc):
         assert len(k) == 1, line
         where.append(k[0])
     assert where == sorted(where)
+
+
+def test_a_decoding_loop_is_clipped_to_what_the_chunk_can_hold():
+    loop = "TOTAL 5.00\n" + "-" * 300 + "\n" + "\n".join(["NGHAM"] * 20)
+    out = read.clip_chunk_text(loop, 40)
+    assert out.split("\n")[0] == "TOTAL 5.00"
+    assert len(out.split("\n")) == 40 // read.MIN_LINE_PX + 1
+    assert max(len(x) for x in out.split("\n")) == read.MAX_LINE_CHARS
+    assert read.clip_chunk_text("A\nB", 40) == "A\nB"

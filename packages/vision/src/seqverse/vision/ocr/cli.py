@@ -65,6 +65,10 @@ def register(subparsers) -> None:
     p.add_argument("--grow-steps", type=int, default=350, help="steps over which the band height grows")
     p.add_argument("--eval-every", type=int, default=150)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--scramble", type=float, default=0.5,
+                   help="stage-1 share of pages with random-character words (half of it in stage 2)")
+    p.add_argument("--ctc-weight", type=float, default=0.5, help="joint CTC loss on single lines (0: off)")
+    p.add_argument("--init", metavar="DIR", default="", help="start from this checkpoint's weights")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
 
@@ -73,6 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("-o", "--out", metavar="DIR")
     p.add_argument("--chunks", type=int, default=15, help="default chunk count stored with the model")
+    p.add_argument("--command", default="", help="the training command(s), recorded in the model card")
     p.set_defaults(func=_export)
 
 
@@ -152,7 +157,8 @@ def _train(args) -> None:
 
     torch.set_num_threads(args.threads)
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, line_steps=args.line_steps,
-                     grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed)
+                     grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed,
+                     scramble=args.scramble, ctc_weight=args.ctc_weight, init=args.init)
     state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)
 
@@ -167,5 +173,5 @@ def _export(args) -> None:
 
     if not (Path(args.run) / "last" / "trainer_state.json").exists():
         raise clikit.InputError(f"{args.run}: no training run here (expected {args.run}/last/trainer_state.json)")
-    dst = export(args.run, args.out or default_model_dir(), default_chunks=args.chunks)
+    dst = export(args.run, args.out or default_model_dir(), default_chunks=args.chunks, command=args.command)
     print(f"exported to {dst}", file=sys.stderr)

@@ -11,6 +11,7 @@ directory with ``local_files_only=True``; :func:`load` handles both.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,10 +30,12 @@ class OCRConfig:
 
     image_height: int = 64
     image_width: int = 384
-    patch_height: int = 8
+    encoder: str = "convvit"  # "convvit": conv stem + transformer (seqverse default); "vit": plain ViT patches
+    patch_height: int = 8  # "vit" only
     patch_width: int = 8
+    stem_channels: tuple = (16, 32, 64, 128)  # "convvit" only
     encoder_dim: int = 128
-    encoder_layers: int = 4
+    encoder_layers: int = 1
     encoder_heads: int = 4
     decoder_dim: int = 128
     decoder_layers: int = 2
@@ -73,13 +76,23 @@ class CharTokenizer:
 
 
 def build_model(cfg: OCRConfig, vocab_size: int):
-    """A fresh TrOCR: ViT encoder (non-square patches over a wide chunk) + TrOCR decoder."""
+    """A fresh TrOCR: hybrid conv-stem ViT (or plain ViT) encoder over a wide chunk + TrOCR decoder."""
     from transformers import TrOCRConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel, ViTConfig
 
-    enc = ViTConfig(image_size=(cfg.image_height, cfg.image_width), patch_size=(cfg.patch_height, cfg.patch_width),
-                    num_channels=1, hidden_size=cfg.encoder_dim, num_hidden_layers=cfg.encoder_layers,
-                    num_attention_heads=cfg.encoder_heads, intermediate_size=4 * cfg.encoder_dim,
-                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    from .convvit import ConvViTConfig
+
+    if cfg.encoder == "convvit":
+        enc = ConvViTConfig(image_size=(cfg.image_height, cfg.image_width), num_channels=1,
+                            stem_channels=tuple(cfg.stem_channels), hidden_size=cfg.encoder_dim,
+                            num_hidden_layers=cfg.encoder_layers, num_attention_heads=cfg.encoder_heads,
+                            intermediate_size=4 * cfg.encoder_dim, ctc_vocab_size=vocab_size)
+    elif cfg.encoder == "vit":
+        enc = ViTConfig(image_size=(cfg.image_height, cfg.image_width), patch_size=(cfg.patch_height, cfg.patch_width),
+                        num_channels=1, hidden_size=cfg.encoder_dim, num_hidden_layers=cfg.encoder_layers,
+                        num_attention_heads=cfg.encoder_heads, intermediate_size=4 * cfg.encoder_dim,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    else:
+        raise ValueError(f"unknown encoder {cfg.encoder!r} (convvit or vit)")
     dec = TrOCRConfig(vocab_size=vocab_size, d_model=cfg.decoder_dim, decoder_layers=cfg.decoder_layers,
                       decoder_attention_heads=cfg.decoder_heads, decoder_ffn_dim=4 * cfg.decoder_dim,
                       max_position_embeddings=cfg.max_length + 8, dropout=0.0, attention_dropout=0.0,
@@ -112,8 +125,13 @@ class ChunkProcessor:
         s = self.cfg.image_width / w
         return page.convert("L").resize((self.cfg.image_width, max(1, round(h * s))), Image.BILINEAR)
 
-    def pixel_values(self, chunks: list[Image.Image]) -> torch.Tensor:
+    def pixel_values(self, chunks: list[Image.Image], fit: bool = False) -> torch.Tensor:
+        """``fit=True`` (training the conv-stem encoder only) pads the batch to its tallest chunk,
+        rounded up to 8 rows, instead of the full input height: the hybrid encoder takes any height
+        up to ``image_height`` and short single lines then cost a fraction of a full chunk."""
         H, W = self.cfg.image_height, self.cfg.image_width
+        if fit and chunks:
+            H = min(H, 8 * math.ceil(max(min(c.height * min(1.0, W / c.width), H) for c in chunks) / 8))
         out = np.empty((len(chunks), 1, H, W), dtype=np.float32)
         for i, c in enumerate(chunks):
             c = c.convert("L")
@@ -160,6 +178,8 @@ def load(directory: str | Path, device: str = "cpu"):
     """Load ``(model, processor)`` from a seqverse checkpoint or an official TrOCR directory, offline."""
     from transformers import VisionEncoderDecoderModel
 
+    from . import convvit  # noqa: F401  (registers the hybrid encoder with AutoModel)
+
     d = Path(directory)
     if not (d / "config.json").exists():
         raise FileNotFoundError(f"{d}: not a model directory (no config.json)")
@@ -170,7 +190,9 @@ def load(directory: str | Path, device: str = "cpu"):
     model.generation_config.max_length = None  # callers always pass max_new_tokens
     if (d / VOCAB_FILE).exists():
         meta = json.loads((d / "ocr_config.json").read_text())
+        meta.setdefault("encoder", "vit")  # checkpoints written before the hybrid encoder existed
         cfg = OCRConfig(**{k: v for k, v in meta.items() if k in OCRConfig.__dataclass_fields__})
+        cfg.stem_channels = tuple(cfg.stem_channels)
         cfg.default_chunks = meta.get("default_chunks", 15)
         return model, ChunkProcessor(cfg, CharTokenizer.load(d))
     from transformers import TrOCRProcessor

@@ -93,6 +93,18 @@ def trim(gray: np.ndarray, top: int, bottom: int, prof: np.ndarray) -> tuple[int
     return max(top, top + rows[0] - 2), min(bottom, top + rows[-1] + 5)
 
 
+MIN_LINE_PX = 12  # the smallest line pitch at page width 384 (15 px type on the widest synthetic page)
+MAX_LINE_CHARS = 64  # more characters than fit across a 384-px page at the smallest type
+
+
+def clip_chunk_text(text: str, height: int) -> str:
+    """Cut a chunk's text to what the chunk can hold: at most ``height / MIN_LINE_PX + 1`` lines of at
+    most ``MAX_LINE_CHARS`` characters. Greedy decoding sometimes falls into a loop (a rule line of
+    dashes that never ends, a word repeated); this keeps such a loop from filling the page text."""
+    lines = text.split("\n")[: height // MIN_LINE_PX + 1]
+    return "\n".join(ln[:MAX_LINE_CHARS] for ln in lines)
+
+
 def join_chunks(texts: list[str]) -> str:
     """Join chunk texts in reading order; a line cut at a border and read twice is kept once."""
     lines: list[str] = []
@@ -129,7 +141,7 @@ def split_page(page: Image.Image, proc, n: int, snap: bool = True) -> list[Image
 
 
 def read_pages(paths, model=None, proc=None, chunks: int = DEFAULT_CHUNKS, batch_size: int = 32,
-               snap: bool = True, progress: bool = False) -> tuple[list[PageResult], dict]:
+               snap: bool = True, progress: bool = False, clip: bool = True) -> tuple[list[PageResult], dict]:
     """Read pages; returns one :class:`PageResult` per path (text or error) and timing stats."""
     import torch
     from tqdm import tqdm
@@ -158,8 +170,8 @@ def read_pages(paths, model=None, proc=None, chunks: int = DEFAULT_CHUNKS, batch
             batch = items[k:k + batch_size]
             x = proc.pixel_values([c for _, c in batch]).to(model.device)
             ids = model.generate(pixel_values=x, max_new_tokens=max_new, num_beams=1, do_sample=False)
-            for (i, _), text in zip(batch, proc.decode(ids)):
-                per_page.setdefault(i, []).append(text)
+            for (i, c), text in zip(batch, proc.decode(ids)):
+                per_page.setdefault(i, []).append(clip_chunk_text(text, c.height) if clip and proc.cfg else text)
     for i, r in enumerate(results):
         if r.error is None:
             r.chunks = len(per_page.get(i, []))

@@ -160,13 +160,29 @@ def _font(rng: random.Random, families) -> tuple[str, ImageFont.FreeTypeFont, in
     return path, ImageFont.truetype(str(FONT_DIR / path), size), size
 
 
-def render_receipt(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True) -> Rendered:
-    """Render one receipt; the same seed always gives the same page."""
+_RANDOM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 3 + "0123456789" * 4 + "abcdefghijklmnopqrstuvwxyz" + ".,:-/()#@&%*=$+'!?"
+
+
+def random_text(rng: random.Random, like: str) -> str:
+    """A random string as long as ``like``, keeping its spaces (word shapes) but not its words."""
+    if like and len(set(like)) == 1:  # a rule line stays a rule line of some other character
+        return rng.choice("-=*_.") * len(like)
+    return "".join(c if c == " " else rng.choice(_RANDOM_CHARS) for c in like)
+
+
+def render_receipt(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, scramble: bool = False) -> Rendered:
+    """Render one receipt; the same seed always gives the same page.
+
+    ``scramble=True`` keeps the layout but replaces the words with random characters (training only:
+    text the decoder cannot guess from a receipt language model, so it has to read the image).
+    """
     rng = random.Random(seed)
     path, font, size = _font(rng, families)
     cw = font.getlength("0")
     width = rng.randint(30, 42)
     lines = receipt_lines(rng, width)
+    if scramble:
+        lines = [(random_text(rng, a), random_text(rng, b), al) for a, b, al in lines]
     margin = rng.randint(int(1 * cw), int(3 * cw))
     page_w = int(width * cw + 2 * margin)
     asc, desc = font.getmetrics()

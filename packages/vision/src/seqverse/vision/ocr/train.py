@@ -43,6 +43,9 @@ class TrainConfig:
     save_every: int = 25
     val_bands: int = 24
     seed: int = 0
+    scramble: float = 0.5  # stage 1: share of pages whose words are random characters (half that in stage 2)
+    ctc_weight: float = 0.5  # joint CTC loss on single lines (conv-stem encoder only); 0 turns it off
+    init: str = ""  # start from this checkpoint's weights (fresh optimizer), e.g. an earlier run's last/
     model: OCRConfig = field(default_factory=OCRConfig)
 
 
@@ -79,13 +82,29 @@ def page_bands(page: synth.Rendered, proc: ChunkProcessor, rng: random.Random, n
 
 def make_batch(tc: TrainConfig, proc, tok, step: int, rng: random.Random):
     bands = []
+    stage1 = step < tc.line_steps
     while len(bands) < tc.batch_size:
-        page = synth.render_receipt(rng.randrange(TRAIN_SEED_LIMIT))
+        scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
+        page = synth.render_receipt(rng.randrange(TRAIN_SEED_LIMIT), scramble=scramble)
         lh = (page.boxes[0][1] - page.boxes[0][0]) * proc.cfg.image_width / page.image.width
         h = None if step < tc.line_steps else max_band_height(tc, step, lh)
         bands += page_bands(page, proc, rng, tc.bands_per_page, h)
     bands = bands[: tc.batch_size]
-    return proc.pixel_values([b[0] for b in bands]), labels_tensor([b[1] for b in bands], tok, tc.model.max_length)
+    x = proc.pixel_values([b[0] for b in bands], fit=tc.model.encoder == "convvit")
+    return x, labels_tensor([b[1] for b in bands], tok, tc.model.max_length), [b[1] for b in bands]
+
+
+def ctc_loss(model, hidden, height: int, texts, tok) -> torch.Tensor | None:
+    """Joint CTC loss of the encoder's column classifier on the single-line samples of a batch."""
+    enc = model.encoder
+    rows = [i for i, t in enumerate(texts) if "\n" not in t and t]
+    if getattr(enc, "ctc_head", None) is None or not rows:
+        return None
+    logp = enc.ctc_logits(hidden[rows], height).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
+    targets = [torch.tensor(tok.encode(texts[i])[:-1]) for i in rows]
+    return torch.nn.functional.ctc_loss(
+        logp, torch.cat(targets), torch.full((len(rows),), logp.shape[0], dtype=torch.long),
+        torch.tensor([len(t) for t in targets]), blank=tok.pad_token_id, zero_infinity=True)
 
 
 def labels_tensor(texts, tok, max_length):
@@ -175,18 +194,32 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
     if (out / "last" / "trainer_state.json").exists():
         state = _load_state(out, model, opt)
         log(f"resumed from {out / 'last'} at step {state['step']}")
+    elif tc.init:
+        from transformers import VisionEncoderDecoderModel
+
+        from . import convvit  # noqa: F401
+
+        src = VisionEncoderDecoderModel.from_pretrained(tc.init, local_files_only=True).state_dict()
+        missing, unexpected = model.load_state_dict(src, strict=False)
+        log(f"initialised from {tc.init} (new: {missing}, dropped: {unexpected})")
     val = val_set(tc, proc)
     rng = random.Random(tc.seed * 7919 + state["step"])
     bar = tqdm(total=tc.steps, initial=state["step"], disable=not progress, desc="train", unit="step")
-    losses = []
+    losses, ctc_losses = [], [0.0]
     t0 = time.time()
     while state["step"] < tc.steps:
         step = state["step"]
         lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / tc.steps))))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = make_batch(tc, proc, tok, step, rng)
-        loss = model(pixel_values=x, labels=y).loss
+        x, y, texts = make_batch(tc, proc, tok, step, rng)
+        enc = model.encoder(pixel_values=x)
+        loss = model(encoder_outputs=enc, labels=y).loss
+        if tc.ctc_weight > 0:
+            aux = ctc_loss(model, enc.last_hidden_state, x.shape[2], texts, tok)
+            if aux is not None:
+                ctc_losses.append(aux.item())
+                loss = loss + tc.ctc_weight * aux
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -194,7 +227,7 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
         losses.append(loss.item())
         state["step"] = step + 1
         bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", ctc=f"{np.mean(ctc_losses[-20:]):.2f}")
         if state["step"] % tc.eval_every == 0 or state["step"] == tc.steps:
             v = validate(model, proc, val)
             state["history"].append({"step": state["step"], "loss": float(np.mean(losses[-50:])), "val_cer": v})
@@ -223,11 +256,13 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int = 15, metri
     meta["default_chunks"] = default_chunks
     (tmp / "ocr_config.json").write_text(json.dumps(meta, indent=2))
     state = json.loads((src / "trainer_state.json").read_text())
+    encoder = ("hybrid conv-stem ViT (`seqverse_convvit`, stride 8)" if meta.get("encoder", "vit") == "convvit"
+               else f"ViT ({meta['patch_height']}x{meta['patch_width']} patches)")
     hist = "\n".join(f"| {h['step']} | {h['loss']:.4f} | {100 * h['val_cer']:.2f} |" for h in state["history"])
     card = f"""# seqverse TrOCR for receipts (embedded default)
 
-Small TrOCR (`transformers.VisionEncoderDecoderModel`: ViT encoder over a 64x384 grayscale chunk,
-8x8 patches; TrOCR decoder over characters), trained from scratch on synthetic receipts
+Small TrOCR (`transformers.VisionEncoderDecoderModel`: {encoder} encoder over a
+{meta['image_height']}x{meta['image_width']} grayscale chunk; TrOCR decoder over characters), trained from scratch on synthetic receipts
 (`seqverse.vision.ocr.synth`, fonts DejaVu + Liberation; GNU FreeFont held out).
 
 - Training: stage 1 single lines, stage 2 chunk curriculum (paper Sec. 3), {state['step']} steps,

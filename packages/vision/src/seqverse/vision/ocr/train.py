@@ -269,10 +269,12 @@ Small TrOCR (`transformers.VisionEncoderDecoderModel`: {encoder} encoder over a
   {state.get('seconds', 0) / 3600:.2f} h on a shared 2-core CPU (1 thread), seed {meta['train']['seed']}.
 - Settings: {json.dumps(meta['train'])}
 - Command: `{command or 'seqverse-vision ocr train -o runs/ocr/stage'}` then
-  `seqverse-vision ocr export runs/ocr/stage -o <this dir>`.
+  `seqverse-vision ocr export {run_dir} --chunks {default_chunks}`.
 - Inference default: {default_chunks} chunks per page (borders snapped to line gaps).
 
-Validation ({meta['train']['val_bands']} whole-line bands of pages with seeds 900,000,000+, greedy decoding):
+Validation ({meta['train']['val_bands']} whole-line bands of pages with seeds 900,000,000+, greedy decoding without the
+loop clipping and rule counting that `ocr read` applies, so a decoding loop weighs heavily here; the
+training loss includes `ctc_weight` x the CTC loss):
 
 | step | train loss | val CER % |
 |---|---|---|

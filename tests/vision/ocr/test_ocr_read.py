@@ -153,3 +153,13 @@ def test_rule_line_length_is_measured_from_the_image(proc):
     assert checked >= 3
     assert read.fix_rule_line("TOTAL 5.00", chunk) == "TOTAL 5.00"
     assert read.fix_rule_line("=" * 50, chunk) == "=" * 50  # "=" runs keep the decoder's count
+
+
+def test_faint_lines_of_a_faded_page_are_not_skipped(proc):
+    """Ink faded to within 64 grey levels of the paper (held-out page 00003): every line still gets a chunk."""
+    page = synth.render_receipt(11, artefacts=False)
+    a = np.asarray(page.image, dtype=np.float32)
+    paper = float(np.percentile(a, 90))
+    faded = Image.fromarray(np.clip(paper - (paper - a) * 64 / 255, 0, 255).astype(np.uint8))
+    n = len(page.lines)
+    assert len(read.split_page(faded, proc, n)) == len(read.split_page(page.image, proc, n)) >= 0.8 * n

@@ -53,9 +53,15 @@ def open_page(path: str | Path) -> Image.Image:
 
 
 def ink_profile(gray: np.ndarray) -> np.ndarray:
-    """Number of ink pixels per row: darker than the paper level by a margin."""
+    """Number of ink pixels per row: darker than the paper level by a margin.
+
+    The margin is max(40, 0.3 x paper), or half the page's own ink contrast (paper minus its darkest
+    0.2% of pixels) when that is smaller: on a strongly faded page the fixed margin leaves faint lines
+    without any ink, and their chunks would be skipped as blank.
+    """
     paper = np.percentile(gray, 90)
-    return (gray < paper - max(40.0, 0.3 * paper)).sum(axis=1)
+    dark = np.percentile(gray, 0.2)
+    return (gray < paper - min(max(40.0, 0.3 * paper), max(20.0, 0.5 * (paper - dark)))).sum(axis=1)
 
 
 def chunk_borders_equal(height: int, n: int) -> list[int]:

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from seqverse.speech.adaspeech.corpus import load_corpus
 from seqverse.speech.adaspeech.model import AdaSpeech
-from seqverse.speech.adaspeech.train import batches, collate, evaluate_loss, load_items, step_loss
+from seqverse.speech.adaspeech.train import batches, collate, evaluate_loss, load_items, source_step
 
 
 def main(argv=None):
@@ -66,14 +65,8 @@ def main(argv=None):
     while step < args.until:
         if not queue:
             queue = batches(train_items, 4000, rng)
-        batch = collate(queue.pop(), index)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step) * min(1.0, (step - args.start + 1) / 50)
-        total, parts = step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]))
-        opt.zero_grad()
-        total.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        warmup = min(1.0, (step - args.start + 1) / 50)
+        _, parts = source_step(model, opt, collate(queue.pop(), index), lr_at(step) * warmup)
         step += 1
         if step % 50 == 0 or step == args.until:
             val = evaluate_loss(model, val_items, index)

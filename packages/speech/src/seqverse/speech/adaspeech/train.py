@@ -88,6 +88,18 @@ def step_loss(model: AdaSpeech, batch: dict, speaker: torch.Tensor, utterance=No
 
 
 # ------------------------------------------------------------------------------ training
+def source_step(model: AdaSpeech, opt, batch: dict, lr: float) -> tuple[torch.Tensor, dict]:
+    """One optimiser step of source-model training at learning rate ``lr`` (gradients clipped to 1)."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    total, parts = step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]))
+    opt.zero_grad()
+    total.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return total, parts
+
+
 def train(corpus_dir, out_dir, steps: int = 6000, max_frames: int = 6000, lr: float = 1e-3, seed: int = 0,
           checkpoint_every: int = 250, config_overrides: dict | None = None, progress: bool = True) -> dict:
     """Train (or resume) the multi-speaker source model on the corpus's source speakers."""
@@ -134,14 +146,7 @@ def train(corpus_dir, out_dir, steps: int = 6000, max_frames: int = 6000, lr: fl
     while step < steps:
         if not queue:
             queue = batches(train_items, max_frames, rng)
-        batch = collate(queue.pop(), index)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        total, parts = step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]))
-        opt.zero_grad()
-        total.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        total, parts = source_step(model, opt, collate(queue.pop(), index), lr_at(step))
         step += 1
         bar.update(1)
         bar.set_postfix(mel=f"{parts['mel']:.3f}", dur=f"{parts['duration']:.3f}")

@@ -52,16 +52,21 @@ def open_page(path: str | Path) -> Image.Image:
         raise PageError(f"{p}: not a readable image ({err})") from None
 
 
-def ink_profile(gray: np.ndarray) -> np.ndarray:
-    """Number of ink pixels per row: darker than the paper level by a margin.
+def ink_mask(gray: np.ndarray) -> np.ndarray:
+    """Ink pixels: darker than the paper level by a margin.
 
-    The margin is max(40, 0.3 x paper), or half the page's own ink contrast (paper minus its darkest
+    The margin is max(40, 0.3 x paper), or half the image's own ink contrast (paper minus its darkest
     0.2% of pixels) when that is smaller: on a strongly faded page the fixed margin leaves faint lines
     without any ink, and their chunks would be skipped as blank.
     """
     paper = np.percentile(gray, 90)
     dark = np.percentile(gray, 0.2)
-    return (gray < paper - min(max(40.0, 0.3 * paper), max(20.0, 0.5 * (paper - dark)))).sum(axis=1)
+    return gray < paper - min(max(40.0, 0.3 * paper), max(20.0, 0.5 * (paper - dark)))
+
+
+def ink_profile(gray: np.ndarray) -> np.ndarray:
+    """Number of ink pixels per row (:func:`ink_mask`)."""
+    return ink_mask(gray).sum(axis=1)
 
 
 def chunk_borders_equal(height: int, n: int) -> list[int]:
@@ -147,7 +152,7 @@ def count_run(chunk: Image.Image) -> int:
     """
     gray = np.asarray(chunk.convert("L"), dtype=np.float32)
     paper = np.percentile(gray, 90)
-    inked = (gray < paper - max(40.0, 0.3 * paper)).any(axis=0)
+    inked = ink_mask(gray).any(axis=0)
     xs = np.flatnonzero(inked)
     if xs.size < 8:
         return 0

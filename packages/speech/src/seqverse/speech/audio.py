@@ -94,14 +94,18 @@ def frame_pitch(audio: np.ndarray, cfg: MelConfig = MEL, fmin: float = 60.0, fma
 
 
 def griffin_lim(log_mel_frames: np.ndarray, cfg: MelConfig = MEL, n_iter: int = 48) -> np.ndarray:
-    """Waveform from a [frames, n_mels] log-mel spectrogram (librosa's mel inversion + Griffin-Lim)."""
+    """Waveform from a [frames, n_mels] log-mel spectrogram (librosa's mel inversion + Griffin-Lim).
+
+    Griffin-Lim starts from fixed (seeded) random phases, so the same mel always gives the same
+    waveform and the ASR / speaker metrics computed on it are reproducible run to run.
+    """
     import librosa
 
     mel = np.exp(np.asarray(log_mel_frames, dtype=np.float32).T)
-    audio = librosa.feature.inverse.mel_to_audio(
-        mel, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-        fmin=cfg.fmin, fmax=cfg.fmax, power=1.0, n_iter=n_iter,
-    )
+    magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=cfg.sample_rate, n_fft=cfg.n_fft, power=1.0,
+                                                    fmin=cfg.fmin, fmax=cfg.fmax)
+    audio = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                               n_fft=cfg.n_fft, random_state=0)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 0.99:
         audio = audio * (0.99 / peak)

@@ -22,7 +22,9 @@ def _train(args):
     from seqverse.speech.adaspeech.train import train
 
     torch.set_num_threads(args.threads)
-    r = train(args.corpus, args.out, steps=args.steps, max_frames=args.max_frames, lr=args.lr, seed=args.seed)
+    sizes = {"decoder_layers": args.decoder_layers, "speaker_dim": args.speaker_dim}
+    r = train(args.corpus, args.out, steps=args.steps, max_frames=args.max_frames, lr=args.lr, seed=args.seed,
+              config_overrides=sizes)
     export_model(f"{args.out}/model", args.corpus, f"{args.out}/model")
     clikit.emit({"step": r["step"], "model": r["out"], **{f"val_{k}": v for k, v in r["val"].items()}}, args.json)
 
@@ -77,6 +79,10 @@ def register(subparsers) -> None:
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--max-frames", type=int, default=4000, help="padded mel frames per batch")
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--decoder-layers", type=int, default=2,
+                   help="mel decoder FFT blocks; each has 2 CLNs (default 2)")
+    t.add_argument("--speaker-dim", type=int, default=5,
+                   help="speaker embedding size; a voice adapts decoder_layers*2*2*128*dim + dim parameters (default 5)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--json", action="store_true")

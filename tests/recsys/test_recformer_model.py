@@ -158,3 +158,23 @@ def test_stage2_learning_rate_decays_linearly_to_zero(tiny, tmp_path):
     expected = 1e-3 * (1 - (1 + last_batch_start / n) / 2)
     assert opt["param_groups"][0]["lr"] == pytest.approx(expected)
     assert 0 < expected < 0.5e-3
+
+
+def test_stage2_only_continuation_keeps_the_saved_item_matrix(tiny, tmp_path):
+    """stage1_epochs=0 continues a fine-tuned model in stage 2 against the ``I`` it was trained with."""
+    import copy
+
+    from seqverse.recsys.recformer.model import load_state_dict
+    from seqverse.recsys.recformer.train import finetune
+
+    ds, cfg, tok, _ = tiny
+    tok.save(tmp_path / "tok.json")
+    split = data.make_split(ds, "standard")
+    finetune(ds, split, tmp_path / "a", copy.deepcopy(cfg), tokenizer_file=tmp_path / "tok.json", stage1_epochs=1,
+             stage2_epochs=1, batch_size=4, lr=1e-3, log=lambda _: None)
+    saved = load_state_dict(tmp_path / "a" / "best")["item_embedding.weight"]
+    state = finetune(ds, split, tmp_path / "b", copy.deepcopy(cfg), pretrained=tmp_path / "a" / "best",
+                     tokenizer_file=tmp_path / "tok.json", stage1_epochs=0, stage2_epochs=1, batch_size=4, lr=1e-3,
+                     log=lambda _: None)
+    assert [e["stage"] for e in state["log"]] == [2]
+    assert torch.equal(load_state_dict(tmp_path / "b" / "best")["item_embedding.weight"], saved)

@@ -34,16 +34,21 @@ def main():
     ap.add_argument("--pretrain-lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--samples-per-user", type=int, default=4)
-    ap.add_argument("--max-token-num", type=int, default=160)
+    ap.add_argument("--max-token-num", type=int, default=None,
+                    help="tokens per user sequence (default: 160, or the --pretrained model's)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--pooler", choices=["avg", "cls"], default="avg")
+    ap.add_argument("--pooler", choices=["avg", "cls"], default=None,
+                    help="default: avg, or the --pretrained model's")
     ap.add_argument("--pretrained", default=None, help="reuse this pre-trained directory (skip pre-training)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # <s> (cls) pooling collapses from a random init (every item at cosine ~0.99999, no gradient signal
     # at temp 0.05); the official code's "avg" pooler learns (see the README). The paper starts from
     # longformer-base, which we cannot download here.
-    overrides = {"max_token_num": args.max_token_num, "pooler_type": args.pooler}
+    overrides = {k: v for k, v in {"max_token_num": args.max_token_num, "pooler_type": args.pooler}.items()
+                 if v is not None}
+    if args.pretrained is None:
+        overrides = {"max_token_num": 160, "pooler_type": "avg", **overrides}
     budgets = [float(x) * 60 for x in args.finetune_minutes.split(",")]
 
     def log(msg):

@@ -148,7 +148,9 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
         tok_file = pretrained / "tokenizer.json"
         if not tok_file.exists():
             tok_file = pretrained.parent / "tokenizer.json"
-        config = RecformerConfig.from_dict(json.loads((pretrained / "config.json").read_text()))
+        # the pre-trained architecture; ``config_overrides`` (e.g. a longer ``max_token_num``) apply on top
+        config = RecformerConfig.from_dict({**json.loads((pretrained / "config.json").read_text()),
+                                            **(config_overrides or {})})
     sp = D.make_split(dataset, split, seed=seed)
     state = finetune(dataset, sp, out_dir / "finetune", config, pretrained=pretrained,
                      tokenizer_file=tok_file if tok_file.exists() else None, stage1_epochs=stage1_epochs,

@@ -198,6 +198,9 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
              stage2_decay: bool = False, time_budget: float | None = None, log=print) -> dict:
     """§2.4 two-stage fine-tuning; the best model (by validation NDCG@10) is saved in ``out_dir/best``.
 
+    ``stage1_epochs=0``: stage 2 only, e.g. to continue a fine-tuned model; its saved ``I`` is kept
+    when ``pretrained`` has one for these items.
+
     ``stage2_decay``: the learning rate falls linearly from ``lr`` to 0 over the ``stage2_epochs``
     of stage 2 (the official code decays it linearly over training; constant otherwise)."""
     out_dir = Path(out_dir)
@@ -211,14 +214,22 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     items = encode_items(tok, dataset)
     torch.manual_seed(seed)
     model = RecformerForSeqRec(config)
+    saved_items = None
     if pretrained is not None:
         state_dict = load_state_dict(Path(pretrained))
         missing = [k for k in model.load_state_dict(state_dict, strict=False).missing_keys if k.startswith("longformer.")]
         if missing:
             raise ValueError(f"{pretrained}: missing {missing[:3]}")
-    model.init_item_embedding(encode_all_items(model.longformer, tok, items))
+        saved_items = state_dict.get("item_embedding.weight")
+    if stage1_epochs == 0 and saved_items is not None and saved_items.shape == (len(items), config.hidden_size):
+        # continuing a fine-tuned model with stage 2 only: keep the ``I`` its encoder was trained against
+        # (re-encoding the items with the stage-2 encoder gives a different, mismatched ``I``)
+        model.init_item_embedding(saved_items)
+    else:
+        model.init_item_embedding(encode_all_items(model.longformer, tok, items))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-    state = _load_state(out_dir, model, opt) or {"stage": 1, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
+    state = _load_state(out_dir, model, opt) or {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0,
+                                                 "bad": 0, "log": []}
     t0 = time.time()
     examples = [u for u in split.users if split.train[u]]
     unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None

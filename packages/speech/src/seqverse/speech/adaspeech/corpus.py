@@ -4,7 +4,8 @@ Source speakers are espeak-ng voice+variant+pitch+rate combinations and festival
 diphone voices (kal and ked, the most intelligible voices on this machine, so the source model
 learns clear speech) at shifted pitch, rate and vocal-tract length: resampling the waveform scales
 every formant by a factor (vocal tract length perturbation, Jaitly & Hinton 2013), with pitch and
-rate pre-compensated in festival, so one diphone voice yields speakers of distinct timbre. Adaptation targets are voices the source model never hears: festival's
+rate pre-compensated in festival, so one diphone voice yields speakers of distinct timbre.
+Adaptation targets are voices the source model never hears: festival's
 ``cmu_us_slt_arctic_hts`` (female HTS), kal at a high pitch and fast rate, and a held-out espeak
 speaker. Sentences come from Debian's fortune databases.
 
@@ -122,8 +123,11 @@ def _synth_festival(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     if spk.pitch:
         lines.append(f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 * 0.15:.1f}) "
                      "(model_f0_mean 170) (model_f0_std 34)))")
+    # formant-shifted speakers: festival writes a raw file that becomes the final one only once shifted,
+    # so an interrupted build never leaves an unshifted wav that a rerun would take as done
+    raw = {path: path.with_suffix(".raw.wav") if spk.formant != 1.0 else path for _, path in items}
     for sentence, path in items:
-        lines.append(f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(sentence)})) {_scheme_string(str(path))} 'riff)")
+        lines.append(f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(sentence)})) {_scheme_string(str(raw[path]))} 'riff)")
     with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as handle:
         handle.write("\n".join(lines) + "\n")
         script = handle.name
@@ -133,11 +137,13 @@ def _synth_festival(spk: Speaker, items: list[tuple[str, Path]]) -> None:
         Path(script).unlink(missing_ok=True)
     if spk.formant != 1.0:
         for _, path in items:
-            shift_formants(path, spk.formant)
+            if raw[path].is_file():
+                shift_formants(raw[path], path, spk.formant)
+                raw[path].unlink()
 
 
-def shift_formants(path: Path, factor: float) -> None:
-    """Scale every frequency of a wav by ``factor`` (duration by 1/``factor``), in place.
+def shift_formants(source: Path, out: Path, factor: float) -> None:
+    """Write ``source`` with every frequency scaled by ``factor`` (duration by 1/``factor``) to ``out``.
 
     Reading the samples as if recorded at ``factor`` times the rate is a vocal tract length change
     (formants move) together with a pitch and tempo change, which the caller pre-compensates.
@@ -145,9 +151,9 @@ def shift_formants(path: Path, factor: float) -> None:
     import librosa
     import soundfile as sf
 
-    y, sr = sf.read(path, dtype="float32")
+    y, sr = sf.read(source, dtype="float32")
     shifted = librosa.resample(y, orig_sr=sr * factor, target_sr=sr)
-    sf.write(path, shifted, sr, subtype="PCM_16")
+    sf.write(out, shifted, sr, subtype="PCM_16")
 
 
 def synthesise(spk: Speaker, items: list[tuple[str, Path]]) -> None:

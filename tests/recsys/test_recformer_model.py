@@ -178,3 +178,32 @@ def test_stage2_only_continuation_keeps_the_saved_item_matrix(tiny, tmp_path):
                      log=lambda _: None)
     assert [e["stage"] for e in state["log"]] == [2]
     assert torch.equal(load_state_dict(tmp_path / "b" / "best")["item_embedding.weight"], saved)
+
+
+def test_item_fine_tuning_moves_seen_items_only_and_resumes(tiny, tmp_path):
+    """item_lr > 0: stage 2 fine-tunes I; cold items (no training candidates) keep their text
+    encodings; a second call resumes with the items' optimizer group."""
+    import copy
+
+    from seqverse.recsys.recformer.model import load_state_dict
+    from seqverse.recsys.recformer.train import finetune
+
+    ds, cfg, tok, _ = tiny
+    tok.save(tmp_path / "tok.json")
+    split = data.make_split(ds, "cold-start")
+    assert split.cold_items
+    finetune(ds, split, tmp_path / "a", copy.deepcopy(cfg), tokenizer_file=tmp_path / "tok.json", stage1_epochs=1,
+             stage2_epochs=1, batch_size=4, lr=1e-3, log=lambda _: None)
+    before = load_state_dict(tmp_path / "a" / "best")["item_embedding.weight"]
+    kw = dict(pretrained=tmp_path / "a" / "best", tokenizer_file=tmp_path / "tok.json", stage1_epochs=0,
+              batch_size=4, lr=1e-3, item_lr=1e-2, patience=5, log=lambda _: None)
+    finetune(ds, split, tmp_path / "b", copy.deepcopy(cfg), stage2_epochs=1, **kw)
+    state = finetune(ds, split, tmp_path / "b", copy.deepcopy(cfg), stage2_epochs=2, **kw)
+    assert [e["epoch"] for e in state["log"]] == [1, 2]
+    after = load_state_dict(tmp_path / "b" / "last")
+    cold = torch.tensor(sorted(split.cold_items))
+    seen = torch.tensor(sorted({i for u in split.users for i in split.train[u]}))
+    assert torch.equal(after["item_embedding.weight"][cold], before[cold])
+    assert not torch.allclose(after["item_embedding.weight"][seen], before[seen])
+    opt = torch.load(tmp_path / "b" / "optimizer.pt", weights_only=True)
+    assert [g.get("name") for g in opt["param_groups"]] == [None, "items"]

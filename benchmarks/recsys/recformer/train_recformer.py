@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--stage2-epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--stage2-decay", action="store_true", help="stage 2 learning rate decays linearly to 0")
+    ap.add_argument("--item-lr", type=float, default=0.0,
+                    help="> 0: stage 2 also fine-tunes the item matrix I at this rate (not in the paper)")
     ap.add_argument("--patience", type=int, default=3, help="epochs without a better validation NDCG@10 per stage")
     ap.add_argument("--pretrain-lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -59,7 +61,7 @@ def main():
         res = api.train(f"{args.out}/{split}", split=split, pretrained=pretrained,
                         pretrain_steps=args.pretrain_steps, pretrain_budget=args.pretrain_minutes * 60,
                         stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
-                        lr=args.lr, patience=args.patience, stage2_decay=args.stage2_decay,
+                        lr=args.lr, patience=args.patience, stage2_decay=args.stage2_decay, item_lr=args.item_lr,
                         pretrain_lr=args.pretrain_lr, batch_size=args.batch_size,
                         samples_per_user=args.samples_per_user, time_budget=budgets[min(i, len(budgets) - 1)],
                         config_overrides=overrides, log=log)

@@ -122,7 +122,7 @@ def write_json(path: Path, obj) -> None:
 def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = "standard",
           pretrained: str | Path | None = None, pretrain_steps: int = 600, stage1_epochs: int = 10,
           stage2_epochs: int = 5, samples_per_user: int = 1, batch_size: int = 16, lr: float = 5e-4,
-          patience: int = 3, stage2_decay: bool = False, pretrain_lr: float = 1e-3,
+          patience: int = 3, stage2_decay: bool = False, item_lr: float = 0.0, pretrain_lr: float = 1e-3,
           time_budget: float | None = None, pretrain_budget: float | None = None,
           config_overrides: dict | None = None, seed: int = 2020, log=print) -> dict:
     """Pre-train (unless ``pretrained`` is given), two-stage fine-tune, test; resumable in ``out_dir``.
@@ -155,7 +155,7 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
     state = finetune(dataset, sp, out_dir / "finetune", config, pretrained=pretrained,
                      tokenizer_file=tok_file if tok_file.exists() else None, stage1_epochs=stage1_epochs,
                      stage2_epochs=stage2_epochs, samples_per_user=samples_per_user, batch_size=batch_size,
-                     lr=lr, patience=patience, stage2_decay=stage2_decay, seed=seed,
+                     lr=lr, patience=patience, stage2_decay=stage2_decay, item_lr=item_lr, seed=seed,
                      time_budget=time_budget, log=log)
     best = out_dir / "finetune" / "best"
     model = RecformerForSeqRec.from_pretrained(best)

@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--stage2-epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--item-lr", type=float, default=0.0,
+                   help="> 0: stage 2 also fine-tunes the item matrix I from its text encodings at this learning "
+                        "rate (a seqverse extension; 0 = the paper's frozen I)")
     p.add_argument("--patience", type=int, default=3,
                    help="end a stage after this many epochs without a better validation NDCG@10")
     p.add_argument("--max-token-num", type=int, default=160, help="tokens per user sequence")
@@ -114,7 +117,7 @@ def _train(args) -> None:
     torch.set_num_threads(args.threads)
     res = api.train(args.out, args.data, args.split, pretrained=args.pretrained, pretrain_steps=args.pretrain_steps,
                     stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs, batch_size=args.batch_size,
-                    lr=args.lr, patience=args.patience, pretrain_lr=args.lr, seed=args.seed,
+                    lr=args.lr, patience=args.patience, item_lr=args.item_lr, pretrain_lr=args.lr, seed=args.seed,
                     time_budget=None if args.minutes is None else args.minutes * 60,
                     config_overrides={"max_token_num": args.max_token_num, "hidden_size": args.hidden_size,
                                       "num_hidden_layers": args.layers,

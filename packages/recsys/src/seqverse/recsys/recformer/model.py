@@ -268,7 +268,8 @@ class RecformerForSeqRec(_Saveable):
             self.init_item_embedding(torch.zeros(config.item_num, config.hidden_size))
 
     def init_item_embedding(self, embeddings: torch.Tensor) -> None:
-        """Set ``I`` (item_num x hidden), frozen as in the official code."""
+        """Set ``I`` (item_num x hidden), frozen as in the official code (``train.finetune`` can
+        unfreeze it in stage 2)."""
         self.config.item_num = embeddings.shape[0]
         self.item_embedding = nn.Embedding.from_pretrained(embeddings.detach().clone(), freeze=True)
 

@@ -191,18 +191,32 @@ def seqrec_loss(model: RecformerForSeqRec, batch: dict, labels: torch.Tensor,
     return F.cross_entropy(scores, labels)
 
 
+def _train_items(model: RecformerForSeqRec, opt: torch.optim.Optimizer, item_lr: float) -> None:
+    """Unfreeze ``I`` and give it its own optimizer group."""
+    model.item_embedding.weight.requires_grad_(True)
+    opt.add_param_group({"params": [model.item_embedding.weight], "lr": item_lr, "weight_decay": 0.0,
+                         "name": "items"})
+
+
 def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: RecformerConfig,
              pretrained: str | Path | None = None, tokenizer_file: str | Path | None = None,
              stage1_epochs: int = 10, stage2_epochs: int = 5, samples_per_user: int = 1,
              batch_size: int = 16, lr: float = 5e-4, patience: int = 3, seed: int = 2020,
-             stage2_decay: bool = False, time_budget: float | None = None, log=print) -> dict:
+             stage2_decay: bool = False, item_lr: float = 0.0, time_budget: float | None = None,
+             log=print) -> dict:
     """§2.4 two-stage fine-tuning; the best model (by validation NDCG@10) is saved in ``out_dir/best``.
 
     ``stage1_epochs=0``: stage 2 only, e.g. to continue a fine-tuned model; its saved ``I`` is kept
     when ``pretrained`` has one for these items.
 
     ``stage2_decay``: the learning rate falls linearly from ``lr`` to 0 over the ``stage2_epochs``
-    of stage 2 (the official code decays it linearly over training; constant otherwise)."""
+    of stage 2 (the official code decays it linearly over training; constant otherwise).
+
+    ``item_lr`` > 0 (seqverse extension, not in the paper): in stage 2, ``I`` is fine-tuned too,
+    starting from the text encodings, with this learning rate and no weight decay, so that items can
+    learn what their text does not say (how often, and after what, they are watched), as an ID
+    embedding does. Items left out of the training softmax (the cold items) get no gradient, so
+    their rows stay text encodings."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if tokenizer_file is not None:
@@ -228,6 +242,9 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     else:
         model.init_item_embedding(encode_all_items(model.longformer, tok, items))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    saved = json.loads((out_dir / "state.json").read_text()) if (out_dir / "state.json").exists() else None
+    if item_lr > 0 and (saved["stage"] if saved else 1 if stage1_epochs > 0 else 2) == 2:
+        _train_items(model, opt, item_lr)
     state = _load_state(out_dir, model, opt) or {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0,
                                                  "bad": 0, "log": []}
     t0 = time.time()
@@ -238,6 +255,8 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         if state["epoch"] >= limit or state["bad"] >= patience:
             if state["stage"] == 1:  # stage 2 starts from the best stage-1 model, I frozen from then on
                 model.load_state_dict(load_state_dict(out_dir / "best"), strict=False)
+                if item_lr > 0:
+                    _train_items(model, opt, item_lr)
                 state.update(stage=2, epoch=0, bad=0)
                 _save_state(out_dir, model, opt, state)
                 continue
@@ -256,7 +275,8 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         for s in bar:
             if stage2_decay and state["stage"] == 2:
                 for g in opt.param_groups:
-                    g["lr"] = lr * max(0.0, 1.0 - (state["epoch"] + s / len(order)) / stage2_epochs)
+                    g["lr"] = (item_lr if g.get("name") == "items" else lr) * max(
+                        0.0, 1.0 - (state["epoch"] + s / len(order)) / stage2_epochs)
             hist, labels = [], []
             for u in order[s:s + batch_size]:
                 seq = split.train[u]

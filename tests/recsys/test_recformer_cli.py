@@ -28,3 +28,15 @@ def test_missing_column_exit_2(tmp_path, capsys):
     (tmp_path / "x.inter").write_text("user_id:token\titem:token\ttimestamp:float\n1\ta\t1\n")
     assert cli.main(["recformer", "popularity", "--data", str(tmp_path)]) == 2
     assert "x.inter:1: missing column 'item_id'" in capsys.readouterr().err
+
+
+def test_train_with_item_fine_tuning_then_evaluate_the_result(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["recformer", "train", "--data", TINY, "--out", str(out), "--pretrain-steps", "3",
+                     "--stage1-epochs", "1", "--stage2-epochs", "1", "--item-lr", "1e-3", "--stage2-decay",
+                     "--hidden-size", "32", "--layers", "1", "--max-token-num", "96", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["finished"] is True
+    assert cli.main(["recformer", "evaluate", "--data", TINY, "--model", str(out / "model"), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again == {k: trained[k] for k in again}

@@ -42,3 +42,14 @@ def test_evaluate_json_on_other_data(capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"ndcg@10", "recall@10", "mrr@10"}
     assert 0 <= out["ndcg@10"] <= out["recall@10"] <= 1
+
+
+@pytest.mark.parametrize("split", ["standard", "cold-start"])
+def test_evaluate_reprints_the_model_cards_test_numbers(split, capsys):
+    import re
+
+    card = (DEFAULT_MODELS[split] / "README.md").read_text()
+    want = re.search(r"NDCG@10 (\d\.\d{4}), Recall@10 (\d\.\d{4}), MRR@10 (\d\.\d{4})", card).groups()
+    assert cli.main(["recformer", "evaluate", "--split", split, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert tuple(f"{out[m]:.4f}" for m in ("ndcg@10", "recall@10", "mrr@10")) == want

@@ -95,26 +95,42 @@ RECFORMER_COMMANDS = {
 # what a run started from when it did not pre-train itself
 RECFORMER_BASE = {"standard": f"the {BASE_COMMIT} checkpoint (400 pre-training steps + 6 epochs), then "}
 
+# seqverse's extension (not in the paper): each model above (as embedded at PAPER_RECIPE_COMMIT, the
+# same files as runs/recsys/recformer/<split>/model), continued in stage 2 with its item matrix I
+# fine-tuned as well (``--item-lr``); the table shows both rows.
+PAPER_RECIPE_COMMIT = "91e9427"
+ITEM_LR, ITEM_EPOCHS = "3e-3", "6"
+ITEM_COMMANDS = {
+    split: ["--out", "runs/recsys/recformer-items", "--splits", split, "--pretrained",
+            f"runs/recsys/recformer-paper-{PAPER_RECIPE_COMMIT}/{split}",
+            "--lr", "5e-4", "--finetune-minutes", "90", "--stage1-epochs", "0", "--stage2-epochs", ITEM_EPOCHS,
+            "--stage2-decay", "--samples-per-user", "16", "--item-lr", ITEM_LR]
+    for split in SPLITS
+}
 
-def base_checkpoint() -> None:
-    """The starting point of the standard run, taken from git history."""
-    base = ROOT / BASE_DIR
+
+def checkpoint_from_git(commit: str, split: str, directory: str) -> None:
+    """An embedded default as it was at ``commit``: the starting point of a continued run."""
+    base = ROOT / directory
     if (base / "model.safetensors").exists():
         return
     base.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "items.txt"):
-        blob = subprocess.run(["git", "show", f"{BASE_COMMIT}:packages/recsys/src/seqverse/recsys/recformer/assets/"
-                               f"ml-100k-standard/{name}"], cwd=ROOT, check=True, capture_output=True).stdout
+        blob = subprocess.run(["git", "show", f"{commit}:packages/recsys/src/seqverse/recsys/recformer/assets/"
+                               f"ml-100k-{split}/{name}"], cwd=ROOT, check=True, capture_output=True).stdout
         (base / name).write_bytes(blob)
 
 
 def run_recformer() -> None:
-    base_checkpoint()
-    for split, argv in RECFORMER_COMMANDS.items():
-        if (RUNS / "recformer" / split / "metrics.json").exists():
-            continue
-        subprocess.run(["nice", "-n", "10", sys.executable, str(Path(__file__).parent / "train_recformer.py"), *argv],
-                       check=False)
+    checkpoint_from_git(BASE_COMMIT, "standard", BASE_DIR)
+    for split in SPLITS:
+        checkpoint_from_git(PAPER_RECIPE_COMMIT, split, f"runs/recsys/recformer-paper-{PAPER_RECIPE_COMMIT}/{split}")
+    for commands, where in ((RECFORMER_COMMANDS, "recformer"), (ITEM_COMMANDS, "recformer-items")):
+        for split, argv in commands.items():
+            if (RUNS / where / split / "metrics.json").exists():
+                continue
+            subprocess.run(["nice", "-n", "10", sys.executable, str(Path(__file__).parent / "train_recformer.py"),
+                            *argv], check=False)
 
 
 def table() -> dict:
@@ -155,18 +171,50 @@ def table() -> dict:
                 f"stopped by the {r['max_seconds'] / 60:.0f}-min cap" if r.get("stopped_by_time_budget")
                 else "early-stopped (valid NDCG@10)" if epochs < r["epochs_cap"] else "epoch cap")
             rows.append({"split": split, "model": f"{model} (RecBole)", **m, "trained": how})
-        rpath = RUNS / "recformer" / split / "metrics.json"
-        if rpath.exists():
-            r = json.loads(rpath.read_text())
-            n_ep = len(r["epochs"])
-            pt = RUNS / "recformer" / split / "pretrain" / "state.json"
-            how = f"{json.loads(pt.read_text())['step']} pre-training steps + " if pt.exists() else RECFORMER_BASE.get(split, "")
-            rows.append({"split": split, "model": "Recformer (seqverse)", **r["test"],
-                         "trained": how + f"{n_ep} fine-tuning epochs, {r['epochs'][-1]['seconds'] / 60:.0f} min"
-                         + ("" if r["finished"] else " (time cap)")})
+        rows += recformer_rows(split)
+    return keep_committed({"rows": rows, "checks": checks})
+
+
+def keep_committed(result: dict) -> dict:
+    """Rows and checks of runs whose files are not on this machine (``runs/`` is not committed) are
+    taken from the committed ``results/recformer.json``, matched by split, model and order."""
+    path = RESULTS / "recformer.json"
+    if not path.exists():
+        return result
+    old = json.loads(path.read_text())
+
+    def keyed(rows):
+        seen: dict = {}
+        out = {}
+        for r in rows:
+            k = (r["split"], r["model"])
+            seen[k] = seen.get(k, 0) + 1
+            out[(*k, seen[k])] = r
+        return out
+
+    committed = keyed(old["rows"])
+    rows = [committed.get(k, r) if r["trained"] == "not run yet" else r for k, r in keyed(result["rows"]).items()]
+    return {"rows": rows, "checks": {**old.get("checks", {}), **result["checks"]}}
+
+
+def recformer_rows(split: str) -> list[dict]:
+    """The paper-recipe Recformer row and the row of its continuation with ``I`` fine-tuned."""
+    rows = []
+    for where, model in (("recformer", "Recformer (seqverse)"), ("recformer-items", "Recformer + fine-tuned I (seqverse)")):
+        rpath = RUNS / where / split / "metrics.json"
+        if not rpath.exists():
+            rows.append({"split": split, "model": model, "trained": "not run yet"})
+            continue
+        r = json.loads(rpath.read_text())
+        pt = RUNS / where / split / "pretrain" / "state.json"
+        if where == "recformer-items":
+            how = f"the row above, then stage 2 with I fine-tuned (item lr {ITEM_LR}): "
         else:
-            rows.append({"split": split, "model": "Recformer (seqverse)", "trained": "not run yet"})
-    return {"rows": rows, "checks": checks}
+            how = f"{json.loads(pt.read_text())['step']} pre-training steps + " if pt.exists() else RECFORMER_BASE.get(split, "")
+        rows.append({"split": split, "model": model, **r["test"],
+                     "trained": how + f"{len(r['epochs'])} fine-tuning epochs, {r['epochs'][-1]['seconds'] / 60:.0f} min"
+                     + ("" if r["finished"] else " (time cap)")})
+    return rows
 
 
 def write(result: dict) -> None:

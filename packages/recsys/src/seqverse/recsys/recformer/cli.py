@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from seqverse.core import clikit
 
@@ -64,7 +65,10 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--item-lr", type=float, default=0.0,
                    help="> 0: stage 2 also fine-tunes the item matrix I from its text encodings at this learning "
-                        "rate (a seqverse extension; 0 = the paper's frozen I)")
+                        "rate (a seqverse extension; 0 = the paper's frozen I; the embedded default: 3e-3 "
+                        "with --stage2-decay)")
+    p.add_argument("--stage2-decay", action="store_true",
+                   help="stage 2 learning rates fall linearly to 0 over its epochs (constant otherwise)")
     p.add_argument("--patience", type=int, default=3,
                    help="end a stage after this many epochs without a better validation NDCG@10")
     p.add_argument("--max-token-num", type=int, default=160, help="tokens per user sequence")
@@ -117,7 +121,8 @@ def _train(args) -> None:
     torch.set_num_threads(args.threads)
     res = api.train(args.out, args.data, args.split, pretrained=args.pretrained, pretrain_steps=args.pretrain_steps,
                     stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs, batch_size=args.batch_size,
-                    lr=args.lr, patience=args.patience, item_lr=args.item_lr, pretrain_lr=args.lr, seed=args.seed,
+                    lr=args.lr, patience=args.patience, item_lr=args.item_lr, stage2_decay=args.stage2_decay,
+                    pretrain_lr=args.lr, seed=args.seed, log=lambda msg: print(msg, file=sys.stderr, flush=True),
                     time_budget=None if args.minutes is None else args.minutes * 60,
                     config_overrides={"max_token_num": args.max_token_num, "hidden_size": args.hidden_size,
                                       "num_hidden_layers": args.layers,

@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--max-token-num", type=int, default=None,
                     help="tokens per user sequence (default: 160, or the --pretrained model's)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=2020,
+                    help="training randomness; on the cold-start split it also picks the cold items")
     ap.add_argument("--pooler", choices=["avg", "cls"], default=None,
                     help="default: avg, or the --pretrained model's")
     ap.add_argument("--pretrained", default=None, help="reuse this pre-trained directory (skip pre-training)")
@@ -64,7 +66,7 @@ def main():
                         lr=args.lr, patience=args.patience, stage2_decay=args.stage2_decay, item_lr=args.item_lr,
                         pretrain_lr=args.pretrain_lr, batch_size=args.batch_size,
                         samples_per_user=args.samples_per_user, time_budget=budgets[min(i, len(budgets) - 1)],
-                        config_overrides=overrides, log=log)
+                        config_overrides=overrides, seed=args.seed, log=log)
         log(f"{split}: " + json.dumps({k: v for k, v in res.items() if k != "epochs"}))
         if pretrained is None:
             pretrained = f"{args.out}/{split}/pretrain/last"

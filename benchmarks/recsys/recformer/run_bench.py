@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/recsys/recformer/run_bench.py            # everything missing, then the table
     .venv/bin/python benchmarks/recsys/recformer/run_bench.py --table    # only rebuild the table
+    .venv/bin/python benchmarks/recsys/recformer/run_bench.py --recformer-only   # only the Recformer runs
 
 Steps (each skipped when its result file exists, so an interrupted benchmark resumes):
 1. write the two atomic datasets RecBole reads (``runs/recsys/recbole_data/ml-100k-{standard,cold-start}``),
@@ -241,12 +242,14 @@ def write(result: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--table", action="store_true", help="only rebuild the table from finished runs")
+    ap.add_argument("--recformer-only", action="store_true", help="run only the missing Recformer runs, then the table")
     args = ap.parse_args()
     os.chdir(ROOT)
     if not args.table:
-        prepare_data()
-        ensure_venv()
-        run_recbole()
+        if not args.recformer_only:
+            prepare_data()
+            ensure_venv()
+            run_recbole()
         run_recformer()
     write(table())
     return 0

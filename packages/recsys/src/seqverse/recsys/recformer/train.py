@@ -242,18 +242,18 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     else:
         model.init_item_embedding(encode_all_items(model.longformer, tok, items))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-    saved = json.loads((out_dir / "state.json").read_text()) if (out_dir / "state.json").exists() else None
-    if item_lr > 0 and (saved["stage"] if saved else 1 if stage1_epochs > 0 else 2) == 2:
+    first_stage = 1 if stage1_epochs > 0 else 2
+    resumed_stage = json.loads((out_dir / "state.json").read_text())["stage"] if (out_dir / "state.json").exists() else None
+    if item_lr > 0 and (resumed_stage or first_stage) == 2:  # the items' group must exist before its state loads
         _train_items(model, opt, item_lr)
-    state = _load_state(out_dir, model, opt) or {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0,
-                                                 "bad": 0, "log": []}
+    state = _load_state(out_dir, model, opt) or {"stage": first_stage, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
     t0 = time.time()
     examples = [u for u in split.users if split.train[u]]
     unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None
     while state["stage"] <= 2:
         limit = stage1_epochs if state["stage"] == 1 else stage2_epochs
         if state["epoch"] >= limit or state["bad"] >= patience:
-            if state["stage"] == 1:  # stage 2 starts from the best stage-1 model, I frozen from then on
+            if state["stage"] == 1:  # stage 2 starts from the best stage-1 model; I frozen (or fine-tuned: item_lr)
                 model.load_state_dict(load_state_dict(out_dir / "best"), strict=False)
                 if item_lr > 0:
                     _train_items(model, opt, item_lr)

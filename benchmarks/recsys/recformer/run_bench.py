@@ -101,10 +101,11 @@ RECFORMER_BASE = {"standard": f"the {BASE_COMMIT} checkpoint (400 pre-training s
 # fine-tuned as well (``--item-lr``); the table shows both rows.
 PAPER_RECIPE_COMMIT = "91e9427"
 ITEM_LR, ITEM_EPOCHS = "3e-3", "6"
+ENCODER_LR = {"standard": "1e-3", "cold-start": "5e-4"}  # standard: the better of 5e-4 / 1e-3 on validation
 ITEM_COMMANDS = {
     split: ["--out", "runs/recsys/recformer-items", "--splits", split, "--pretrained",
             f"runs/recsys/recformer-paper-{PAPER_RECIPE_COMMIT}/{split}",
-            "--lr", "5e-4", "--finetune-minutes", "90", "--stage1-epochs", "0", "--stage2-epochs", ITEM_EPOCHS,
+            "--lr", ENCODER_LR[split], "--finetune-minutes", "90", "--stage1-epochs", "0", "--stage2-epochs", ITEM_EPOCHS,
             "--stage2-decay", "--samples-per-user", "16", "--item-lr", ITEM_LR]
     for split in SPLITS
 }
@@ -209,7 +210,7 @@ def recformer_rows(split: str) -> list[dict]:
         r = json.loads(rpath.read_text())
         pt = RUNS / where / split / "pretrain" / "state.json"
         if where == "recformer-items":
-            how = f"the row above, then stage 2 with I fine-tuned (item lr {ITEM_LR}): "
+            how = f"the row above, then stage 2 with I fine-tuned (item lr {ITEM_LR}, encoder lr {ENCODER_LR[split]}): "
         else:
             how = f"{json.loads(pt.read_text())['step']} pre-training steps + " if pt.exists() else RECFORMER_BASE.get(split, "")
         rows.append({"split": split, "model": model, **r["test"],

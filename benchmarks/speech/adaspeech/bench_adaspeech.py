@@ -48,7 +48,7 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/speech/adaspeech")
     ap.add_argument("--voices", default="runs/adaspeech/bench/voices")
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--n-test", type=int, default=6)
+    ap.add_argument("--n-test", type=int, default=10, help="held-out sentences per target (the corpus has 10)")
     ap.add_argument("--targets", nargs="*", default=None)
     ap.add_argument("--curve-target", default="slt")
     ap.add_argument("--curve", nargs="*", type=int, default=[1, 5, 10])

@@ -175,3 +175,29 @@ def test_griffin_lim_is_reproducible():
     first, second = A.griffin_lim(mel, n_iter=4), A.griffin_lim(mel, n_iter=4)
     assert first.shape == second.shape and len(first) > 0
     assert np.array_equal(first, second)
+
+
+def test_flite_speaker_is_synthesised_at_its_pitch_and_formant_shift(tmp_path):
+    """A flite (awb) corpus speaker: the final wav replaces the raw one, and its median F0 follows the target."""
+    import librosa
+    import soundfile as sf
+
+    from seqverse.speech.adaspeech.corpus import Speaker, synthesise
+
+    out = tmp_path / "awb.wav"
+    synthesise(Speaker("awb_test", "flite", "awb", 200, 1.0, formant=1.2), [("A penny saved is a penny earned.", out)])
+    assert out.is_file() and not out.with_suffix(".raw.wav").exists()
+    y, sr = sf.read(out)
+    f0, _, _ = librosa.pyin(y, fmin=60, fmax=400, sr=sr)
+    assert abs(np.nanmedian(f0) - 200) < 25
+
+
+def test_flite_speakers_come_after_the_other_source_speakers():
+    """Adding the flite speakers leaves every other speaker (and its corpus sentences) where it was."""
+    from seqverse.speech.adaspeech.corpus import default_speakers, flite_speakers
+
+    without, with_flite = default_speakers(flite=False), default_speakers()
+    n_old = sum(s.role == "source" for s in without)
+    assert with_flite[:n_old] == without[:n_old]
+    assert with_flite[n_old:n_old + len(flite_speakers())] == flite_speakers()
+    assert with_flite[-3:] == without[-3:] and all(s.role == "target" for s in with_flite[-3:])

@@ -8,9 +8,10 @@ from seqverse.core import clikit
 
 
 def _corpus(args):
-    from seqverse.speech.adaspeech.corpus import build_corpus
+    from seqverse.speech.adaspeech.corpus import build_corpus, default_speakers
 
-    s = build_corpus(args.out, sentences_per_source=args.sentences, seed=args.seed)
+    s = build_corpus(args.out, sentences_per_source=args.sentences, seed=args.seed,
+                     speakers=default_speakers(flite=not args.no_flite))
     clikit.emit({"out": args.out, "utterances": s["n_utterances"], "speakers": len(s["speakers"]),
                  "alignment": s["alignment"]}, args.json)
 
@@ -66,10 +67,12 @@ def register(subparsers) -> None:
                                           "in the mel decoder; a new voice fine-tunes only CLN and a speaker embedding.")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
-    c = sub.add_parser("corpus", help="synthesise the multi-speaker source corpus and adaptation targets (espeak-ng, festival)")
+    c = sub.add_parser("corpus", help="synthesise the multi-speaker source corpus and adaptation targets (espeak-ng, festival, flite)")
     c.add_argument("-o", "--out", required=True, help="output corpus directory")
     c.add_argument("--sentences", type=int, default=40, help="sentences per source speaker (default 40)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--no-flite", action="store_true",
+                   help="leave out the 14 source speakers from flite's awb and rms voices (the 36-speaker corpus)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_corpus)
 

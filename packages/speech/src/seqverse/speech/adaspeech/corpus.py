@@ -1,10 +1,11 @@
 """Synthetic multi-speaker corpus: espeak-ng / festival voices as speakers, features, alignment.
 
-Source speakers are espeak-ng voice+variant+pitch+rate combinations and festival's two US English
+Source speakers are espeak-ng voice+variant+pitch+rate combinations, festival's two US English
 diphone voices (kal and ked, the most intelligible voices on this machine, so the source model
-learns clear speech) at shifted pitch, rate and vocal-tract length: resampling the waveform scales
+learns clear speech) and flite's two clustergen voices (awb, rms: statistical parametric speech,
+like the HTS target) at shifted pitch, rate and vocal-tract length: resampling the waveform scales
 every formant by a factor (vocal tract length perturbation, Jaitly & Hinton 2013), with pitch and
-rate pre-compensated in festival, so one diphone voice yields speakers of distinct timbre.
+rate pre-compensated in the synthesiser, so one voice yields speakers of distinct timbre.
 Adaptation targets are voices the source model never hears: festival's
 ``cmu_us_slt_arctic_hts`` (female HTS), kal at a high pitch and fast rate, and a held-out espeak
 speaker. Sentences come from Debian's fortune databases.
@@ -40,21 +41,23 @@ FORTUNE_FILES = ("fortunes", "wisdom", "people", "literature", "science", "work"
 @dataclass(frozen=True)
 class Speaker:
     name: str
-    engine: str            # "espeak" or "festival"
-    voice: str             # espeak voice+variant, or festival voice name
-    pitch: int = 50        # espeak -p (0-99), or festival target F0 mean in Hz (0: voice default)
-    rate: float = 175      # espeak -s words/min, or festival Duration_Stretch
+    engine: str            # "espeak", "festival" or "flite"
+    voice: str             # espeak voice+variant, festival or flite voice name
+    pitch: int = 50        # espeak -p (0-99), or festival/flite target F0 mean in Hz (0: voice default)
+    rate: float = 175      # espeak -s words/min, or festival/flite duration stretch
     role: str = "source"   # "source" or "target"
-    formant: float = 1.0   # festival only: every frequency scaled by this after synthesis (pitch, rate kept)
+    formant: float = 1.0   # festival/flite: every frequency scaled by this after synthesis (pitch, rate kept)
 
 
-def default_speakers() -> list[Speaker]:
-    """36 source speakers (12 espeak-ng, 24 festival) and 3 adaptation targets (deterministic).
+def default_speakers(flite: bool = True) -> list[Speaker]:
+    """50 source speakers (12 espeak-ng, 24 festival, 14 flite) and 3 adaptation targets (deterministic).
 
     Two thirds of the source speakers are festival diphone voices because espeak-ng is barely
     intelligible to an ASR (pocketsphinx WER 79% vs 14% for kal): a source model taught mostly
     espeak speaks like espeak. The festival speakers span formant factors 0.92-1.2 and pitch
-    85-230 Hz, so female-range timbres exist in the source speaker space as well.
+    85-230 Hz, so female-range timbres exist in the source speaker space as well. ``flite=False``
+    leaves out the flite speakers (the 36-speaker corpus of the models shipped before them); they
+    come last among the source speakers, so every other speaker gets the same sentences either way.
     """
     rng = random.Random(7)
     voices = ["en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan"]
@@ -73,12 +76,30 @@ def default_speakers() -> list[Speaker]:
         for formant, f0, stretch in festival_grid:
             out.append(Speaker(f"{voice}_{f0}_{stretch:g}_v{formant:g}", "festival", f"{voice}_diphone", f0, stretch,
                                formant=formant))
+    if flite:
+        out += flite_speakers()
     out += [
         Speaker("slt", "festival", "cmu_us_slt_arctic_hts", 0, 1.0, role="target"),
         Speaker("kal_high", "festival", "kal_diphone", 175, 0.85, role="target"),
         Speaker("es_gbcwmd_m7", "espeak", "en-gb-x-gbcwmd+m7", 25, 150, role="target"),
     ]
     return out
+
+
+def flite_speakers() -> list[Speaker]:
+    """14 speakers from flite's clustergen voices awb and rms with vocal tract length perturbation.
+
+    They are statistical parametric voices, as the HTS target slt is (flite's own slt is that
+    target's speaker, so it stays out). awb follows a target F0; rms keeps its own, so its pitch
+    moves only with the formant factor.
+    """
+    awb = ((0.92, 100, 1.0), (1.0, 120, 1.1), (1.0, 150, 0.95), (1.1, 160, 1.05), (1.1, 190, 0.95),
+           (1.15, 210, 1.0), (1.2, 200, 1.1), (1.2, 230, 0.95))
+    rms = ((0.92, 1.0), (1.0, 1.1), (1.0, 0.9), (1.1, 1.0), (1.15, 1.05), (1.2, 0.95))
+    return ([Speaker(f"awb_{f0}_{stretch:g}_v{formant:g}", "flite", "awb", f0, stretch, formant=formant)
+             for formant, f0, stretch in awb]
+            + [Speaker(f"rms_{stretch:g}_v{formant:g}", "flite", "rms", 0, stretch, formant=formant)
+               for formant, stretch in rms])
 
 
 def fortune_sentences(min_words: int = 5, max_words: int = 14) -> list[str]:
@@ -123,9 +144,7 @@ def _synth_festival(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     if spk.pitch:
         lines.append(f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 * 0.15:.1f}) "
                      "(model_f0_mean 170) (model_f0_std 34)))")
-    # formant-shifted speakers: festival writes a raw file that becomes the final one only once shifted,
-    # so an interrupted build never leaves an unshifted wav that a rerun would take as done
-    raw = {path: path.with_suffix(".raw.wav") if spk.formant != 1.0 else path for _, path in items}
+    raw = _raw_paths(spk, items)
     for sentence, path in items:
         lines.append(f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(sentence)})) {_scheme_string(str(raw[path]))} 'riff)")
     with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as handle:
@@ -135,11 +154,33 @@ def _synth_festival(spk: Speaker, items: list[tuple[str, Path]]) -> None:
         subprocess.run(["festival", "-b", script], check=True, capture_output=True, timeout=1800)
     finally:
         Path(script).unlink(missing_ok=True)
+    _shift_raw(spk, raw)
+
+
+def _synth_flite(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    """flite's clustergen voices (statistical parametric, like the HTS target slt); one process per sentence."""
+    f0, stretch = spk.pitch / spk.formant, spk.rate * spk.formant
+    raw = _raw_paths(spk, items)
+    for sentence, path in items:
+        cmd = ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={stretch:.4f}"]
+        if spk.pitch:
+            cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
+        subprocess.run(cmd + ["-t", sentence, "-o", str(raw[path])], check=True, capture_output=True, timeout=120)
+    _shift_raw(spk, raw)
+
+
+def _raw_paths(spk: Speaker, items: list[tuple[str, Path]]) -> dict[Path, Path]:
+    """Where the synthesiser writes each file: formant-shifted speakers get a raw file that becomes the
+    final one only once shifted, so an interrupted build never leaves an unshifted wav a rerun takes as done."""
+    return {path: path.with_suffix(".raw.wav") if spk.formant != 1.0 else path for _, path in items}
+
+
+def _shift_raw(spk: Speaker, raw: dict[Path, Path]) -> None:
     if spk.formant != 1.0:
-        for _, path in items:
-            if raw[path].is_file():
-                shift_formants(raw[path], path, spk.formant)
-                raw[path].unlink()
+        for path, tmp in raw.items():
+            if tmp.is_file():
+                shift_formants(tmp, path, spk.formant)
+                tmp.unlink()
 
 
 def shift_formants(source: Path, out: Path, factor: float) -> None:
@@ -157,7 +198,7 @@ def shift_formants(source: Path, out: Path, factor: float) -> None:
 
 
 def synthesise(spk: Speaker, items: list[tuple[str, Path]]) -> None:
-    (_synth_espeak if spk.engine == "espeak" else _synth_festival)(spk, items)
+    {"espeak": _synth_espeak, "festival": _synth_festival, "flite": _synth_flite}[spk.engine](spk, items)
     missing = [str(p) for _, p in items if not p.is_file()]
     if missing:
         raise RuntimeError(f"{spk.engine} did not write {len(missing)} files for speaker {spk.name}, e.g. {missing[0]}")

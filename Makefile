@@ -24,7 +24,7 @@ apt:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 demo: install
-	$(VENV)/bin/seqverse demo
+	VENV=$(VENV) scripts/demo.sh
 	@for p in genomics speech vision recsys; do $(VENV)/bin/seqverse-$$p info; done
 
 test: install

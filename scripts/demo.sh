@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make demo`: each system's main job on its embedded default model and data this machine ships.
+# Outputs go to runs/demo/ (or $DEMO_OUT), regenerated each time.
+set -euo pipefail
+BIN="${VENV:-.venv}/bin"
+OUT="${DEMO_OUT:-runs/demo}"
+rm -rf "$OUT" && mkdir -p "$OUT"
+step() { printf '\n== %s\n' "$*"; }
+
+step "core: every backbone, recurrent step mode against forward"
+"$BIN/seqverse" demo
+
+step "genomics / DNA-ESA: index lambda phage (Debian bowtie2 example), align 400 ART reads, score against ART's truth"
+zcat /usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz > "$OUT/lambda.fa"
+art_illumina -ss MSv3 -sam -i "$OUT/lambda.fa" -l 250 -c 400 -rs 1 -o "$OUT/lambda_reads" -q > /dev/null
+"$BIN/seqverse-genomics" esa index "$OUT/lambda.fa" -o "$OUT/lambda.esa"
+"$BIN/seqverse-genomics" esa align "$OUT/lambda.esa" "$OUT/lambda_reads.fq" -o "$OUT/lambda.sam"
+"$BIN/seqverse-genomics" esa evaluate --truth "$OUT/lambda_reads.sam" "$OUT/lambda.sam"
+
+step "genomics / HyenaDNA: bits per base of lambda phage, then 120 sampled bases"
+"$BIN/seqverse-genomics" hyena score "$OUT/lambda.fa"
+"$BIN/seqverse-genomics" hyena generate --prompt ATGAAA -n 120 --temperature 0.8 --top-k 3
+
+step "speech / AdaSpeech: 'hello world' in the shipped adapted voice -> $OUT/hello.wav"
+"$BIN/seqverse-speech" adaspeech say "hello world" -o "$OUT/hello.wav"
+
+step "vision / OCR: two synthetic receipts read by the embedded model, CER and word F1"
+"$BIN/seqverse-vision" ocr synth -n 2 -o "$OUT/receipts" --seed 777
+"$BIN/seqverse-vision" ocr read "$OUT"/receipts/*.png -o "$OUT/ocr"
+"$BIN/seqverse-vision" ocr evaluate "$OUT/ocr" "$OUT/receipts"
+
+step "recsys / Recformer: top 10 MovieLens-100K recommendations for user 196"
+"$BIN/seqverse-recsys" recformer recommend --user 196 -k 10

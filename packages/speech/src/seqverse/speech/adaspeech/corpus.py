@@ -1,4 +1,4 @@
-"""Synthetic multi-speaker corpus: espeak-ng / festival voices as speakers, features, alignment.
+"""Synthetic multi-speaker corpus: espeak-ng / festival / flite voices as speakers, features, alignment.
 
 Source speakers are espeak-ng voice+variant+pitch+rate combinations, festival's two US English
 diphone voices (kal and ked, the most intelligible voices on this machine, so the source model

@@ -207,3 +207,61 @@ def test_item_fine_tuning_moves_seen_items_only_and_resumes(tiny, tmp_path):
     assert not torch.allclose(after["item_embedding.weight"][seen], before[seen])
     opt = torch.load(tmp_path / "b" / "optimizer.pt", weights_only=True)
     assert [g.get("name") for g in opt["param_groups"]] == [None, "items"]
+
+
+def test_item_ids_follow_item_positions(tiny):
+    """``item_ids`` (for ``item_input``) name, per token, the item its item position points at."""
+    ds, cfg, tok, items = tiny
+    history = ds.sequences[3][:20]
+    enc = tok.encode([items[i] for i in history], item_ids=history)
+    assert len(enc["item_ids"]) == len(enc["input_ids"]) == cfg.max_token_num  # truncated alike
+    for pos, item in zip(enc["item_position_ids"], enc["item_ids"]):
+        assert item == (0 if pos == 0 else history[-pos])  # position 1 = most recent
+    batch = tok.pad([enc, tok.encode([items[history[0]]], item_ids=history[:1])])
+    assert batch["item_ids"][1, -1] == 0 and batch["item_ids"][1, 1] == history[0]
+    # recent_items: every item (not only those whose tokens fit), most recent first, padded with 0
+    assert enc["recent_items"] == history[::-1]
+    assert batch["recent_items"].shape == (2, 20) and batch["recent_items"][1].tolist() == [history[0]] + [0] * 19
+    with pytest.raises(ValueError, match="item ids"):
+        tok.encode([items[1], items[2]], item_ids=[1])
+
+
+@pytest.mark.parametrize("extension,proj", [({"item_input": True}, "item_input_proj"),
+                                            ({"history_pool": 4}, "history_proj")])
+def test_item_row_extensions_start_as_plain_recformer_then_learn_and_round_trip(tiny, tmp_path, extension, proj):
+    """The seqverse extensions reading I (``item_input``, ``history_pool``): zero projection = plain
+    Recformer; trained, they move the projection and seen items' rows, keep cold items' rows, and
+    load back to the same scores."""
+    import copy
+    from dataclasses import replace
+
+    from seqverse.recsys.recformer.train import encode_history, finetune
+
+    ds, cfg, tok, items = tiny
+    torch.manual_seed(0)
+    plain = RecformerForSeqRec(cfg).eval()
+    plain.init_item_embedding(encode_all_items(plain.longformer, tok, items))
+    hybrid = RecformerForSeqRec(replace(cfg, **extension)).eval()
+    hybrid.load_state_dict(plain.state_dict(), strict=False)
+    batch = tok.pad([encode_history(tok, items, s[:6]) for s in ds.sequences[:3]])
+    with torch.no_grad():
+        assert torch.equal(plain(batch)[:, 1:], hybrid(batch)[:, 1:])
+        with pytest.raises(ValueError, match="item_ids"):
+            hybrid({k: v for k, v in batch.items() if k not in ("item_ids", "recent_items")})
+
+    tok.save(tmp_path / "tok.json")
+    split = data.make_split(ds, "cold-start")
+    finetune(ds, split, tmp_path / "a", copy.deepcopy(cfg), tokenizer_file=tmp_path / "tok.json", stage1_epochs=1,
+             stage2_epochs=1, batch_size=4, lr=1e-3, log=lambda _: None)
+    before = RecformerForSeqRec.from_pretrained(tmp_path / "a" / "best").item_embedding.weight
+    finetune(ds, split, tmp_path / "b", replace(cfg, **extension), pretrained=tmp_path / "a" / "best",
+             tokenizer_file=tmp_path / "tok.json", stage1_epochs=0, stage2_epochs=1, batch_size=4, lr=1e-3,
+             item_lr=1e-2, log=lambda _: None)
+    trained = RecformerForSeqRec.from_pretrained(tmp_path / "b" / "last").eval()
+    assert getattr(trained, proj).weight.abs().sum() > 0
+    cold = torch.tensor(sorted(split.cold_items))
+    assert torch.equal(trained.item_embedding.weight[cold], before[cold])
+    assert not torch.equal(trained.item_embedding.weight, before)
+    trained.save_pretrained(tmp_path / "c")
+    with torch.no_grad():
+        assert torch.equal(trained(batch), RecformerForSeqRec.from_pretrained(tmp_path / "c").eval()(batch))

@@ -32,6 +32,11 @@ def main():
     ap.add_argument("--stage2-decay", action="store_true", help="stage 2 learning rate decays linearly to 0")
     ap.add_argument("--item-lr", type=float, default=0.0,
                     help="> 0: stage 2 also fine-tunes the item matrix I at this rate (not in the paper)")
+    ap.add_argument("--item-input", action="store_true",
+                    help="rows of I also feed the sequence encoder's input (seqverse extension, not in the paper)")
+    ap.add_argument("--history-pool", type=int, default=None,
+                    help="N > 0: add a projection of the mean I row of the last N items to the sequence "
+                         "representation (seqverse extension, not in the paper)")
     ap.add_argument("--patience", type=int, default=3, help="epochs without a better validation NDCG@10 per stage")
     ap.add_argument("--pretrain-lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -49,8 +54,9 @@ def main():
     # <s> (cls) pooling collapses from a random init (every item at cosine ~0.99999, no gradient signal
     # at temp 0.05); the official code's "avg" pooler learns (see the README). The paper starts from
     # longformer-base, which we cannot download here.
-    overrides = {k: v for k, v in {"max_token_num": args.max_token_num, "pooler_type": args.pooler}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"max_token_num": args.max_token_num, "pooler_type": args.pooler,
+                                   "item_input": args.item_input or None,
+                                   "history_pool": args.history_pool}.items() if v is not None}
     if args.pretrained is None:
         overrides = {"max_token_num": 160, "pooler_type": "avg", **overrides}
     budgets = [float(x) * 60 for x in args.finetune_minutes.split(",")]

@@ -79,9 +79,11 @@ def evaluate(rec: Recommender, split: str = "standard", stage: str = "test", see
 
 def recommend(rec: Recommender, user: str, k: int = 10, include_seen: bool = False) -> list[dict]:
     """Top-k items for a user's whole history in the data, as (rank, item id, title, score)."""
+    from seqverse.recsys.recformer.train import encode_history
+
     u = rec.dataset.user_index(user)
     history = rec.dataset.sequences[u]
-    batch = rec.tokenizer.pad([rec.tokenizer.encode([rec.items[i] for i in history])])
+    batch = rec.tokenizer.pad([encode_history(rec.tokenizer, rec.items, history)])
     with torch.no_grad():
         scores = rec.model(batch)[0]
     if not include_seen:

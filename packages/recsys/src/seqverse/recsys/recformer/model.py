@@ -12,7 +12,8 @@ so that its released state dicts load by name from a local directory:
 - :class:`Similarity`: cosine similarity divided by a temperature (§2.3, Eq. 4).
 - :class:`RecformerForPretraining` (§2.3.1): masked language modelling + item-item contrastive.
 - :class:`RecformerForSeqRec` (§2.4): scores every item's frozen embedding ``I``; two-stage
-  finetuning lives in ``train.py``.
+  finetuning lives in ``train.py``. Optional seqverse extension (``item_input``, not in the paper):
+  each history token also receives a projection of its item's row of ``I``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class RecformerConfig:
     temp: float = 0.05
     mlm_weight: float = 0.1
     item_num: int = 0
+    item_input: bool = False          # seqverse extension: I rows also feed the sequence encoder
+    history_pool: int = 0             # seqverse extension: + projected mean I row of the last N items
+
 
     def __post_init__(self):
         if isinstance(self.attention_window, int):
@@ -66,9 +70,7 @@ class RecformerConfig:
     def longformer(self):
         from transformers import LongformerConfig
 
-        names = {f.name for f in fields(self)} - {"token_type_size", "max_token_num", "max_item_embeddings",
-                                                  "max_attr_num", "max_attr_length", "pooler_type", "temp",
-                                                  "mlm_weight", "item_num"}
+        names = {f.name for f in fields(self)} - set(RECFORMER_FIELDS)
         cfg = LongformerConfig(**{n: getattr(self, n) for n in names})
         cfg._attn_implementation = "eager"
         return cfg
@@ -80,6 +82,11 @@ class RecformerConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "model_type": "recformer"}
+
+
+RECFORMER_FIELDS = ("token_type_size", "max_token_num", "max_item_embeddings", "max_attr_num", "max_attr_length",
+                    "pooler_type", "temp", "mlm_weight", "item_num", "item_input",
+                    "history_pool")
 
 
 def create_position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -104,10 +111,12 @@ class RecformerEmbeddings(nn.Module):
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)),
                              persistent=False)
 
-    def forward(self, input_ids, token_type_ids, item_position_ids):
+    def forward(self, input_ids, token_type_ids, item_position_ids, input_extra=None):
         position_ids = create_position_ids_from_input_ids(input_ids, self.padding_idx)
         e = (self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
              + self.token_type_embeddings(token_type_ids) + self.item_position_embeddings(item_position_ids))
+        if input_extra is not None:  # per-token additions (RecformerForSeqRec's item input)
+            e = e + input_extra
         return self.dropout(self.LayerNorm(e))
 
 
@@ -123,7 +132,8 @@ class RecformerModel(nn.Module):
         self.encoder = LongformerEncoder(config.longformer())
 
     def forward(self, input_ids, attention_mask, global_attention_mask, token_type_ids, item_position_ids,
-                **_unused):
+                input_extra=None, **_unused):
+        """``input_extra`` (batch x tokens x hidden, optional) is added to the token embeddings."""
         w = max(self.config.attention_window)
         pad = (w - input_ids.shape[1] % w) % w
         if pad:  # Longformer needs a multiple of the window; padding gets no attention
@@ -132,11 +142,13 @@ class RecformerModel(nn.Module):
             global_attention_mask = F.pad(global_attention_mask, (0, pad), value=0)
             token_type_ids = F.pad(token_type_ids, (0, pad), value=0)
             item_position_ids = F.pad(item_position_ids, (0, pad), value=self.config.pad_token_id)
+            if input_extra is not None:
+                input_extra = F.pad(input_extra, (0, 0, 0, pad))
         # Longformer's mask convention: < 0 masked, 0 local attention, > 0 global attention
         merged = attention_mask * (global_attention_mask + 1)
         ext = torch.zeros(merged.shape, dtype=torch.float32, device=merged.device)
         ext = ext.masked_fill(merged == 0, -10000.0).masked_fill(merged == 2, 10000.0)
-        h = self.embeddings(input_ids, token_type_ids, item_position_ids)
+        h = self.embeddings(input_ids, token_type_ids, item_position_ids, input_extra)
         h = self.encoder(h, attention_mask=ext, padding_len=pad, return_dict=True).last_hidden_state
         if self.config.pooler_type == "cls":
             pooled = h[:, 0]
@@ -256,7 +268,14 @@ class RecformerForPretraining(_Saveable):
 
 
 class RecformerForSeqRec(_Saveable):
-    """§2.4: the sequence's <s> state scored against the item feature matrix ``I`` (frozen)."""
+    """§2.4: the sequence's <s> state scored against the item feature matrix ``I`` (frozen).
+
+    ``config.item_input`` (seqverse extension, not in the paper): every token of a history item also
+    gets ``item_input_proj(I[item])`` added to its embedding, so the sequence encoder sees what the
+    fine-tuned ``I`` learned about an item beyond its text (the collaborative signal SASRec's input
+    ID embeddings carry), with input and output tied as in SASRec. The projection starts at zero, so
+    training starts from plain Recformer. Batches then need the tokenizer's ``item_ids``.
+    """
 
     def __init__(self, config: RecformerConfig):
         super().__init__()
@@ -264,6 +283,12 @@ class RecformerForSeqRec(_Saveable):
         self.longformer = RecformerModel(config)
         self.sim = Similarity(config)
         _init_weights(self, config.initializer_range)
+        if config.item_input:
+            self.item_input_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+            nn.init.zeros_(self.item_input_proj.weight)
+        if config.history_pool:
+            self.history_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+            nn.init.zeros_(self.history_proj.weight)
         if config.item_num:
             self.init_item_embedding(torch.zeros(config.item_num, config.hidden_size))
 
@@ -278,8 +303,27 @@ class RecformerForSeqRec(_Saveable):
         scores = self.sim(pooled.unsqueeze(1), self.item_embedding.weight.unsqueeze(0))
         return scores.index_fill(1, torch.tensor([0], device=scores.device), -float("inf"))
 
+    def item_input(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """Per-token ``item_input_proj(I[item])``; zero on ``<s>`` and padding (item id 0)."""
+        return self.item_input_proj(self.item_embedding(item_ids)) * (item_ids > 0).unsqueeze(-1)
+
+    def history_vector(self, recent_items: torch.Tensor) -> torch.Tensor:
+        """``history_proj`` of the mean ``I`` row of the ``history_pool`` most recent items (0 = none)."""
+        ids = recent_items[:, : self.config.history_pool]
+        keep = (ids > 0).unsqueeze(-1).to(self.item_embedding.weight.dtype)
+        mean = (self.item_embedding(ids) * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return self.history_proj(mean)
+
     def forward(self, batch: dict, labels: torch.Tensor | None = None):
-        pooled = self.longformer(**batch)[1]
+        batch = dict(batch)
+        item_ids, recent_items = batch.pop("item_ids", None), batch.pop("recent_items", None)
+        if (self.config.item_input or self.config.history_pool) and item_ids is None:
+            raise ValueError("this model reads item rows of I (item_input / history_pool): encode "
+                             "histories with item_ids")
+        extra = self.item_input(item_ids) if self.config.item_input else None
+        pooled = self.longformer(**batch, input_extra=extra)[1]
+        if self.config.history_pool:
+            pooled = pooled + self.history_vector(recent_items)
         scores = self.similarity_score(pooled)
         if labels is None:
             return scores

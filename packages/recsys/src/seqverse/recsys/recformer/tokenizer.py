@@ -73,27 +73,48 @@ class RecformerTokenizer:
             token_type_ids += ([1] * len(k) + [2] * len(v))[: self.max_attr_length]
         return input_ids, token_type_ids
 
-    def encode(self, items: list[tuple[list[int], list[int]]]) -> dict[str, list[int]]:
-        """A sequence of encoded items [past ... present] -> one model input [<s>, present ... past]."""
-        items = items[::-1][: self.max_item_embeddings - 1]
-        input_ids, item_pos, types = [self.bos_token_id], [0], [0]
+    def encode(self, items: list[tuple[list[int], list[int]]],
+               item_ids: list[int] | None = None) -> dict[str, list[int]]:
+        """A sequence of encoded items [past ... present] -> one model input [<s>, present ... past].
+
+        ``item_ids`` (the items' dataset indices, same order) adds ``item_ids`` per token (0 on
+        ``<s>``) and ``recent_items`` (the last ``max_item_embeddings - 1`` ids, most recent first,
+        whether or not their tokens fit), which models with ``item_input`` / ``history_pool`` read."""
+        if item_ids is not None and len(item_ids) != len(items):
+            raise ValueError(f"{len(items)} items but {len(item_ids)} item ids")
+        keep = self.max_item_embeddings - 1
+        items = items[::-1][:keep]
+        input_ids, item_pos, types, per_token_item = [self.bos_token_id], [0], [0], [0]
         for idx, (ids, tt) in enumerate(items):
             input_ids += ids
             types += tt
             item_pos += [idx + 1] * len(ids)
+            if item_ids is not None:
+                per_token_item += [item_ids[len(item_ids) - 1 - idx]] * len(ids)
         n = self.max_token_num
         input_ids, item_pos, types = input_ids[:n], item_pos[:n], types[:n]
         glob = [0] * len(input_ids)
         glob[0] = 1
-        return {"input_ids": input_ids, "item_position_ids": item_pos, "token_type_ids": types,
-                "attention_mask": [1] * len(input_ids), "global_attention_mask": glob}
+        out = {"input_ids": input_ids, "item_position_ids": item_pos, "token_type_ids": types,
+               "attention_mask": [1] * len(input_ids), "global_attention_mask": glob}
+        if item_ids is not None:
+            out["item_ids"] = per_token_item[:n]
+            out["recent_items"] = list(item_ids[::-1][:keep])
+        return out
 
     def pad(self, batch: list[dict[str, list[int]]]):
         """Right-pad a batch to its longest row (pad id, item position max-1, token type 3) as tensors."""
         import torch
 
         width = max(len(b["input_ids"]) for b in batch)
+        out = {}
+        if all("recent_items" in b for b in batch):  # its own width: one entry per item, not per token
+            items = max(max(len(b["recent_items"]) for b in batch), 1)
+            out["recent_items"] = torch.tensor([b["recent_items"] + [0] * (items - len(b["recent_items"]))
+                                                for b in batch], dtype=torch.long)
         fill = {"input_ids": self.pad_token_id, "item_position_ids": self.max_item_embeddings - 1,
                 "token_type_ids": 3, "attention_mask": 0, "global_attention_mask": 0}
-        return {k: torch.tensor([b[k] + [v] * (width - len(b[k])) for b in batch], dtype=torch.long)
-                for k, v in fill.items()}
+        if all("item_ids" in b for b in batch):
+            fill["item_ids"] = 0
+        return {**{k: torch.tensor([b[k] + [v] * (width - len(b[k])) for b in batch], dtype=torch.long)
+                   for k, v in fill.items()}, **out}

@@ -57,6 +57,11 @@ def encode_items(tok: RecformerTokenizer, dataset: Dataset) -> list[tuple[list[i
     return [tok.encode_item(a) for a in dataset.item_attrs]
 
 
+def encode_history(tok: RecformerTokenizer, items, history: list[int]) -> dict[str, list[int]]:
+    """A user's history (item indices, oldest first) as one unpadded model input, with item ids."""
+    return tok.encode([items[i] for i in history], item_ids=history)
+
+
 @torch.no_grad()
 def encode_all_items(encoder, tok, items, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
     """``I``: every item encoded alone (``<s>`` + its sentence), row i = item i (row 0 = padding)."""
@@ -76,7 +81,7 @@ def score_histories(model: RecformerForSeqRec, tok, items, histories: list[list[
     """Scores over all items for each history (yielded per batch)."""
     model.eval()
     for s in range(0, len(histories), batch_size):
-        batch = tok.pad([tok.encode([items[i] for i in h]) for h in histories[s:s + batch_size]])
+        batch = tok.pad([encode_history(tok, items, h) for h in histories[s:s + batch_size]])
         yield model(batch)
 
 
@@ -281,7 +286,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
             for u in order[s:s + batch_size]:
                 seq = split.train[u]
                 pos = rnd.randint(0, len(seq) - 1)
-                hist.append(tok.encode([items[i] for i in seq[:pos]]))
+                hist.append(encode_history(tok, items, seq[:pos]))
                 labels.append(seq[pos])
             loss = seqrec_loss(model, tok.pad(hist), torch.tensor(labels), unseen)
             opt.zero_grad()

@@ -12,8 +12,9 @@ so that its released state dicts load by name from a local directory:
 - :class:`Similarity`: cosine similarity divided by a temperature (§2.3, Eq. 4).
 - :class:`RecformerForPretraining` (§2.3.1): masked language modelling + item-item contrastive.
 - :class:`RecformerForSeqRec` (§2.4): scores every item's frozen embedding ``I``; two-stage
-  finetuning lives in ``train.py``. Optional seqverse extension (``item_input``, not in the paper):
-  each history token also receives a projection of its item's row of ``I``.
+  finetuning lives in ``train.py``. Optional seqverse extensions, not in the paper: ``item_input``
+  (each history token also receives a projection of its item's row of ``I``) and ``history_pool``
+  (the user representation gains a projection of the mean ``I`` row of the last N items).
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ class RecformerConfig:
     item_num: int = 0
     item_input: bool = False          # seqverse extension: I rows also feed the sequence encoder
     history_pool: int = 0             # seqverse extension: + projected mean I row of the last N items
-
 
     def __post_init__(self):
         if isinstance(self.attention_window, int):
@@ -274,7 +274,10 @@ class RecformerForSeqRec(_Saveable):
     gets ``item_input_proj(I[item])`` added to its embedding, so the sequence encoder sees what the
     fine-tuned ``I`` learned about an item beyond its text (the collaborative signal SASRec's input
     ID embeddings carry), with input and output tied as in SASRec. The projection starts at zero, so
-    training starts from plain Recformer. Batches then need the tokenizer's ``item_ids``.
+    training starts from plain Recformer. ``config.history_pool`` = N (also an extension) adds
+    ``history_proj`` of the mean ``I`` row of the last N history items to the pooled state, so items
+    beyond the text window (about 10 of them fit in 160 tokens; SASRec reads 50) count too. Either
+    needs the tokenizer's ``item_ids`` / ``recent_items`` in the batch (``train.encode_history``).
     """
 
     def __init__(self, config: RecformerConfig):

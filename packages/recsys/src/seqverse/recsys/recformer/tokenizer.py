@@ -84,22 +84,23 @@ class RecformerTokenizer:
             raise ValueError(f"{len(items)} items but {len(item_ids)} item ids")
         keep = self.max_item_embeddings - 1
         items = items[::-1][:keep]
+        recent = None if item_ids is None else list(item_ids[::-1][:keep])  # aligned with ``items``
         input_ids, item_pos, types, per_token_item = [self.bos_token_id], [0], [0], [0]
         for idx, (ids, tt) in enumerate(items):
             input_ids += ids
             types += tt
             item_pos += [idx + 1] * len(ids)
-            if item_ids is not None:
-                per_token_item += [item_ids[len(item_ids) - 1 - idx]] * len(ids)
+            if recent is not None:
+                per_token_item += [recent[idx]] * len(ids)
         n = self.max_token_num
         input_ids, item_pos, types = input_ids[:n], item_pos[:n], types[:n]
         glob = [0] * len(input_ids)
         glob[0] = 1
         out = {"input_ids": input_ids, "item_position_ids": item_pos, "token_type_ids": types,
                "attention_mask": [1] * len(input_ids), "global_attention_mask": glob}
-        if item_ids is not None:
+        if recent is not None:
             out["item_ids"] = per_token_item[:n]
-            out["recent_items"] = list(item_ids[::-1][:keep])
+            out["recent_items"] = recent
         return out
 
     def pad(self, batch: list[dict[str, list[int]]]):

@@ -105,7 +105,8 @@ def main(argv=None):
             else:
                 v = adapt(model, items[:n], mode=mode, steps=args.steps)
                 v.save(path)
-            return {**E.evaluate_voice(model, v, tests), "params": v.n_adapted, "final_loss": v.meta.get("final_loss")}
+            return {**E.evaluate_voice(model, v, tests), "params": v.n_adapted, "stored": v.deploy(model).n_adapted,
+                    "final_loss": v.meta.get("final_loss")}
 
         for mode in MODES:
             cell(f"{tgt}/{mode}", lambda mode=mode: run(mode))
@@ -126,14 +127,16 @@ def write_table(results: dict, path: Path) -> None:
     names = {"ceiling": "vocoded ground truth (ceiling)", "adaspeech": "AdaSpeech (CLN + speaker emb.)",
              "speaker": "(a) speaker embedding only", "decoder": "(b) whole decoder fine-tuned",
              "nocln": "(c) AdaSpeech without CLN", "nearest": "(d) no adaptation: nearest source speaker"}
-    lines = ["| target | system | adapted params | MCD (dB) ↓ | speaker sim. ↑ | WER ↓ |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| target | system | fine-tuned params | stored per voice | MCD (dB) ↓ | speaker sim. ↑ | WER ↓ |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     targets = sorted({k.split("/")[0] for k in results})
     for t in targets:
         for key, label in names.items():
             r = results.get(f"{t}/{key}")
             if r:
                 extra = f" ({r['source']})" if "source" in r else ""
-                lines.append(f"| {t} | {label}{extra} | {r['params']} | {r['mcd']:.2f} | {r['similarity']:.3f} | {100 * r['wer']:.1f}% |")
+                lines.append(f"| {t} | {label}{extra} | {r['params']} | {r.get('stored', r['params'])} | {r['mcd']:.2f} "
+                             f"| {r['similarity']:.3f} | {100 * r['wer']:.1f}% |")
     curve = sorted((int(k.split("_")[-1]), k) for k in results if "/curve_" in k)
     if curve:
         t = curve[0][1].split("/")[0]

@@ -147,6 +147,36 @@ def test_save_load_roundtrip(tmp_path, items):
     back.apply(model)
 
 
+def test_deployed_voice_stores_gamma_beta_and_synthesises_the_same(tmp_path, items):
+    """Sec. 2.3: a voice is deployed as each CLN's precomputed scale and bias (plus E^s)."""
+    from seqverse.speech.adaspeech.train import Voice
+
+    model = tiny().eval()
+    for cln in model.decoder_norms():
+        nn.init.normal_(cln.w_gamma.weight, std=0.1)
+        nn.init.normal_(cln.w_beta.weight, std=0.1)
+    voice = adapt(model, items[:2], mode="adaspeech", steps=2)
+    stored = voice.deploy(model)
+    d, n_norms = model.config.d_model, 2 * model.config.decoder_layers
+    assert stored.deployed and not voice.deployed
+    assert stored.n_adapted == n_norms * 2 * d + model.config.speaker_dim < voice.n_adapted
+    stored.save(tmp_path / "v.safetensors")
+    back = Voice.load(tmp_path / "v.safetensors")
+    assert back.deployed and int(back.meta["fine_tuned"]) == voice.n_adapted
+    b = collate(items[:2])
+    spk = voice.speaker[None].expand(2, -1)
+    kw = dict(utterance=voice.utterance[None].expand(2, -1), durations=b["durations"])
+    with torch.no_grad():
+        want = voice.apply(model)(b["phonemes"], b["phoneme_lengths"], spk, **kw)["mel"]
+        got = back.apply(model)(b["phonemes"], b["phoneme_lengths"], spk, **kw)["mel"]
+    assert torch.allclose(want, got, atol=1e-5)
+    assert back.deploy(model) is back
+    # at the shipped size the stored voice is 4 CLNs x (128 + 128) + 5
+    full = AdaSpeech(AdaSpeechConfig(speakers=["a", "b"]))
+    w = Voice("adaspeech", torch.zeros(5), torch.zeros(128), {k: v.detach() for k, v in adapted_parameters(full, "adaspeech").items()})
+    assert (w.n_adapted, w.deploy(full).n_adapted) == (5125, 1029)
+
+
 def test_formant_shift_scales_frequency_and_duration(tmp_path):
     """The corpus's vocal-tract-length speakers: a 200 Hz tone shifted by 1.2 is a 240 Hz tone 1/1.2 as long."""
     import soundfile as sf

@@ -40,10 +40,12 @@ def list_voices(model_dir=None) -> list[dict]:
     rows = []
     for p in sorted(VOICES_DIR.glob("*.safetensors")):
         v = Voice.load(p)
-        rows.append({"voice": p.stem, "kind": f"adapted ({v.mode})", "adapted_parameters": v.n_adapted,
+        rows.append({"voice": p.stem, "kind": f"adapted ({v.mode})",
+                     "adapted_parameters": int(v.meta.get("fine_tuned", v.n_adapted)), "stored_parameters": v.n_adapted,
                      "default": p.stem == DEFAULT_VOICE})
     for name in source_reference_vectors(model_dir):
-        rows.append({"voice": f"source:{name}", "kind": "source speaker", "adapted_parameters": 0, "default": False})
+        rows.append({"voice": f"source:{name}", "kind": "source speaker", "adapted_parameters": 0,
+                     "stored_parameters": 0, "default": False})
     return rows
 
 
@@ -127,9 +129,10 @@ def adapt_files(model_dir, wavs_dir, texts_file, out, mode: str = "adaspeech", s
     al = load_file(str(aligner_path))
     items = prepare_speech(read_adaptation_set(wavs_dir, texts_file), (al["mean"].numpy(), al["var"].numpy()), model.config.stats)
     voice = adapt(model, items, mode=mode, steps=steps, progress=progress)
-    voice.save(out)
+    stored = voice.deploy(model)
+    stored.save(out)
     return {"out": str(out), "mode": mode, "utterances": len(items), "adapted_parameters": voice.n_adapted,
-            "final_loss": voice.meta.get("final_loss")}
+            "stored_parameters": stored.n_adapted, "final_loss": voice.meta.get("final_loss")}
 
 
 def export_model(model_dir, corpus_dir, out_dir) -> None:

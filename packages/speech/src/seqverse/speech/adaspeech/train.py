@@ -251,7 +251,32 @@ class Voice:
 
     @property
     def n_adapted(self) -> int:
+        """Parameters this voice stores (E^s plus its tensors)."""
         return int(self.speaker.numel() + sum(p.numel() for p in self.params.values()))
+
+    @property
+    def deployed(self) -> bool:
+        """An AdaSpeech voice stored as each CLN's scale and bias rather than its W^gamma, W^beta."""
+        return self.mode == "adaspeech" and self.meta.get("stored") == "gamma_beta"
+
+    def deploy(self, model: AdaSpeech) -> Voice:
+        """The voice as AdaSpeech deploys it (Sec. 2.3, Table 1's parameters per voice): each CLN's
+        gamma = 1 + E^s W^gamma and beta = E^s W^beta computed once and stored in place of W^gamma and
+        W^beta, plus E^s, which the encoder side still reads. 4 CLNs x 2 x 128 + 5 = 1,029 numbers
+        instead of 5,125; synthesis is unchanged (a test holds them equal). Other modes are returned
+        as they are."""
+        if self.mode != "adaspeech" or self.deployed:
+            return self
+        m = self.apply(model)
+        params = {}
+        with torch.no_grad():
+            for i, blk in enumerate(m.decoder):
+                for name in ("norm1", "norm2"):
+                    cln: ConditionalLayerNorm = getattr(blk, name)
+                    params[f"decoder.{i}.{name}.weight"] = (1.0 + cln.w_gamma(self.speaker[None])[0]).clone()
+                    params[f"decoder.{i}.{name}.bias"] = cln.w_beta(self.speaker[None])[0].clone()
+        return Voice(self.mode, self.speaker, self.utterance, params,
+                     {**self.meta, "stored": "gamma_beta", "fine_tuned": self.n_adapted})
 
     def save(self, path) -> Path:
         import os
@@ -296,7 +321,7 @@ class Voice:
     def apply(self, model: AdaSpeech) -> AdaSpeech:
         """A copy of ``model`` carrying this voice's adapted parameters."""
         m = copy.deepcopy(model)
-        if self.mode == "nocln":
+        if self.mode == "nocln" or self.deployed:
             _convert_nocln(m, self.speaker)
         own = dict(m.named_parameters())
         with torch.no_grad():

@@ -68,6 +68,37 @@ def test_padding_does_not_change_scores(tiny):
     assert alone[0, 0] == -float("inf")
 
 
+def test_dense_attention_equals_transformers_longformer(tiny):
+    """The dense path (the default) against transformers' chunked Longformer code: same token
+    states, pooled states and gradients, with padding, histories longer than the window and a
+    sequence with a second global token."""
+    ds, cfg, tok, items = tiny
+    torch.manual_seed(0)
+    model = RecformerForSeqRec(cfg).eval()
+    for p in model.parameters():  # a non-trivial point: global and local projections differ
+        torch.nn.init.normal_(p, std=0.2)
+    batch = tok.pad([tok.encode([items[i] for i in ds.sequences[u][:n]]) for u, n in ((0, 2), (3, 20), (5, 6))])
+    batch["global_attention_mask"][1, 7] = 1
+    assert batch["attention_mask"].sum(1).min() < batch["input_ids"].shape[1] > 2 * max(cfg.attention_window)
+    enc = model.longformer
+    inputs = {k: v for k, v in batch.items() if k not in ("item_ids", "recent_items")}
+    outs, grads = {}, {}
+    for impl in ("longformer", "dense"):
+        enc.attention_impl = impl
+        model.zero_grad()
+        h, pooled = enc(**inputs)
+        pooled.pow(2).sum().backward()
+        outs[impl] = (h * batch["attention_mask"][..., None], pooled)
+        grads[impl] = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+    enc.attention_impl = "dense"
+    for a, b in zip(outs["longformer"], outs["dense"]):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+    assert grads["longformer"].keys() == grads["dense"].keys()
+    assert any("query_global" in n for n in grads["dense"])
+    for n, g in grads["longformer"].items():
+        assert torch.allclose(g, grads["dense"][n], atol=1e-4, rtol=1e-4), n
+
+
 def test_save_load_and_official_bin(tiny, tmp_path):
     ds, cfg, tok, items = tiny
     torch.manual_seed(0)

@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--history-pool", type=int, default=None,
                     help="N > 0: add a projection of the mean I row of the last N items to the sequence "
                          "representation (seqverse extension, not in the paper)")
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="hidden and attention dropout while fine-tuning (default: the --pretrained model's, 0.1)")
     ap.add_argument("--patience", type=int, default=3, help="epochs without a better validation NDCG@10 per stage")
     ap.add_argument("--pretrain-lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -56,7 +58,9 @@ def main():
     # longformer-base, which we cannot download here.
     overrides = {k: v for k, v in {"max_token_num": args.max_token_num, "pooler_type": args.pooler,
                                    "item_input": args.item_input or None,
-                                   "history_pool": args.history_pool}.items() if v is not None}
+                                   "history_pool": args.history_pool,
+                                   "hidden_dropout_prob": args.dropout,
+                                   "attention_probs_dropout_prob": args.dropout}.items() if v is not None}
     if args.pretrained is None:
         overrides = {"max_token_num": 160, "pooler_type": "avg", **overrides}
     budgets = [float(x) * 60 for x in args.finetune_minutes.split(",")]

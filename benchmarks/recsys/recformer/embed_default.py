@@ -53,7 +53,7 @@ Data: MovieLens-100K RecBole atomic files bundled with seqverse-recsys (= recbol
 `dataset_example/ml-100k`), {args.split} split (leave-one-out by time; cold-start: 10% of items held
 out of training, seed 2020). Evaluation: RecBole's full ranking over all 1682 items.
 
-Trained by (seed 2020, 1 CPU thread):
+Trained by:
 
     {commands}
     .venv/bin/python benchmarks/recsys/recformer/embed_default.py --split {args.split}

@@ -268,13 +268,8 @@ class Voice:
         if self.mode != "adaspeech" or self.deployed:
             return self
         m = self.apply(model)
-        params = {}
-        with torch.no_grad():
-            for i, blk in enumerate(m.decoder):
-                for name in ("norm1", "norm2"):
-                    cln: ConditionalLayerNorm = getattr(blk, name)
-                    params[f"decoder.{i}.{name}.weight"] = (1.0 + cln.w_gamma(self.speaker[None])[0]).clone()
-                    params[f"decoder.{i}.{name}.bias"] = cln.w_beta(self.speaker[None])[0].clone()
+        _convert_nocln(m, self.speaker)  # each CLN frozen at this speaker's gamma, beta
+        params = {k: v.detach().clone() for k, v in adapted_parameters(m, "nocln").items()}
         return Voice(self.mode, self.speaker, self.utterance, params,
                      {**self.meta, "stored": "gamma_beta", "fine_tuned": self.n_adapted})
 

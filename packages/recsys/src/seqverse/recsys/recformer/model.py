@@ -123,13 +123,25 @@ class RecformerEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(e))
 
 
-def dense_longformer_layer(layer, h: torch.Tensor, keep: torch.Tensor, glob: torch.Tensor, window: int) -> torch.Tensor:
+def local_attention_mask(keep: torch.Tensor, glob: torch.Tensor, window: int) -> torch.Tensor:
+    """[batch, 1, tokens, tokens] keys a local query may attend to: within ``window // 2`` positions
+    or global, and real. A padding query gets itself only, so its row is no NaN (its output is zeroed)."""
+    t = keep.shape[1]
+    pos = torch.arange(t, device=keep.device)
+    band = (pos[:, None] - pos[None, :]).abs() <= window // 2
+    allowed = (band[None] | glob[:, None, :]) & keep[:, None, :]
+    return (allowed | (~keep[:, :, None] & torch.eye(t, dtype=torch.bool, device=keep.device)))[:, None]
+
+
+def dense_longformer_layer(layer, h: torch.Tensor, keep: torch.Tensor, glob: torch.Tensor,
+                           local: torch.Tensor) -> torch.Tensor:
     """One ``LongformerLayer`` (its own weights) with its attention computed densely.
 
     Longformer attention (Beltagy et al. 2020, §3.1): a local token attends to keys within
     ``window // 2`` positions plus every global token (with ``query``/``key``/``value``); a global
     token attends to every token (with the ``*_global`` projections); padding is never a key and
-    its own output is zero. ``keep`` / ``glob``: [batch, tokens] bool masks of real / global tokens.
+    its own output is zero. ``keep`` / ``glob``: [batch, tokens] bool masks of real / global tokens;
+    ``local``: :func:`local_attention_mask` for this layer's window.
     As masked ``scaled_dot_product_attention`` (local) plus one for the few global queries, a
     training step of the embedded model runs about 1.4x faster than the chunked reference on CPU.
     """
@@ -141,12 +153,8 @@ def dense_longformer_layer(layer, h: torch.Tensor, keep: torch.Tensor, glob: tor
     def heads(x):
         return x.view(x.shape[0], x.shape[1], n, hd).transpose(1, 2)
 
-    pos = torch.arange(t, device=h.device)
-    band = (pos[:, None] - pos[None, :]).abs() <= window // 2
-    # a padding query gets one allowed key (itself) so its row is no NaN; its output is zeroed below
-    local = ((band[None] | glob[:, None, :]) & keep[:, None, :]) | (~keep[:, :, None] & torch.eye(t, dtype=torch.bool, device=h.device))
     out = F.scaled_dot_product_attention(heads(sa.query(h)), heads(sa.key(h)), heads(sa.value(h)),
-                                         attn_mask=local[:, None], dropout_p=p)
+                                         attn_mask=local, dropout_p=p)
     out = out * keep[:, None, :, None].to(out.dtype)
     g = int(glob.sum(1).max())
     if g:  # global queries (Recformer: the one <s> per sequence) attend to every real token
@@ -180,8 +188,9 @@ class RecformerModel(nn.Module):
             h = self.embeddings(input_ids, token_type_ids, item_position_ids, input_extra)
             keep = attention_mask.bool()
             glob = global_attention_mask.bool() & keep
+            masks = {w: local_attention_mask(keep, glob, w) for w in set(self.config.attention_window)}
             for layer, window in zip(self.encoder.layer, self.config.attention_window):
-                h = dense_longformer_layer(layer, h, keep, glob, window)
+                h = dense_longformer_layer(layer, h, keep, glob, masks[window])
             return h, self._pool(h, attention_mask)
         if self.attention_impl != "longformer":
             raise ValueError(f"attention_impl {self.attention_impl!r}: 'dense' or 'longformer'")

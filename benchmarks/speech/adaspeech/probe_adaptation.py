@@ -46,9 +46,9 @@ class InferenceInputCache(TR.AdaptationCache):
             spk = model.speaker_proj(model.speaker_embedding.weight.mean(0))[None, None]
             pred = model.phoneme_predictor((h + spk).masked_fill(pmask.unsqueeze(-1), 0.0), pmask)
             self.base = h.masked_fill(pmask.unsqueeze(-1), 0.0) + model.phoneme_proj(pred).masked_fill(pmask.unsqueeze(-1), 0.0)
-            ve = model.pitch_embedding(torch.bucketize(b["pitch"], model.bins)) + model.energy_embedding(torch.bucketize(b["energy"], model.bins))
-            self.frames, _ = length_regulate(self.base + ve, b["durations"], b["mel"].shape[1])
+            variance_frames = self.frames - self.frames_no_variance  # length regulation is linear
             self.frames_no_variance, _ = length_regulate(self.base, b["durations"], b["mel"].shape[1])
+            self.frames = self.frames_no_variance + variance_frames
 
 
 def main(argv=None):
@@ -69,9 +69,9 @@ def main(argv=None):
         adapt_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "adapt"]
         test_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "test"]
         real = [A.load_wav(Path(args.corpus) / u["wav"]) for u in test_u]
+        target_var = np.mean([A.log_mel(A.load_wav(Path(args.corpus) / u["wav"])).var(0) for u in adapt_u], 0)
         for mode in args.modes:
             if args.probe == "gv":
-                target_var = np.mean([A.log_mel(A.load_wav(Path(args.corpus) / u["wav"])).var(0) for u in adapt_u], 0)
                 voice = TR.Voice.load(Path(args.voices) / f"{tgt}_{mode}_{len(adapt_u)}.safetensors")
                 applied = voice.apply(model)
                 mels = [E.synthesise(applied, E._Bare(voice), u["text"])[1] for u in test_u]

@@ -68,8 +68,12 @@ def main(argv=None):
     for tgt in args.targets:
         adapt_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "adapt"]
         test_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "test"]
-        real = [A.load_wav(Path(args.corpus) / u["wav"]) for u in test_u]
-        target_var = np.mean([A.log_mel(A.load_wav(Path(args.corpus) / u["wav"])).var(0) for u in adapt_u], 0)
+        if args.probe == "gv":  # what each probe reads, once per target
+            real = [A.load_wav(Path(args.corpus) / u["wav"]) for u in test_u]
+            target_var = np.mean([A.log_mel(A.load_wav(Path(args.corpus) / u["wav"])).var(0) for u in adapt_u], 0)
+        else:
+            items = TR.load_items(args.corpus, adapt_u)
+            tests = [(str(Path(args.corpus) / u["wav"]), u["text"]) for u in test_u]
         for mode in args.modes:
             if args.probe == "gv":
                 voice = TR.Voice.load(Path(args.voices) / f"{tgt}_{mode}_{len(adapt_u)}.safetensors")
@@ -79,8 +83,6 @@ def main(argv=None):
                     pairs = [(r, A.griffin_lim(post(m)), u["text"]) for r, m, u in zip(real, mels, test_u)]
                     results[f"{tgt}/{mode}/{name}"] = E.score(pairs)
             else:
-                items = TR.load_items(args.corpus, adapt_u)
-                tests = [(str(Path(args.corpus) / u["wav"]), u["text"]) for u in test_u]
                 plain_cache = TR.AdaptationCache
                 try:
                     TR.AdaptationCache = InferenceInputCache  # adapt() builds its cache from this name

@@ -12,7 +12,8 @@ SYSTEMS = ('esa', 'hyenadna', 'prollama')
 
 
 def build_parser():
-    parser, sub = clikit.package_parser("seqverse-genomics", "seqverse-genomics", "seqverse genomics: DNA-ESA read alignment (esa), HyenaDNA (hyena), ProLLaMA (prollama).")
+    parser, sub = clikit.package_parser("seqverse-genomics", "seqverse-genomics", "seqverse genomics: DNA and protein sequence models. "
+                                         "One command group per system installed here (systems that do not import are not listed).")
     clikit.add_system_groups(sub, "seqverse.genomics", SYSTEMS)
     return parser
 

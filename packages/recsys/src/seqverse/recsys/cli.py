@@ -12,7 +12,8 @@ SYSTEMS = ('recformer',)
 
 
 def build_parser():
-    parser, sub = clikit.package_parser("seqverse-recsys", "seqverse-recsys", "seqverse recsys: Recformer sequential recommendation (recformer).")
+    parser, sub = clikit.package_parser("seqverse-recsys", "seqverse-recsys", "seqverse recsys: sequential recommendation. "
+                                         "One command group per system installed here (systems that do not import are not listed).")
     clikit.add_system_groups(sub, "seqverse.recsys", SYSTEMS)
     return parser
 

@@ -12,7 +12,8 @@ SYSTEMS = ('adaspeech', 'emote')
 
 
 def build_parser():
-    parser, sub = clikit.package_parser("seqverse-speech", "seqverse-speech", "seqverse speech: AdaSpeech adaptive TTS (adaspeech), EMOTE face animation (emote).")
+    parser, sub = clikit.package_parser("seqverse-speech", "seqverse-speech", "seqverse speech: speech and talking-face models. "
+                                         "One command group per system installed here (systems that do not import are not listed).")
     clikit.add_system_groups(sub, "seqverse.speech", SYSTEMS)
     return parser
 

@@ -12,7 +12,8 @@ SYSTEMS = ('ocr', 'oat')
 
 
 def build_parser():
-    parser, sub = clikit.package_parser("seqverse-vision", "seqverse-vision", "seqverse vision: full-page receipt OCR (ocr), OAT gaze scanpaths (oat).")
+    parser, sub = clikit.package_parser("seqverse-vision", "seqverse-vision", "seqverse vision: vision sequence models. "
+                                         "One command group per system installed here (systems that do not import are not listed).")
     clikit.add_system_groups(sub, "seqverse.vision", SYSTEMS)
     return parser
 

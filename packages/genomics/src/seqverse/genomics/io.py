@@ -11,8 +11,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,13 +18,33 @@ from pathlib import Path
 from seqverse.core.clikit import InputError
 
 
+_MAGIC = ((b"\x1f\x8b", gzip.open), (b"\xfd7zXZ\x00", lzma.open), (b"BZh", bz2.open))
+
+
 def open_text(path: str | Path):
-    """Open a (possibly gzip/xz/bz2-compressed) text file for reading."""
+    """Open a text file for reading, decompressing gzip/xz/bz2 as its first bytes say (not its name).
+
+    ``-`` reads standard input (compressed or not).
+    """
+    import io
+    import sys
+
+    if str(path) == "-":
+        raw = sys.stdin.buffer
+        head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+        for magic, opener in _MAGIC:
+            if head.startswith(magic):
+                return opener(raw, "rt")
+        return io.TextIOWrapper(raw)
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix, open)
-    return opener(path, "rt")
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            return opener(path, "rt")
+    return open(path)
 
 
 def read_fasta(path: str | Path) -> dict[str, str]:
@@ -35,9 +53,18 @@ def read_fasta(path: str | Path) -> dict[str, str]:
     Raises InputError naming the file (and record) when the file has no records, a record has no
     sequence, or an id repeats.
     """
+    return dict(iter_fasta(path))
+
+
+def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Yield ``(id, SEQUENCE)`` (upper case) record by record, so a genome never has to be held whole.
+
+    Checks as :func:`read_fasta`: the file starts with '>', names are present and unique, no
+    record is empty, the file has at least one record.
+    """
     from Bio import SeqIO
 
-    records: dict[str, str] = {}
+    seen: set[str] = set()
     with open_text(path) as handle:
         first = handle.read(1)
         if first and first != ">":
@@ -47,17 +74,17 @@ def read_fasta(path: str | Path) -> dict[str, str]:
             for n, rec in enumerate(SeqIO.parse(handle, "fasta"), 1):
                 if not rec.id:
                     raise InputError(f"{path}: record {n}: empty name after '>'")
-                if rec.id in records:
+                if rec.id in seen:
                     raise InputError(f"{path}: record {n} ({rec.id}): duplicate sequence name")
                 seq = str(rec.seq).upper()
                 if not seq:
                     raise InputError(f"{path}: record {n} ({rec.id}): no sequence")
-                records[rec.id] = seq
+                seen.add(rec.id)
+                yield rec.id, seq
         except (ValueError, UnicodeDecodeError) as err:
             raise InputError(f"{path}: {err}") from None
-    if not records:
+    if not seen:
         raise InputError(f"{path}: no FASTA records (is the file empty?)")
-    return records
 
 
 def iter_fastq(path: str | Path) -> Iterator[tuple[str, str, str]]:
@@ -90,18 +117,11 @@ def iter_fastq(path: str | Path) -> Iterator[tuple[str, str, str]]:
 
 @contextmanager
 def atomic_output(path: str | Path, mode: str = "w"):
-    """Write to a temporary file beside ``path`` and rename it into place only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write to a temporary file beside ``path`` and rename it into place (mode 0644) only on success."""
+    from seqverse.core.clikit import atomic_write
+
+    with atomic_write(path, mode) as handle:
+        yield handle
 
 
 _COMPLEMENT = str.maketrans("ACGTNacgtnRYKMSWBDHVrykmswbdhv", "TGCANtgcanYRMKSWVHDByrmkswvhdb")

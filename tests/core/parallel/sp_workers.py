@@ -199,12 +199,16 @@ def case_checkpoint(rank, size):
 
 def case_train(rank, size):
     """A few steps of the trainer under sequence parallelism (compared with one process by the test)."""
-    from seqverse.core.train import TrainConfig, train
+    from seqverse.core.train import LMConfig, train_lm
 
     res = {}
     for method in ("ring", "lightseq", "ulysses"):
-        config = TrainConfig(sequence_parallel=method, steps=4, seq_len=16 * size, d_model=32, n_layers=2)
-        res[f"train/{method}"] = train(config)
+        config = LMConfig(sequence_parallel=method, steps=4, seq_len=16 * size, d_model=32, n_layers=2)
+        res[f"train/{method}"] = train_lm(config, device="cpu").losses()
+    # data x sequence parallel: SP rows of 2 ranks (ring), the batch split over the size/2 rows
+    config = LMConfig(sequence_parallel="ring", sp_size=2, steps=3, seq_len=16, batch_size=size // 2 * 2,
+                      d_model=16, n_layers=1, n_heads=2, n_kv_heads=1)
+    res["train_mesh"] = train_lm(config, device="cpu").losses()
     return res
 
 

@@ -85,10 +85,21 @@ def test_remat_checkpoint_runs_attention_once(measured, method):
 
 @pytest.mark.parametrize("method", ["ring", "lightseq", "ulysses"])
 def test_trainer_matches_single_process(measured, method):
-    from seqverse.core.train import TrainConfig, train
+    from seqverse.core.train import LMConfig, train_lm
 
     size, results = measured
-    single = train(TrainConfig(steps=4, seq_len=16 * size, d_model=32, n_layers=2))
+    single = train_lm(LMConfig(steps=4, seq_len=16 * size, d_model=32, n_layers=2), device="cpu").losses()
     for losses in results[f"train/{method}"]:
         assert max(abs(a - b) for a, b in zip(losses, single, strict=True)) < 1e-4, (losses, single)
     assert single[-1] < single[0]
+
+
+def test_trainer_on_dp_x_sp_mesh_matches_single_process(measured):
+    """P/2 data-parallel rows x 2 sequence-parallel ranks (seqverse.core.train.mesh) = one process."""
+    from seqverse.core.train import LMConfig, train_lm
+
+    size, results = measured
+    config = LMConfig(steps=3, seq_len=16, batch_size=size // 2 * 2, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1)
+    single = train_lm(config, device="cpu").losses()
+    for losses in results["train_mesh"]:
+        assert max(abs(a - b) for a, b in zip(losses, single, strict=True)) < 1e-4, (losses, single)

@@ -13,7 +13,7 @@ APT_PACKAGES := kleborate-examples bowtie2-examples kaptive-data bwa minimap2 bo
 $(VENV)/.installed: constraints.txt pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade -c constraints.txt "pip>=24" "setuptools>=64" wheel
-	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e packages/$(p)) -e . pytest
+	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e packages/$(p)) -e . pytest hypothesis
 	@touch $@
 
 install: apt $(VENV)/.installed

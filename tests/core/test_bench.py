@@ -87,7 +87,7 @@ def test_cli_synthetic_json(capsys):
     [
         (["bench", "synthetic", "--task", "mqar", "--backbone", "rnn"], "unknown backbone 'rnn'"),
         (["bench", "synthetic", "--task", "mqar", "--backbone", "s4d", "--seq-len", "16"], "too short"),
-        (["bench", "speed", "--seq-len", "10,x"], "--seq-len must be comma-separated integers"),
+        (["bench", "speed", "--seq-len", "10,x"], "argument --seq-len: expected an integer, got 'x'"),
     ],
 )
 def test_cli_bad_input_exits_2_with_a_clear_message(argv, message, capsys):

@@ -59,10 +59,11 @@ def test_bad_fasta_is_named(tmp_path, capsys, model_dir, content, message):
 def test_vcf_ref_mismatch_is_named(tmp_path, capsys, model_dir):
     (tmp_path / "ref.fa").write_text(f">chrT\n{REF}\n")
     wrong = "A" if REF[9] != "A" else "C"
-    (tmp_path / "v.vcf").write_text(f"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\nchrT\t10\trs1\t{wrong}\tT\n")
+    (tmp_path / "v.vcf").write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                                    f"chrT\t5\trs0\t{REF[4]}\tG,T\t.\t.\t.\nchrT\t10\trs1\t{wrong}\tT\t.\t.\t.\n")
     code, out, err = run(capsys, "score", tmp_path / "ref.fa", "--vcf", tmp_path / "v.vcf", "--model", model_dir)
-    assert code == 2 and out == ""
-    assert "v.vcf:3" in err and f"chrT:10:{wrong}>T" in err and f"does not match the reference '{REF[9]}'" in err
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "v.vcf: record 2 (chrT:10)" in err and f"chrT:10:{wrong}>T" in err and f"does not match the reference '{REF[9]}'" in err
 
 
 def test_pretrain_resume_finetune_embed_generate(tmp_path, capsys):

@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 from seqverse.genomics.cli import main
-from seqverse.genomics.hyenadna.data import read_fasta
+from seqverse.genomics.hyenadna.data import read_records
 
 GENOME = Path("/usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz")  # Debian kleborate-examples
 
 
 def test_embedded_model_scores_heldout_dna(tmp_path, capsys):
-    name, chrom = max(read_fasta(GENOME), key=lambda r: len(r[1]))
+    name, chrom = max(read_records(GENOME), key=lambda r: len(r[1]))
     start = int(len(chrom) * 0.9)  # inside the held-out last 20%
     (tmp_path / "heldout.fa").write_text(f">heldout\n{chrom[start : start + 3000]}\n")
     assert main(["hyena", "score", str(tmp_path / "heldout.fa"), "--json"]) == 0

@@ -15,24 +15,49 @@ import time
 from seqverse.core import clikit
 
 
-def _int_list(text: str, flag: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise clikit.InputError(f"{flag} must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise clikit.InputError(f"{flag} needs positive integers, got {text!r}")
-    return values
-
-
 def _backbone_list(text: str) -> list[str]:
     from seqverse.core.backbones import NAMES
 
     names = list(NAMES) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
     for name in names:
         if name not in NAMES:
-            raise clikit.InputError(f"unknown backbone {name!r}; choose from: {', '.join(NAMES)} or 'all'")
+            raise argparse.ArgumentTypeError(f"unknown backbone {name!r}; choose from: {', '.join(NAMES)} or 'all'")
+    if not names:
+        raise argparse.ArgumentTypeError("no backbone named")
     return names
+
+
+def _device(text: str) -> str:
+    """argparse type: ``cpu``, ``cuda`` or ``cuda:N``, and CUDA only when it is there."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    if text.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: CUDA is not available on this machine")
+        if ":" in text and int(text.split(":")[1]) >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: only {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+def _check_synthetic(task: str, options: dict, backbones: list[str], d_model: int, n_layers: int) -> None:
+    """Validate task sizes and backbone shapes once, at the boundary, naming the flags."""
+    from seqverse.core.backbones import build
+    from seqverse.core.bench.synthetic import DEFAULTS
+    from seqverse.core.bench.tasks import TASKS
+
+    try:
+        TASKS[task](2, **{**DEFAULTS[task], **options})
+    except ValueError as err:
+        raise clikit.InputError(f"--task {task}: {err} (see --seq-len, --vocab-size, --num-kv-pairs, --num-tokens)") from None
+    for name in backbones:
+        try:
+            build(name, d_model=d_model, n_layers=1, **({"l_max": 4} if name == "hyena" else {}))
+        except ValueError as err:
+            raise clikit.InputError(f"--backbone {name} with --d-model {d_model}: {err}") from None
 
 
 def _task_options(args) -> dict:
@@ -51,12 +76,15 @@ def _task_options(args) -> dict:
 def _synthetic(args) -> None:
     from seqverse.core.bench.synthetic import SyntheticRun, run_synthetic
 
+    backbones = args.backbone
+    options = _task_options(args)
+    _check_synthetic(args.task, options, backbones, args.d_model, args.n_layers)
     rows = []
-    for backbone in _backbone_list(args.backbone):
+    for backbone in backbones:
         run = SyntheticRun(
             task=args.task,
             backbone=backbone,
-            task_options=_task_options(args),
+            task_options=options,
             d_model=args.d_model,
             n_layers=args.n_layers,
             steps=args.steps,
@@ -72,8 +100,8 @@ def _speed(args) -> None:
     from seqverse.core.bench.speed import plot, run_speed
 
     rows = run_speed(
-        _backbone_list(args.backbone),
-        _int_list(args.seq_len, "--seq-len"),
+        args.backbone,
+        args.seq_len,
         progress=not args.json,
         timeout=args.timeout,
         d_model=args.d_model,
@@ -83,7 +111,8 @@ def _speed(args) -> None:
         threads=args.threads,
     )
     if args.plot:
-        plot(rows, args.plot)
+        with clikit.atomic_path(args.plot) as tmp:
+            plot(rows, tmp)
         print(f"wrote {args.plot}", file=sys.stderr)
     columns = ["backbone", "seq_len", "tokens_per_second", "speedup_vs_attention", "peak_memory_mb",
                "step_latency_ms", "error"]
@@ -101,6 +130,9 @@ def _add_bench(sub) -> None:
     from seqverse.core.bench.synthetic import DEFAULTS
     from seqverse.core.parallel import bench as parallel_bench
 
+    pos, nonneg = clikit.positive_int, clikit.nonneg_int
+    width, layers, batch = clikit.int_range(1, 8192), clikit.int_range(1, 64), clikit.int_range(1, 65536)
+
     bench = sub.add_parser("bench", help="benchmark suites: synthetic tasks, speed, sequence parallelism")
     bench_sub = bench.add_subparsers(title="suites", metavar="SUITE", required=True)
 
@@ -113,20 +145,22 @@ def _add_bench(sub) -> None:
     )
     p.add_argument("--task", required=True, choices=list(DEFAULTS), help="mqar (Zoology), selective-copy or "
                    "induction (Mamba paper Sec. 4.1)")
-    p.add_argument("--backbone", default="all", help=f"one of {', '.join(NAMES)}, a comma list, or 'all'")
-    p.add_argument("--seq-len", type=int, help="sequence length (task default if omitted)")
-    p.add_argument("--vocab-size", type=int, help="vocabulary size (task default if omitted)")
-    p.add_argument("--num-kv-pairs", type=int, help="MQAR: key-value pairs per example")
-    p.add_argument("--num-tokens", type=int, help="selective copy: tokens to copy")
+    p.add_argument("--backbone", default="all", type=_backbone_list,
+                   help=f"one of {', '.join(NAMES)}, a comma list, or 'all' (default all)")
+    p.add_argument("--seq-len", type=clikit.int_range(4, 2**20), help="sequence length (task default if omitted)")
+    p.add_argument("--vocab-size", type=clikit.int_range(3, 2**20), help="vocabulary size (task default if omitted)")
+    p.add_argument("--num-kv-pairs", type=pos, help="MQAR: key-value pairs per example (task default if omitted)")
+    p.add_argument("--num-tokens", type=pos, help="selective copy: tokens to copy (task default if omitted)")
     p.add_argument("--zero-gaps", action="store_true", help="MQAR: fill the query region between queries with "
                    "token 0 instead of random tokens (Zoology's random_non_queries=False)")
-    p.add_argument("--d-model", type=int, default=128, help="model width (default 128)")
-    p.add_argument("--n-layers", type=int, default=2, help="backbone layers (default 2)")
-    p.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-    p.add_argument("--batch-size", type=int, default=64, help="examples per step (default 64)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, warm-up then cosine (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--d-model", type=width, default=128, help="model width (default 128)")
+    p.add_argument("--n-layers", type=layers, default=2, help="backbone layers (default 2)")
+    p.add_argument("--steps", type=pos, default=2000, help="training steps (default 2000)")
+    p.add_argument("--batch-size", type=batch, default=64, help="examples per step (default 64)")
+    p.add_argument("--lr", type=clikit.positive_float, default=1e-3,
+                   help="peak learning rate, warm-up then cosine (default 1e-3)")
+    p.add_argument("--seed", type=nonneg, default=0, help="seed of the model and the generated examples")
+    p.add_argument("--device", type=_device, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_synthetic)
 
@@ -137,15 +171,17 @@ def _add_bench(sub) -> None:
         "the best of 2 forward+backward passes after a warm-up; step latency is one recurrent step with "
         "seq-len positions already in context (a filled KV cache for attention).",
     )
-    p.add_argument("--backbone", default="all", help=f"one of {', '.join(NAMES)}, a comma list, or 'all'")
-    p.add_argument("--seq-len", default="1024,4096,16384,65536", help="comma-separated lengths")
-    p.add_argument("--d-model", type=int, default=128, help="model width (default 128)")
-    p.add_argument("--n-layers", type=int, default=1, help="backbone layers (default 1)")
-    p.add_argument("--batch-size", type=int, default=1, help="sequences per pass (default 1)")
-    p.add_argument("--threads", type=int, help="CPU threads per run (default: torch's default)")
-    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per (backbone, length) run")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--plot", metavar="PNG", help="also write a tokens/s and memory plot here")
+    p.add_argument("--backbone", default="all", type=_backbone_list,
+                   help=f"one of {', '.join(NAMES)}, a comma list, or 'all' (default all)")
+    p.add_argument("--seq-len", type=clikit.int_list(2, 2**24), default=[1024, 4096, 16384, 65536],
+                   help="comma-separated lengths (default 1024,4096,16384,65536)")
+    p.add_argument("--d-model", type=width, default=128, help="model width (default 128)")
+    p.add_argument("--n-layers", type=layers, default=1, help="backbone layers (default 1)")
+    p.add_argument("--batch-size", type=batch, default=1, help="sequences per pass (default 1)")
+    p.add_argument("--threads", type=clikit.int_range(1, 1024), help="CPU threads per run (default: torch's default)")
+    p.add_argument("--timeout", type=clikit.positive_float, default=900, help="seconds allowed per (backbone, length) run")
+    p.add_argument("--device", type=_device, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--plot", metavar="PNG", type=clikit.output_file, help="also write a tokens/s and memory plot here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_speed)
 

@@ -117,11 +117,14 @@ def float_range(lo: float | None = None, hi: float | None = None, lo_open: bool 
 
 
 def _bounds(lo, hi, lo_open=False, hi_open=False) -> str:
+    def show(x):
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
     parts = []
     if lo is not None:
-        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+        parts.append(f"{'>' if lo_open else '>='} {show(lo)}")
     if hi is not None:
-        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+        parts.append(f"{'<' if hi_open else '<='} {show(hi)}")
     return " and ".join(parts) or "a number"
 
 
@@ -388,14 +391,14 @@ def add_system_groups(subparsers, package_module: str, systems: Sequence[str]) -
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse ``argv``, call the chosen command's ``func``; apply the user-error rule (module docstring)."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # argparse: --help (0) or a usage error (2, already printed)
-        return stop.code if isinstance(stop.code, int) else 2
-    func: Callable | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
-    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as stop:  # argparse: --help (0) or a usage error (2, already printed)
+            return stop.code if isinstance(stop.code, int) else 2
+        func: Callable | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
         func(args)
     except InputError as err:
         print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)

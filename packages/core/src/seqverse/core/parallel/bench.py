@@ -1,12 +1,21 @@
-"""``seqverse bench parallel``: measured communication, load balance, LASP-2 bytes, the planner.
+"""``seqverse bench parallel``: counted communication payload, load balance, LASP-2 bytes, the planner.
 
-Every number of the communication tables is *measured*: P gloo processes run the method forward
-and backward on Llama-7B-like shapes (32 heads of 128; MHA, and GQA with 8 kv heads) and
-:mod:`~seqverse.core.parallel.comm` records the bytes each rank sent. Beside them: the analytic
-formula, and Megatron-LM tensor parallelism with sequence parallelism (Korthikanti et al. 2022),
-which per layer all-gathers and reduce-scatters the ``[B, L, D]`` activations twice in the forward
-and twice in the backward pass: ``8 (P-1)/P B L D`` elements per rank. Bytes are float32 (the CPU
-run); per-rank bytes scale linearly with L for all methods but LASP-2.
+The communication tables report the *counted payload*, not measured network traffic: P gloo
+processes run the method forward and backward on Llama-7B-like shapes (32 heads of 128; MHA, and
+GQA with 8 kv heads) and :mod:`~seqverse.core.parallel.comm` adds up the size of every tensor each
+rank hands to a collective, scaled by the operation's per-rank factor (send ``n``, all-to-all
+``n (P-1)/P``, all-gather ``n (P-1)``). Those are the same factors the analytic formula uses, so
+``counted_equals_formula`` checks that the methods make the collectives the formula assumes (no
+extra or missing transfers), not the wire bytes of gloo or NCCL (protocol headers, the algorithm
+the backend picks). Beside them: Megatron-LM tensor parallelism with sequence parallelism
+(Korthikanti et al. 2022), which per layer all-gathers and reduce-scatters the ``[B, L, D]``
+activations twice in the forward and twice in the backward pass: ``8 (P-1)/P B L D`` elements
+per rank. Bytes are float32 (the CPU run); per-rank payload scales linearly with L for all
+methods but LASP-2.
+
+Load balance is reported as causal work, the query x key pairs each rank scores (counted in the
+attention loops), and as time, each rank's forward + backward wall-clock seconds (timed; on a
+shared CPU the times are noisy and include waiting for peers).
 """
 
 from __future__ import annotations
@@ -15,11 +24,13 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import torch
 
 METHODS = ("ring", "lightseq", "ulysses")
 LLAMA = {"heads": 32, "head_dim": 128}
+MAX_PROCESSES = 32  # one gloo process per rank on this machine
 
 
 # ----------------------------------------------------------------------------- analytic formulas
@@ -74,13 +85,17 @@ def _worker(rank: int, size: int, init: str, jobs: list[dict], out: str) -> None
         method = job["method"]
         layout_name = "lasp2" if method == "lasp2" else method
         local = [shard_for_rank(x, layout_name, rank, size).requires_grad_() for x in (q, k, v)]
+        dist.barrier()  # start the clocks together
+        start = time.perf_counter()
         with comm.track() as ledger:
             if method == "lasp2":
                 out_ = parallel.linear_attention(*local, causal=True)
             else:
                 out_ = parallel.attention(*local, method, causal=True)
             out_.backward(torch.ones_like(out_))
-        results.append({**job, "bytes": ledger.bytes_sent(method), "work": ledger.work(method, "forward")})
+        seconds = time.perf_counter() - start
+        results.append({**job, "bytes": ledger.bytes_sent(method), "work": ledger.work(method, "forward"),
+                        "seconds": seconds})
     gathered = [None] * size
     dist.all_gather_object(gathered, results)
     if rank == 0:
@@ -91,7 +106,8 @@ def _worker(rank: int, size: int, init: str, jobs: list[dict], out: str) -> None
 
 
 def measure(size: int, jobs: list[dict]) -> list[list[dict]]:
-    """Run ``jobs`` on ``size`` gloo processes; ``result[rank][job]`` has the rank's bytes and work."""
+    """Run ``jobs`` on ``size`` gloo processes; ``result[rank][job]`` has the rank's counted payload
+    bytes, causal work (pairs) and forward + backward seconds."""
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,8 +122,8 @@ def measure(size: int, jobs: list[dict]) -> list[list[dict]]:
 def communication_table(
     sizes=(2, 4, 8), length: int = 1024, batch: int = 1, progress=None
 ) -> tuple[list, list]:
-    """Measured bytes per rank per layer (forward + backward) against formula and Megatron TP+SP;
-    and the causal work (query x key pairs) of every rank for ring and LightSeq."""
+    """Counted payload bytes per rank per layer (forward + backward) against formula and Megatron
+    TP+SP; and each rank's causal work (query x key pairs) and time for ring and LightSeq."""
     comm_rows, balance_rows = [], []
     for size in sizes:
         jobs = [
@@ -125,10 +141,10 @@ def communication_table(
             if not (m == "lasp2" and name == "GQA-8")
         ]
         if progress:
-            progress(f"measuring {len(jobs)} runs on {size} gloo processes (L = {length})")
+            progress(f"running {len(jobs)} jobs on {size} gloo processes (L = {length})")
         per_rank = measure(size, jobs)
         for j, job in enumerate(jobs):
-            measured = [per_rank[r][j]["bytes"] for r in range(size)]
+            counted = [per_rank[r][j]["bytes"] for r in range(size)]
             hidden = job["heads"] * job["head_dim"]
             formula = formula_bytes(
                 job["method"], size, batch, length, job["heads"], job["kv_heads"], job["head_dim"]
@@ -139,33 +155,37 @@ def communication_table(
                     "method": job["method"],
                     "attention": "linear" if job["method"] == "lasp2" else job["attention"],
                     "P": size,
-                    "measured_MiB": max(measured) / 2**20,
+                    "counted_payload_MiB": max(counted) / 2**20,
                     "formula_MiB": formula / 2**20,
                     "megatron_sp_MiB": megatron / 2**20,
-                    "megatron_over_measured": megatron / max(measured),
-                    "measured_equals_formula": all(m == formula for m in measured),
+                    "megatron_over_counted": megatron / max(counted),
+                    "counted_equals_formula": all(m == formula for m in counted),
                 }
             )
             if job["method"] in ("ring", "lightseq") and job["attention"] == "MHA":
-                work = [per_rank[r][j]["work"] for r in range(size)]
-                mean = sum(work) / size
-                balance_rows.append(
-                    {
-                        "method": job["method"],
-                        "P": size,
-                        "work_per_rank": work,
-                        "max_over_mean": max(work) / mean,
-                        "min_over_mean": min(work) / mean,
-                        "max_deviation": max(abs(w - mean) for w in work) / mean,
-                    }
-                )
+                balance_rows.append({"method": job["method"], "P": size,
+                                     **balance([per_rank[r][j]["work"] for r in range(size)],
+                                               [per_rank[r][j]["seconds"] for r in range(size)])})
     return comm_rows, balance_rows
+
+
+def balance(pairs: list[int], seconds: list[float]) -> dict:
+    """Load balance of one run: each rank's causal work in query x key pairs and its time."""
+    mean_pairs, mean_s = sum(pairs) / len(pairs), sum(seconds) / len(seconds)
+    return {
+        "pairs_per_rank": pairs,
+        "pairs_max_over_mean": max(pairs) / mean_pairs,
+        "pairs_min_over_mean": min(pairs) / mean_pairs,
+        "seconds_per_rank": [round(s, 4) for s in seconds],
+        "time_max_over_mean": max(seconds) / mean_s,
+        "time_min_over_mean": min(seconds) / mean_s,
+    }
 
 
 def lasp2_table(
     lengths=(1024, 4096, 16384), size: int = 4, heads: int = 2, head_dim: int = 64, progress=None
 ) -> list[dict]:
-    """LASP-2's measured bytes per rank (forward + backward) at growing sequence length."""
+    """LASP-2's counted payload bytes per rank (forward + backward) at growing sequence length."""
     jobs = [
         {
             "method": "lasp2",
@@ -179,7 +199,7 @@ def lasp2_table(
         for n in lengths
     ]
     if progress:
-        progress(f"measuring LASP-2 at L = {', '.join(map(str, lengths))} on {size} gloo processes")
+        progress(f"counting LASP-2 payload at L = {', '.join(map(str, lengths))} on {size} gloo processes")
     per_rank = measure(size, jobs)
     return [
         {
@@ -187,7 +207,7 @@ def lasp2_table(
             "P": size,
             "heads": heads,
             "head_dim": head_dim,
-            "bytes_per_rank": max(per_rank[r][j]["bytes"] for r in range(size)),
+            "counted_payload_bytes_per_rank": max(per_rank[r][j]["bytes"] for r in range(size)),
             "formula": formula_bytes("lasp2", size, 1, job["length"], heads, heads, head_dim),
         }
         for j, job in enumerate(jobs)
@@ -295,17 +315,20 @@ def add_parser(subparsers) -> None:
     """Register ``parallel`` on the ``seqverse bench`` sub-command parsers."""
     p = subparsers.add_parser(
         "parallel",
-        help="sequence-parallel communication, balance, LASP-2 and planner tables",
+        help="sequence-parallel counted communication payload, load balance, LASP-2 and planner tables",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("--sizes", default="2,4,8", help="process counts P to measure (default 2,4,8)")
-    p.add_argument(
-        "--seq-len", type=int, default=1024, help="sequence length of the measured runs (default 1024)"
-    )
+    from seqverse.core import clikit
+
+    p.add_argument("--sizes", type=clikit.int_list(2, MAX_PROCESSES), default=[2, 4, 8],
+                   help="gloo process counts P to run, each dividing the 32 heads (default 2,4,8)")
+    p.add_argument("--seq-len", type=clikit.int_range(2, 2**17), default=1024,
+                   help="sequence length of the runs; divisible by 2P for every P (default 1024)")
     p.add_argument(
         "--no-planner", action="store_true", help="skip the planner table (about 30 s of MILP solving)"
     )
-    p.add_argument("--time-limit", type=float, default=10.0, help="MILP time limit per batch, seconds")
+    p.add_argument("--time-limit", type=clikit.positive_float, default=10.0,
+                   help="MILP time limit per batch, seconds (default 10)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_command)
 
@@ -313,12 +336,14 @@ def add_parser(subparsers) -> None:
 def _command(args) -> None:
     from seqverse.core import clikit
 
-    try:
-        sizes = tuple(int(s) for s in args.sizes.split(","))
-    except ValueError:
-        raise clikit.InputError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from None
+    sizes = tuple(args.sizes)
+    bad = [s for s in sizes if LLAMA["heads"] % s]
+    if bad:
+        raise clikit.InputError(f"--sizes: P={bad[0]} does not divide the {LLAMA['heads']} attention heads "
+                                f"(use 2, 4, 8, 16 or 32)")
     if any(args.seq_len % (2 * s) for s in sizes):
-        raise clikit.InputError(f"--seq-len {args.seq_len} must divide by 2P for every P in --sizes")
+        raise clikit.InputError(f"--seq-len {args.seq_len} must divide by 2P for every P in --sizes "
+                                f"(2P = {', '.join(str(2 * s) for s in sizes)})")
     result = run(
         sizes,
         args.seq_len,

@@ -1,54 +1,30 @@
 """FASTA in, token ids out: reading genomes, the held-out split, and random training windows.
 
-FASTA parsing is Biopython's (``.gz``/``.xz``/``.bz2`` are opened transparently). Every record is
-checked once here, at the boundary: an empty file, an empty record or a non-nucleotide character
-is an :class:`~seqverse.core.clikit.InputError` naming the file and record.
+FASTA parsing is the genomics package's one reader (:func:`seqverse.genomics.io.read_fasta`,
+Biopython underneath; ``.gz``/``.xz``/``.bz2`` opened transparently). Every record is checked once
+here, at the boundary: an empty file, an empty record or a non-nucleotide character is an
+:class:`~seqverse.core.clikit.InputError` naming the file and record.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from seqverse.core.clikit import InputError
+from seqverse.genomics.io import read_fasta
 from seqverse.genomics.hyenadna.tokenizer import BOS, CharacterTokenizer, reverse_complement_ids
 
 
-def open_text(path: str | Path) -> io.TextIOBase:
-    """Open a possibly compressed text file by its suffix."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix, open)
-    return opener(path, "rt")
-
-
-def read_fasta(path: str | Path) -> list[tuple[str, str]]:
-    """``[(id, sequence)]`` of a FASTA file, validated: at least one record, none empty, only nucleotides."""
-    from Bio import SeqIO
-
+def read_records(path: str | Path) -> list[tuple[str, str]]:
+    """``[(id, SEQUENCE)]`` of a FASTA file (:func:`seqverse.genomics.io.read_fasta`), each record
+    also checked to hold only nucleotides the tokenizer knows."""
     tok = CharacterTokenizer()
-    records = []
-    with open_text(path) as handle:
-        try:
-            for rec in SeqIO.parse(handle, "fasta"):
-                seq = str(rec.seq)
-                if not seq:
-                    raise InputError(f"{path}: record {rec.id!r} is empty")
-                tok.encode(seq, record=f"{path}: record {rec.id!r}")  # raises naming the record
-                records.append((rec.id, seq))
-        except (ValueError, UnicodeDecodeError) as err:
-            if isinstance(err, InputError):
-                raise
-            raise InputError(f"{path}: not a readable FASTA file ({err})") from err
-    if not records:
-        raise InputError(f"{path}: no FASTA records (empty file or missing '>' header)")
+    records = list(read_fasta(path).items())
+    for name, seq in records:
+        tok.encode(seq, record=f"{path}: record {name!r}")  # raises naming the record and position
     return records
 
 
@@ -83,7 +59,7 @@ def load_genome(paths, records: list[str] | None = None, fraction: tuple[float, 
     names, ids = [], []
     wanted = set(records or [])
     for path in paths:
-        recs = read_fasta(path)
+        recs = read_records(path)
         if largest_only:
             recs = [max(recs, key=lambda r: len(r[1]))]
         for name, seq in recs:

@@ -63,6 +63,9 @@ class HyenaDNAConfig:
     mixer: str = "hyena"  # "attention" for the same-size Transformer baseline
     n_heads: int = 4  # attention heads when mixer == "attention"
     gradient_checkpointing: bool = False
+    # Windows start with [BOS] (seqverse's training). Official checkpoints were pretrained without it;
+    # from_dict sets False for a config.json without this key that is not seqverse's (no "mixer" key).
+    bos_prefix: bool = True
 
     def __post_init__(self):
         if self.d_inner is None:
@@ -77,6 +80,9 @@ class HyenaDNAConfig:
     def from_dict(cls, data: dict) -> HyenaDNAConfig:
         """Build from a config.json; keys the model does not use (architectures, auto_map, ...) are ignored."""
         known = {f.name for f in fields(cls)}
+        data = dict(data)
+        if "bos_prefix" not in data:
+            data["bos_prefix"] = "mixer" in data  # seqverse configs carry "mixer"; official ones do not
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from seqverse.core.clikit import InputError
-from seqverse.genomics.hyenadna.data import read_fasta
+from seqverse.genomics.hyenadna.data import read_records
 from seqverse.genomics.hyenadna.tokenizer import CharacterTokenizer
 
 KLEBSIELLA_GENOME = "/usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz"
@@ -170,7 +170,7 @@ def prodigal_coding_mask(sequence: str, name: str = "chromosome") -> np.ndarray:
 def build_coding_task(out: str | Path, genome: str = KLEBSIELLA_GENOME, window: int = 500, stride: int = 100,
                       max_coding: float = 0.2, split: float = 0.8, max_per_class: int = 1000, seed: int = 0) -> dict:
     """Write the coding-vs-intergenic task (see module docstring); returns its counts."""
-    name, seq = max(read_fasta(genome), key=lambda r: len(r[1]))
+    name, seq = max(read_records(genome), key=lambda r: len(r[1]))
     mask = prodigal_coding_mask(seq, name)
     cum = np.concatenate([[0], np.cumsum(mask)])
     starts = np.arange(0, len(seq) - window + 1, stride)

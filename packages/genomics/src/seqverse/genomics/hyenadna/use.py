@@ -21,6 +21,12 @@ ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "hyenadna-tiny-hs11286"
 
 
+def uses_bos(model, choice: bool | None = None) -> bool:
+    """Whether windows start with ``[BOS]``: ``choice`` when given, else the model's own convention
+    (``config.bos_prefix``: seqverse-trained models yes, official HyenaDNA checkpoints no)."""
+    return model.config.bos_prefix if choice is None else choice
+
+
 def load_model(directory: str | Path | None = None) -> HyenaDNAForCausalLM:
     """A causal LM from ``directory`` (default: the embedded model trained on the HS11286 80% split)."""
     directory = Path(directory) if directory else DEFAULT_MODEL
@@ -52,27 +58,28 @@ def embed(model, records: list[tuple[str, str]], per_position: bool = False, win
 def write_embeddings(path: str | Path, names: list[str], embeddings: list[np.ndarray], per_position: bool) -> None:
     """``.npy`` (``[N, D]``, or ``[N, L, D]`` when every record has the same length) or ``.parquet``
     (``id``, [``position``,] ``embedding``); written to a temporary name, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".npy":
-        if per_position and len({e.shape[0] for e in embeddings}) > 1:
-            raise InputError(f"{path}: per-position embeddings of records of different lengths need .parquet")
-        with open(tmp, "wb") as f:
-            np.save(f, np.stack(embeddings).astype(np.float32))
-    elif path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    from seqverse.core.clikit import atomic_path
 
-        if per_position:
-            cols = {"id": [n for n, e in zip(names, embeddings) for _ in range(len(e))],
-                    "position": [i + 1 for e in embeddings for i in range(len(e))],
-                    "embedding": [row.astype(np.float32) for e in embeddings for row in e]}
-        else:
-            cols = {"id": names, "embedding": [e.astype(np.float32) for e in embeddings]}
-        pq.write_table(pa.table(cols), tmp)
-    else:
+    path = Path(path)
+    if path.suffix not in (".npy", ".parquet"):
         raise InputError(f"{path}: output must end in .npy or .parquet")
-    tmp.replace(path)
+    if path.suffix == ".npy" and per_position and len({e.shape[0] for e in embeddings}) > 1:
+        raise InputError(f"{path}: per-position embeddings of records of different lengths need .parquet")
+    with atomic_path(path) as tmp:
+        if path.suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, np.stack(embeddings).astype(np.float32))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if per_position:
+                cols = {"id": [n for n, e in zip(names, embeddings) for _ in range(len(e))],
+                        "position": [i + 1 for e in embeddings for i in range(len(e))],
+                        "embedding": [row.astype(np.float32) for e in embeddings for row in e]}
+            else:
+                cols = {"id": names, "embedding": [e.astype(np.float32) for e in embeddings]}
+            pq.write_table(pa.table(cols), tmp)
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> torch.Tensor:
@@ -88,11 +95,13 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generat
 
 
 @torch.no_grad()
-def generate(model, prompt: str = "", length: int = 100, temperature: float = 1.0, top_k: int | None = None, seed: int = 0) -> str:
-    """Continue ``prompt`` by ``length`` bases, one recurrent step per base."""
+def generate(model, prompt: str = "", length: int = 100, temperature: float = 1.0, top_k: int | None = None, seed: int = 0,
+             bos: bool = True) -> str:
+    """Continue ``prompt`` by ``length`` bases, one recurrent step per base. ``bos=False`` follows the
+    official convention (no ``[BOS]``; the prompt must then have at least one base)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    ids = [BOS] + list(CharacterTokenizer().encode(prompt, record="prompt"))
+    ids = _prompt_ids(prompt, bos)
     state = model.init_state(1)
     for t in ids:
         logits, state = model.step(torch.tensor([t]), state)
@@ -104,12 +113,20 @@ def generate(model, prompt: str = "", length: int = 100, temperature: float = 1.
     return CharacterTokenizer().decode(out)
 
 
+def _prompt_ids(prompt: str, bos: bool) -> list[int]:
+    ids = ([BOS] if bos else []) + [int(i) for i in CharacterTokenizer().encode(prompt, record="prompt")]
+    if not ids:
+        raise InputError("prompt: give at least one base when generating without [BOS]")
+    return ids
+
+
 @torch.no_grad()
-def generate_ref(model, prompt: str = "", length: int = 100, temperature: float = 1.0, top_k: int | None = None, seed: int = 0) -> str:
+def generate_ref(model, prompt: str = "", length: int = 100, temperature: float = 1.0, top_k: int | None = None, seed: int = 0,
+                 bos: bool = True) -> str:
     """Reference for :func:`generate`: a full forward over the whole prefix for every new base."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    ids = [BOS] + list(CharacterTokenizer().encode(prompt, record="prompt"))
+    ids = _prompt_ids(prompt, bos)
     start = len(ids)
     for _ in range(length):
         logits = model(torch.tensor([ids]))[0, -1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,10 @@ from seqverse.core.clikit import InputError
 
 
 _MAGIC = ((b"\x1f\x8b", gzip.open), (b"\xfd7zXZ\x00", lzma.open), (b"BZh", bz2.open))
+
+# What reading a damaged or non-text file raises (bad UTF-8, a corrupt gzip/xz/bz2 stream, a
+# truncated one): all reported as InputError naming the file.
+_UNREADABLE = (ValueError, UnicodeDecodeError, OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 def open_text(path: str | Path):
@@ -66,7 +71,10 @@ def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
 
     seen: set[str] = set()
     with open_text(path) as handle:
-        first = handle.read(1)
+        try:
+            first = handle.read(1)
+        except _UNREADABLE as err:
+            raise InputError(f"{path}: not a readable text file ({err})") from None
         if first and first != ">":
             raise InputError(f"{path}: line 1: not FASTA (expected '>' at the start of the file)")
         handle.seek(0)
@@ -81,8 +89,8 @@ def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
                     raise InputError(f"{path}: record {n} ({rec.id}): no sequence")
                 seen.add(rec.id)
                 yield rec.id, seq
-        except (ValueError, UnicodeDecodeError) as err:
-            raise InputError(f"{path}: {err}") from None
+        except _UNREADABLE as err:
+            raise InputError(f"{path}: record {len(seen) + 1}: {err}") from None
     if not seen:
         raise InputError(f"{path}: no FASTA records (is the file empty?)")
 
@@ -108,7 +116,7 @@ def iter_fastq(path: str | Path) -> Iterator[tuple[str, str, str]]:
                     raise InputError(f"{path}: record {n} ({name}): empty sequence")
                 last = name
                 yield name, seq.upper(), qual
-        except (ValueError, UnicodeDecodeError) as err:
+        except _UNREADABLE as err:
             where = f"record {n + 1}" + (f" (after {last})" if last else "")
             raise InputError(f"{path}: {where}: {err}") from None
     if n == 0:

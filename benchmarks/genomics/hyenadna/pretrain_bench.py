@@ -1,4 +1,4 @@
-"""Pretrain HyenaDNA and a same-size Transformer in lock step on the HS11286 80% split.
+"""Pretrain HyenaDNA and a same-size Transformer on identical batches on the HS11286 80% split.
 
 Both models see identical batches and steps (the same seed and schedule; batch i is drawn from rng([seed, i])
 whether they run in lock step or, with --only, one after the other). Data: the chromosome of *K. pneumoniae* HS11286 (Debian kleborate-examples); training
@@ -19,7 +19,7 @@ import torch
 
 from seqverse.genomics.hyenadna.data import load_genome
 from seqverse.genomics.hyenadna.model import HyenaDNAConfig
-from seqverse.genomics.hyenadna.train import PretrainConfig, Trainer, run_pretraining
+from seqverse.genomics.hyenadna.train import PretrainConfig, load_or_create, pretrain
 
 GENOME = "/usr/share/doc/kleborate/examples/data/Klebs_HS11286.fna.xz"
 TRAIN, VAL, TEST = (0.0, 0.78), (0.78, 0.80), (0.80, 1.0)
@@ -59,9 +59,10 @@ def main():
     val = load_genome([GENOME], largest_only=True, fraction=VAL)
     cfg = PretrainConfig(steps=args.steps, seq_len=1024, min_seq_len=256, tokens_per_step=4096, lr=1e-3, eval_every=250)
     hyena_cfg, attn_cfg = model_configs()
-    trainers = [Trainer(out / name, c, cfg) for name, c in (("hyena", hyena_cfg), ("attention", attn_cfg)) if args.only in (None, name)]
-    print(json.dumps({t.model.config.mixer: t.model.num_parameters for t in trainers}), flush=True)
-    run_pretraining(trainers, train, val, cfg, max_seconds=args.max_seconds, stop_step=args.stop_step)
+    models = {name: load_or_create(out / name, c) for name, c in (("hyena", hyena_cfg), ("attention", attn_cfg)) if args.only in (None, name)}
+    print(json.dumps({m.config.mixer: m.num_parameters for m in models.values()}), flush=True)
+    for name, model in models.items():  # one after the other: batch i depends only on seed and i
+        pretrain(model, out / name, train, val, cfg, max_seconds=args.max_seconds, stop_step=args.stop_step)
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ def _pretrain(args):
 
     from seqverse.genomics.hyenadna.data import load_genome, parse_fraction
     from seqverse.genomics.hyenadna.model import HyenaDNAConfig
-    from seqverse.genomics.hyenadna.train import PretrainConfig, Trainer, run_pretraining
+    from seqverse.genomics.hyenadna.train import PretrainConfig, load_or_create, pretrain
 
     _threads(args.threads)
     if args.min_seq_len > args.seq_len:
@@ -194,9 +194,9 @@ def _pretrain(args):
     model_cfg = HyenaDNAConfig(d_model=args.d_model, n_layer=args.n_layer, d_inner=args.d_inner, max_seq_len=args.seq_len, emb_dim=emb_dim,
                                activation_freq=args.activation_freq,
                                embed_dropout=0.0, mixer=args.mixer, gradient_checkpointing=args.gradient_checkpointing)
-    trainer = Trainer(args.out, model_cfg, cfg)
-    print(f"training {trainer.model.num_parameters} parameters on {train.length} bases; from step {trainer.step}", file=sys.stderr)
-    run_pretraining([trainer], train, val, trainer.pretrain, max_seconds=args.max_seconds)
+    model = load_or_create(args.out, model_cfg)
+    print(f"training {model.num_parameters} parameters on {train.length} bases", file=sys.stderr)
+    pretrain(model, args.out, train, val, cfg, max_seconds=args.max_seconds)
 
 
 def _build_task(args):

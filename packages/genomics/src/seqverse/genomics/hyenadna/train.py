@@ -5,20 +5,20 @@ context, keeping tokens per step fixed (batch = tokens / length), which the pape
 long-context training and cuts its time. The learning rate follows a linear warm-up then a cosine
 decay; AdamW with weight decay; gradient clipping; optional gradient checkpointing.
 
-Everything needed to resume lives in the output directory, none of it pickled: the model
-(``config.json`` + ``model.safetensors``), the optimizer moments (``optimizer.safetensors``) and
-``trainer_state.json``. Batches are drawn from ``numpy.random.default_rng([seed, step])``, so a
-resumed run sees exactly the batches an uninterrupted one would. ``log.jsonl`` holds the curves.
-
-``run_pretraining`` can drive several models on the same batches (the benchmark trains HyenaDNA and
-the same-size Transformer in lock step, so they see identical data and steps).
+The loop is :func:`seqverse.core.train.fit` (the shared engine): it owns the optimizer steps,
+clipping, checkpoints (``<out>/checkpoint/``, safetensors, resumed by running the same command
+again), the metrics log and data parallelism under ``torchrun``. This module supplies the model's
+AdamW param groups, the schedule (:meth:`PretrainConfig.lr_at`) and the batches: batch i is drawn
+from ``numpy.random.default_rng([seed, i])``, so a resumed run, a data-parallel run and a second
+model trained later (the benchmark's same-size Transformer) all see exactly the same batches.
+The output directory is also a model directory (``config.json`` + ``model.safetensors``) with
+``trainer_state.json`` (step, tokens, seconds, recipe) and ``log.jsonl`` (the curves).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -79,82 +79,96 @@ class PretrainConfig:
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-class Trainer:
-    """One model, its AdamW state and its output directory; ``train_step`` takes a shared batch."""
+def adamw_groups(model, pretrain: PretrainConfig) -> torch.optim.Optimizer:
+    """AdamW (betas 0.9/0.95) with weight decay on matrices only (not norms, biases or the implicit filters)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() >= 2 and "implicit_filter" not in name else no_decay).append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": pretrain.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=pretrain.lr,
+        betas=(0.9, 0.95),
+    )
 
-    def __init__(self, out_dir: str | Path, model_config: HyenaDNAConfig | None = None, pretrain: PretrainConfig | None = None):
-        self.out_dir = Path(out_dir)
-        state_path = self.out_dir / "trainer_state.json"
-        if state_path.is_file():  # resume
-            state = json.loads(state_path.read_text())
-            self.model = HyenaDNAForCausalLM.from_pretrained(self.out_dir)
-            self.step, self.tokens, self.elapsed = state["step"], state["tokens"], state["elapsed"]
-            saved = PretrainConfig(**{k: v for k, v in state["pretrain"].items() if k != "stages"})
-            self.pretrain = pretrain or saved
-        else:
-            if model_config is None or pretrain is None:
-                raise FileNotFoundError(f"{state_path}: nothing to resume and no model/pretrain config given")
-            self.model = HyenaDNAForCausalLM(model_config)
-            self.step, self.tokens, self.elapsed = 0, 0, 0.0
-            self.pretrain = pretrain
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            (decay if p.dim() >= 2 and "implicit_filter" not in name else no_decay).append(p)
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.pretrain.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.pretrain.lr,
-            betas=(0.9, 0.95),
-        )
-        if state_path.is_file():
-            self._load_optimizer()
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float) -> float:
-        self.model.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        t0 = time.perf_counter()
-        loss = self.model.loss(inputs, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.pretrain.grad_clip)
-        self.optimizer.step()
-        self.elapsed += time.perf_counter() - t0
-        self.step += 1
-        self.tokens += labels.numel()
-        return loss.item()
+def pretrain_batch(genome: Genome, cfg: PretrainConfig, step: int):
+    """The ``(inputs, labels)`` of ``step``: ``tokens_per_step // seq_len_at(step)`` windows from ``rng([seed, step])``."""
+    length = cfg.seq_len_at(step)
+    return sample_batch(genome, max(1, cfg.tokens_per_step // length), length, np.random.default_rng([cfg.seed, step]),
+                        cfg.reverse_complement)
 
-    def save(self) -> None:
-        from safetensors.torch import save_file
 
-        self.model.save_pretrained(self.out_dir)
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        tensors = {}
-        for p, st in self.optimizer.state.items():
-            for key, value in st.items():
-                tensors[f"{key}.{names[id(p)]}"] = torch.as_tensor(value).detach().contiguous().cpu()
-        tmp = self.out_dir / "optimizer.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        tmp.replace(self.out_dir / "optimizer.safetensors")
-        state = {"step": self.step, "tokens": self.tokens, "elapsed": self.elapsed, "pretrain": asdict(self.pretrain)}
-        tmp = self.out_dir / "trainer_state.json.tmp"
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-        tmp.replace(self.out_dir / "trainer_state.json")
+def load_or_create(out_dir: str | Path, model_config: HyenaDNAConfig | None) -> HyenaDNAForCausalLM:
+    """The model of a run in ``out_dir`` (its saved config; the engine restores the weights) or a new one."""
+    out_dir = Path(out_dir)
+    if (out_dir / "checkpoint" / "trainer_state.json").is_file() or (out_dir / "checkpoint.old").is_dir():
+        return HyenaDNAForCausalLM.from_pretrained(out_dir)
+    if model_config is None:
+        raise FileNotFoundError(f"{out_dir}: nothing to resume and no model config given")
+    return HyenaDNAForCausalLM(model_config)
 
-    def _load_optimizer(self) -> None:
-        from safetensors.torch import load_file
 
-        path = self.out_dir / "optimizer.safetensors"
-        if not path.is_file():
-            return
-        saved = load_file(str(path))
-        for name, p in self.model.named_parameters():
-            st = {key: saved[f"{key}.{name}"] for key in ("step", "exp_avg", "exp_avg_sq") if f"{key}.{name}" in saved}
-            if st:
-                self.optimizer.state[p] = st
+def pretrain(model: HyenaDNAForCausalLM, out_dir: str | Path | None, genome: Genome, val: Genome | None, cfg: PretrainConfig,
+             progress: bool = True, max_seconds: float | None = None, stop_step: int | None = None, mesh=None,
+             loss_fn=None):
+    """Pre-train ``model`` with the engine up to ``cfg.steps`` (or ``stop_step``), resuming from
+    ``out_dir/checkpoint``; evaluates bits/base on ``val`` every ``cfg.eval_every`` steps and at the
+    end. ``loss_fn`` replaces the plain next-token loss (the sequence-parallel one of :mod:`.parallel`).
+    Returns the engine's :class:`~seqverse.core.train.FitResult`."""
+    from seqverse.core.train import TrainConfig, fit
 
-    def log(self, record: dict) -> None:
-        with open(self.out_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+    mixer = model.config.mixer
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "config.json").is_file():
+            model.save_pretrained(out)
+
+    def next_token_loss(m, batch):
+        inputs, labels = batch
+        return m.loss(inputs, labels), {"seq_len": labels.shape[1], "batch_tokens": labels.numel()}
+
+    def eval_fn(m):
+        return {f"{mixer}_val_bits_per_base": bits_per_base(m, val, cfg.seq_len)}
+
+    engine = TrainConfig(steps=cfg.steps, lr=cfg.lr, clip_norm=cfg.grad_clip, seed=None, out_dir=str(out) if out else None,
+                         checkpoint_seconds=cfg.checkpoint_seconds, eval_every=cfg.eval_every, progress=progress,
+                         progress_desc=f"pretrain {mixer}", stop_step=stop_step, max_seconds=max_seconds)
+    result = fit(model, lambda step: pretrain_batch(genome, cfg, step), loss_fn or next_token_loss, engine,
+                 eval_fn=eval_fn if val is not None else None, optimizer=lambda m: adamw_groups(m, cfg),
+                 schedule=lambda step: cfg.lr_at(step) / cfg.lr, mesh=mesh)
+    if out is not None and _is_rank0():
+        _write_run(model, out, cfg, result)
+    return result
+
+
+def _is_rank0() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _write_run(model, out: Path, cfg: PretrainConfig, result) -> None:
+    """``config.json`` + ``model.safetensors``, ``trainer_state.json`` and ``log.jsonl`` (the curves,
+    one record per step: seq_len, lr, ``<mixer>_loss_bits``, ``<mixer>_val_bits_per_base``, tokens)."""
+    mixer = model.config.mixer
+    model.save_pretrained(out)
+    records, tokens = [], 0
+    for h in result.history:
+        tokens += int(h.get("batch_tokens", 0))
+        record = {"step": h["step"], "seq_len": int(h.get("seq_len", cfg.seq_len_at(h["step"] - 1))), "lr": h["lr"],
+                  f"{mixer}_loss_bits": h["loss"] / LN2, "tokens": tokens}
+        if f"{mixer}_val_bits_per_base" in h:
+            record[f"{mixer}_val_bits_per_base"] = h[f"{mixer}_val_bits_per_base"]
+        records.append(record)
+    previous = json.loads((out / "trainer_state.json").read_text()) if (out / "trainer_state.json").is_file() else {}
+    state = {"step": result.steps_done, "tokens": tokens, "elapsed": round(previous.get("elapsed", 0.0) + result.seconds, 2),
+             "pretrain": asdict(cfg)}
+    for name, text in (("log.jsonl", "".join(json.dumps(r) + "\n" for r in records)),
+                       ("trainer_state.json", json.dumps(state, indent=2) + "\n")):
+        tmp = out / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out / name)
 
 
 def bits_per_base(model, genome: Genome, context: int | None = None, batch_size: int = 16) -> float:
@@ -165,47 +179,3 @@ def bits_per_base(model, genome: Genome, context: int | None = None, batch_size:
         total += lp.sum()
         n += len(lp)
     return -total / n / LN2
-
-
-def run_pretraining(trainers: list[Trainer], genome: Genome, val: Genome | None, cfg: PretrainConfig, progress: bool = True, max_seconds: float | None = None,
-                    stop_step: int | None = None) -> None:
-    """Train every trainer on the same batches from its (common) current step up to ``cfg.steps``.
-
-    Checkpoints every ``cfg.checkpoint_seconds`` and at the end; evaluates bits/base on ``val``
-    every ``cfg.eval_every`` steps; stops cleanly after ``max_seconds`` or at step ``stop_step`` (the
-    schedule stays that of ``cfg.steps``; resume continues).
-    """
-    from tqdm import tqdm
-
-    start = min(t.step for t in trainers)
-    if any(t.step != start for t in trainers):
-        raise RuntimeError(f"trainers are at different steps {[t.step for t in trainers]}; resume them separately")
-    for t in trainers:
-        t.out_dir.mkdir(parents=True, exist_ok=True)
-    began = last_save = time.time()
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="pretrain", unit="step")
-    step = start
-    for step in range(start, min(cfg.steps, stop_step or cfg.steps)):
-        length = cfg.seq_len_at(step)
-        inputs, labels = sample_batch(genome, max(1, cfg.tokens_per_step // length), length, np.random.default_rng([cfg.seed, step]), cfg.reverse_complement)
-        lr = cfg.lr_at(step)
-        record = {"step": step + 1, "seq_len": length, "lr": lr}
-        for t in trainers:
-            loss = t.train_step(inputs, labels, lr)
-            record[f"{t.model.config.mixer}_loss_bits"] = loss / LN2
-        if val is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            for t in trainers:
-                record[f"{t.model.config.mixer}_val_bits_per_base"] = bits_per_base(t.model, val, cfg.seq_len)
-        for t in trainers:
-            t.log(record | {"tokens": t.tokens, "elapsed": round(t.elapsed, 2)})
-        bar.set_postfix({k.replace("_loss_bits", ""): f"{v:.3f}" for k, v in record.items() if k.endswith("loss_bits")})
-        bar.update(1)
-        if time.time() - last_save > cfg.checkpoint_seconds:
-            for t in trainers:
-                t.save()
-            last_save = time.time()
-        if max_seconds is not None and time.time() - began > max_seconds:
-            break
-    bar.close()
-    for t in trainers:
-        t.save()

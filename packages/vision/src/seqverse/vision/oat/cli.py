@@ -1,0 +1,160 @@
+"""`seqverse-vision oat`: make-displays, train, predict, evaluate, plot (OAT visual-search scanpaths)."""
+
+from __future__ import annotations
+
+import argparse
+
+from seqverse.core import clikit
+
+EPILOG = """examples:
+  seqverse-vision oat make-displays -o runs/oat/synth                 # simulated-searcher displays, split files
+  seqverse-vision oat predict runs/oat/synth/test_layout.json -o pred.json --samples 10
+  seqverse-vision oat evaluate pred.json runs/oat/synth/test_layout.json
+  seqverse-vision oat plot runs/oat/synth/test_layout.json pred.json -o plots/ --limit 3
+  seqverse-vision oat train --train runs/oat/synth/train.json --valid runs/oat/synth/valid.json -o runs/oat/model
+  seqverse-vision oat train --human ../shared/data/oat/amazon_covers_1-70.json -o runs/oat/human   # layout-only
+"""
+
+
+def register(subparsers) -> None:
+    g = subparsers.add_parser("oat", help="OAT: object-level attention transformer for visual-search scanpaths",
+                              description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = g.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("make-displays", help="render synthetic displays with a SIMULATED searcher's scanpaths",
+                       description="Procedural book-cover/product objects on grid and irregular layouts; a "
+                       "Guided-Search-style simulated searcher (not human data). Writes OUT/images/*.png and "
+                       "OUT/{train,valid,test_layout,test_target,test_both}.json (leave-layouts-out and "
+                       "leave-targets-out splits).")
+    p.add_argument("-o", "--out", required=True, type=clikit.output_dir, metavar="DIR", help="output folder")
+    p.add_argument("--layouts", type=clikit.int_range(8, 200), default=40, help="number of layouts")
+    p.add_argument("--people", type=clikit.int_range(1, 50), default=4, help="simulated scanpaths per display")
+    p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="corpus seed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_make_displays)
+
+    p = sub.add_parser("train", help="train OAT (teacher forcing, early stopping on validation behavioural delta)",
+                       description="Adam, cross-entropy over [objects, end, PAD]; after each epoch greedy "
+                       "scanpaths on the validation displays give the behavioural delta that selects the "
+                       "best epoch (OUT/best). Re-running with the same OUT resumes from OUT/checkpoint.")
+    p.add_argument("-o", "--out", required=True, type=clikit.output_dir, metavar="DIR", help="run folder")
+    p.add_argument("--train", type=clikit.existing_file, metavar="JSON", help="training displays with fixations")
+    p.add_argument("--valid", type=clikit.existing_file, metavar="JSON", help="validation displays with fixations")
+    p.add_argument("--human", type=clikit.existing_file, metavar="JSON",
+                   help="the Amazon covers file: layout-only, split by collage (human.py); replaces --train/--valid")
+    p.add_argument("--layout-only", action="store_true", help="ignore object images (no CNN)")
+    p.add_argument("--epochs", type=clikit.positive_int, default=30, help="most epochs")
+    p.add_argument("--patience", type=clikit.positive_int, default=5, help="epochs without a better validation delta")
+    p.add_argument("--batch-size", type=clikit.positive_int, default=16, help="scanpaths per batch")
+    p.add_argument("--lr", type=clikit.positive_float, default=1e-4, help="Adam learning rate (official 1e-4)")
+    p.add_argument("--d-model", type=clikit.positive_int, default=512, help="transformer width (official 512)")
+    p.add_argument("--layers", type=clikit.positive_int, default=4, help="encoder and decoder layers each (official 4)")
+    p.add_argument("--max-len", type=clikit.positive_int, default=40, help="longest generated scanpath")
+    p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
+    p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="random seed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="predict scanpaths for displays (embedded model by default)",
+                       description="DISPLAYS.json: the shared file's schema (fixations optional and ignored; "
+                       "objects with boxes and a 'crop' image each, or a display 'image' to cut them from; "
+                       "without objects, a grid of cells). OUT.json maps each display to its greedy scanpath "
+                       "'fixations' [[x, y], ...] (object centres, display pixels), 'objects' (indices) and, "
+                       "with --samples N, N sampled scanpaths.")
+    p.add_argument("displays", type=clikit.existing_file, metavar="DISPLAYS.json", help="displays to predict")
+    p.add_argument("-o", "--out", required=True, type=clikit.output_file, metavar="OUT.json", help="predictions file")
+    p.add_argument("--samples", type=clikit.nonneg_int, default=0,
+                   help="sampled scanpaths per display as well (the paper uses 100); 0: greedy only")
+    p.add_argument("--model", type=clikit.existing_dir, metavar="DIR",
+                   help="checkpoint folder (config.json + model.safetensors); default: the embedded model")
+    p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
+    p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="score predicted scanpaths against people's (sequence score, MultiMatch, ...)",
+                       description="Fixations of both files are mapped to objects (box that holds them, else the "
+                       "nearest centre). Sequence score: Needleman-Wunsch (match 1, gap 0) / longer length; "
+                       "Levenshtein; MultiMatch vector/direction/length/position on object centres; behavioural "
+                       "measures and their mean relative difference (delta) from the people's.")
+    p.add_argument("pred", type=clikit.existing_file, metavar="PRED.json", help="predictions (from predict)")
+    p.add_argument("human", type=clikit.existing_file, metavar="HUMAN.json", help="displays with people's fixations")
+    p.add_argument("--samples", action="store_true", help="score the sampled scanpaths instead of the greedy one")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("plot", help="PNG per display: predicted and a person's scanpath side by side, numbered",
+                       description="Draws on the display image when the displays file names one, else on the "
+                       "object boxes; the target is outlined in green.")
+    p.add_argument("displays", type=clikit.existing_file, metavar="DISPLAYS.json", help="displays (with fixations)")
+    p.add_argument("pred", type=clikit.existing_file, metavar="PRED.json", help="predictions (from predict)")
+    p.add_argument("-o", "--out", required=True, type=clikit.output_dir, metavar="DIR", help="folder for the PNGs")
+    p.add_argument("--limit", type=clikit.positive_int, default=None, help="plot only the first N displays (default: all)")
+    p.add_argument("--person", default=None, help="whose fixations to show (default: the first person)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_plot)
+
+
+def _make_displays(args) -> None:
+    from .synth import SynthSpec, make_displays
+
+    spec = SynthSpec(n_layouts=args.layouts, people=args.people, seed=args.seed)
+    if args.layouts != 40:
+        n = args.layouts
+        spec.heldout_layouts = tuple(range(n - n // 5, n))
+        spec.valid_layouts = tuple(range(n - n // 5 - n // 10, n - n // 5))
+    counts = make_displays(args.out, spec, progress=not args.json)
+    clikit.emit(counts, args.json)
+
+
+def _train(args) -> None:
+    import torch
+
+    from .displays import load_displays
+    from .model import OATConfig
+    from .train import train_oat
+
+    torch.set_num_threads(args.threads)
+    if args.human:
+        from .human import load_human
+
+        data = load_human(args.human)
+        train, valid = data["train"], data["valid"]
+    else:
+        if not (args.train and args.valid):
+            raise clikit.InputError("train: give --train and --valid, or --human")
+        hw = None if args.layout_only else (75, 48)
+        train, valid = load_displays(args.train, hw), load_displays(args.valid, hw)
+    appearance = train[0].crops is not None and not args.layout_only
+    if appearance and any(d.crops is None for d in train + valid):
+        raise clikit.InputError("train: some displays have object images and some do not; use --layout-only")
+    config = OATConfig(d_model=args.d_model, n_encoder_layers=args.layers, n_decoder_layers=args.layers,
+                       appearance=appearance, max_len=args.max_len)
+    result = train_oat(train, valid, args.out, config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       patience=args.patience, seed=args.seed, progress=not args.json)
+    clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
+                 "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)
+
+
+def _predict(args) -> None:
+    import torch
+
+    from .predict import predict_file
+
+    torch.set_num_threads(args.threads)
+    summary = predict_file(args.displays, args.out, args.model, samples=args.samples, seed=args.seed,
+                           progress=not args.json)
+    clikit.emit({**summary, "out": args.out}, args.json)
+
+
+def _evaluate(args) -> None:
+    from .predict import evaluate_files
+
+    clikit.emit(evaluate_files(args.pred, args.human, use_samples=args.samples), args.json)
+
+
+def _plot(args) -> None:
+    from .predict import plot_file
+
+    written = plot_file(args.displays, args.pred, args.out, limit=args.limit, person=args.person)
+    clikit.emit({"pngs": len(written), "out": args.out}, args.json)

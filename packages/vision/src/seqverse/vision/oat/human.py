@@ -1,0 +1,46 @@
+"""The Amazon book-cover human scanpaths (layout-only mode) and their fixed split by collage.
+
+Data: ``../shared/data/oat/amazon_covers_1-70.json`` (Sattar et al. CVPR 2015; Stauden, Barz and
+Sonntag KI 2018; CC BY-NC-SA 4.0), read in place, never copied. Each collage is a 14 x 6 grid of
+covers; without the images, each grid cell is an object with a position and no appearance.
+
+Split (fixed before any run): collage number k (from "k.jpg") is test if k % 7 == 0 (7, 14, ..., 70:
+10 collages), validation if k % 7 == 3 (3, 10, ..., 66: 10 collages), training otherwise (50).
+Selection uses validation only; test is evaluated once per final model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .displays import Display, display_sort_key, load_displays
+
+HUMAN_FILE = "amazon_covers_1-70.json"
+
+
+def default_data_dir() -> Path:
+    """``../shared/data/oat`` relative to the repository root (the working directory of benchmarks)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent.parent / "shared" / "data" / "oat"
+        if (parent / "packages").is_dir() and cand.is_dir():
+            return cand
+    return Path("../shared/data/oat")
+
+
+def split_of(name: str) -> str:
+    k = int(name.split(".")[0])
+    if k % 7 == 0:
+        return "test"
+    if k % 7 == 3:
+        return "valid"
+    return "train"
+
+
+def load_human(path: str | Path | None = None) -> dict[str, list[Display]]:
+    """{"train", "valid", "test"}: layout-only displays with each person's scanpath."""
+    path = Path(path) if path else default_data_dir() / HUMAN_FILE
+    out: dict[str, list[Display]] = {"train": [], "valid": [], "test": []}
+    for d in sorted(load_displays(path, crop_hw=None), key=lambda d: display_sort_key(d.name)):
+        out[split_of(d.name)].append(d)
+    return out

@@ -1,0 +1,232 @@
+"""Predict, evaluate and plot scanpaths: the functions behind ``seqverse-vision oat predict/evaluate/plot``.
+
+Predictions file (OUT.json): ``{display name: {"fixations": [[x, y], ...], "objects": [i, ...],
+"samples": [[[x, y], ...], ...]}}`` -- fixations are the greedy scanpath at the fixated objects'
+centres, in the display's pixels (official ``test_max``); ``samples`` holds N sampled scanpaths
+(``test_expect``, 100 in the paper) when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from seqverse.core.clikit import InputError, atomic_path, atomic_write
+
+from .displays import Display, load_displays
+from .metrics import BEHAVIOUR_NAMES, MULTIMATCH_NAMES, behavioural_delta, levenshtein, mean_behaviour, multimatch, \
+    sequence_score
+
+
+def default_model_dir() -> Path:
+    """The embedded default checkpoint (trained on synthetic displays only)."""
+    return Path(str(resources.files("seqverse.vision.oat") / "assets" / "oat-synthetic"))
+
+
+def load_model(directory: str | Path | None = None):
+    from .model import OAT
+
+    d = Path(directory) if directory else default_model_dir()
+    if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
+        raise InputError(f"{d}: not an OAT checkpoint (needs config.json and model.safetensors)")
+    raw = json.loads((d / "config.json").read_text())
+    if raw.get("model") not in ("oat", "OAT"):
+        raise InputError(f"{d}: config.json is not an OAT model ({raw.get('model')!r})")
+    return OAT.from_pretrained(d)
+
+
+def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str | Path | None = None,
+                 samples: int = 0, seed: int = 0, progress: bool = False) -> dict:
+    """Predict a scanpath (and ``samples`` sampled ones) for every display; write OUT.json atomically."""
+    import torch
+
+    from .train import predict_objects
+
+    model = load_model(model_dir)
+    c = model.config
+    displays = load_displays(displays_path, (c.crop_height, c.crop_width) if c.appearance else None)
+    if c.appearance:
+        missing = [d.name for d in displays if d.crops is None]
+        if missing:
+            raise InputError(f"{displays_path}: display {missing[0]!r} has no object images ('image' or object "
+                             "'crop'), which this model needs; use a layout-only model (--model)")
+    for d in displays:
+        r, col = d.rows_cols()
+        if max(d.grid) > c.table_size:
+            raise InputError(f"{displays_path}: display {d.name!r}: grid {d.grid} exceeds the position code's "
+                             f"{c.table_size} rows/columns")
+    torch.manual_seed(seed)
+    greedy = [p[0] for p in predict_objects(model, displays)]
+    sampled = None
+    if samples:
+        it = displays
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(displays, desc="sampling", unit="display")
+        sampled = [predict_objects(model, [d], sample=True, n=samples, seed=seed + k)[0] for k, d in enumerate(it)]
+    result = {}
+    for k, d in enumerate(displays):
+        centres = d.centres
+        rec = {"fixations": np.round(centres[greedy[k]], 1).tolist() if greedy[k] else [], "objects": greedy[k]}
+        if sampled is not None:
+            rec["samples"] = [np.round(centres[s], 1).tolist() if s else [] for s in sampled[k]]
+        result[d.name] = rec
+    with atomic_write(out_path) as f:
+        json.dump(result, f)
+    return {"displays": len(displays), "samples_per_display": samples,
+            "mean_length": float(np.mean([len(g) for g in greedy]))}
+
+
+def _read_predictions(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object mapping display names to predictions")
+    out = {}
+    for name, rec in data.items():
+        pts = rec.get("fixations") if isinstance(rec, dict) else rec
+        try:
+            arr = np.asarray(pts, dtype=float).reshape(-1, 2)
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: display {name!r}: fixations must be a list of [x, y]") from None
+        samples = []
+        if isinstance(rec, dict) and rec.get("samples"):
+            try:
+                samples = [np.asarray(s, dtype=float).reshape(-1, 2) for s in rec["samples"]]
+            except (TypeError, ValueError):
+                raise InputError(f"{path}: display {name!r}: samples must be lists of [x, y]") from None
+        out[name] = (arr, samples)
+    return out
+
+
+def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multimatch_too: bool = True) -> dict:
+    """Metrics of predicted object scanpaths (several per display allowed) against every person's.
+
+    Sequence score, Levenshtein and MultiMatch average over (prediction, person) pairs; the
+    behavioural measures average over scanpaths and the delta compares them with the people's.
+    """
+    ss, lev, mm, pred_all, tgt_pred, human_all, tgt_human = [], [], [], [], [], [], []
+    for d, ps in zip(displays, preds):
+        humans = list(d.scanpaths.values())
+        human_all += humans
+        tgt_human += [d.target] * len(humans)
+        for p in ps:
+            pred_all.append(p)
+            tgt_pred.append(d.target)
+            for h in humans:
+                ss.append(sequence_score(p, h))
+                lev.append(levenshtein(p, h))
+                if multimatch_too:
+                    mm.append(multimatch(d.centres[p] if p else np.zeros((0, 2)), d.centres[h], (d.width, d.height)))
+    pb, hb = mean_behaviour(pred_all, tgt_pred), mean_behaviour(human_all, tgt_human)
+    out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)),
+           "behavioural_delta": behavioural_delta(pb, hb)}
+    if multimatch_too:
+        m = np.mean(mm, axis=0)
+        out["multimatch"] = float(m.mean())
+        out.update({f"mm_{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
+    out.update({f"pred_{k}": float(v) for k, v in zip(BEHAVIOUR_NAMES, pb)})
+    out.update({f"human_{k}": float(v) for k, v in zip(BEHAVIOUR_NAMES, hb)})
+    return out
+
+
+def inter_human(displays: list[Display], multimatch_too: bool = True) -> dict:
+    """Ceiling: each person's scanpath as the prediction of the other people on the same display."""
+    ss, mm, lev = [], [], []
+    pred_all, tgt = [], []
+    for d in displays:
+        people = list(d.scanpaths.values())
+        for i, p in enumerate(people):
+            pred_all.append(p)
+            tgt.append(d.target)
+            for j, h in enumerate(people):
+                if i == j:
+                    continue
+                ss.append(sequence_score(p, h))
+                lev.append(levenshtein(p, h))
+                if multimatch_too:
+                    mm.append(multimatch(d.centres[p], d.centres[h], (d.width, d.height)))
+    out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)), "behavioural_delta": 0.0}
+    if multimatch_too:
+        m = np.mean(mm, axis=0)
+        out["multimatch"] = float(m.mean())
+        out.update({f"mm_{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
+    return out
+
+
+def evaluate_files(pred_path: str | Path, human_path: str | Path, use_samples: bool = False) -> dict:
+    """Metrics of a predictions file against a displays file with people's fixations (by display name)."""
+    displays = load_displays(human_path, crop_hw=None)
+    preds = _read_predictions(pred_path)
+    missing = [d.name for d in displays if d.name not in preds]
+    if missing:
+        raise InputError(f"{pred_path}: no prediction for display {missing[0]!r} of {human_path}")
+    no_people = [d.name for d in displays if not d.scanpaths]
+    if no_people:
+        raise InputError(f"{human_path}: display {no_people[0]!r} has no fixations to compare with")
+    obj_preds = []
+    for d in displays:
+        fix, samples = preds[d.name]
+        chosen = samples if (use_samples and samples) else [fix]
+        obj_preds.append([d.objects_of(s) if len(s) else [] for s in chosen])
+    out = score_scanpaths(displays, obj_preds)
+    out["displays"] = len(displays)
+    return out
+
+
+def plot_file(displays_path: str | Path, pred_path: str | Path, out_dir: str | Path, limit: int | None = None,
+              person: str | None = None) -> list[str]:
+    """One PNG per display: the display with the predicted scanpath (left) and a person's (right), numbered."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    displays = load_displays(displays_path, crop_hw=None)
+    preds = _read_predictions(pred_path)
+    out_dir = Path(out_dir)
+    written = []
+    for d in displays[: limit or len(displays)]:
+        if d.name not in preds:
+            raise InputError(f"{pred_path}: no prediction for display {d.name!r}")
+        panels = [("predicted", preds[d.name][0])]
+        if d.fixations:
+            who = person if person in d.fixations else next(iter(d.fixations))
+            panels.append((f"person {who}", d.fixations[who]))
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), squeeze=False)
+        img = d.image() if d.image_path is not None else None
+        for ax, (title, pts) in zip(axes[0], panels):
+            if img is not None:
+                ax.imshow(img, extent=(0, d.width, d.height, 0))
+            else:
+                for x0, y0, x1, y1 in d.boxes:
+                    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=0.4, color="0.6"))
+            x0, y0, x1, y1 = d.boxes[d.target]
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=2.5, color="lime"))
+            if len(pts):
+                ax.plot(pts[:, 0], pts[:, 1], "-", color="red", lw=1.5, alpha=0.8)
+                for k, (x, y) in enumerate(pts, 1):
+                    ax.scatter([x], [y], s=170, color="red", edgecolor="white", zorder=3)
+                    ax.text(x, y, str(k), color="white", ha="center", va="center", fontsize=7, zorder=4)
+            ax.set_xlim(0, d.width)
+            ax.set_ylim(d.height, 0)
+            ax.set_title(f"{d.name}: {title} ({len(pts)} fixations)")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in d.name)
+        target = out_dir / f"{Path(safe).stem}.png"
+        with atomic_path(target, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=80)
+        plt.close(fig)
+        written.append(str(target))
+    return written

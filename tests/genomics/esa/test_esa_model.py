@@ -70,17 +70,112 @@ def test_striped_sw_equals_reference():
 
 
 def test_cigar_and_position_from_traceback():
-    from seqverse.genomics.esa.align import Hit, align_read
+    from seqverse.genomics.esa.align import align_read
     from seqverse.genomics.esa.index import ESAIndex
+    from seqverse.genomics.io import reverse_complement
 
     rng = np.random.default_rng(2)
     ref = _random_dna(rng, 400)
     read = "TTTTT" + ref[150:200] + ref[203:260]  # 5 junk bases (soft clip), then a 3-base deletion
-    index = ESAIndex(None, np.zeros(1, np.int32), np.zeros(1), np.array([400]), {"c": ref}, None, {})
-    hit, best, sub = align_read(index, read, [(0, False, 0, 400)])
-    assert hit == Hit(0, False, 150, "5S50M3D57M", best, 3)
-    hit_rc, _, _ = align_read(index, __import__("seqverse.genomics.io", fromlist=["x"]).reverse_complement(read), [(0, True, 0, 400)])
+    index = ESAIndex.from_contigs({"c": ref})
+    hit = align_read(index, read, [(0, False, 0, 400)]).best
+    assert (hit.contig, hit.reverse, hit.pos, hit.cigar, hit.nm, hit.md) == (0, False, 150, "5S50M3D57M", 3, f"50^{ref[200:203]}57")
+    hit_rc = align_read(index, reverse_complement(read), [(0, True, 0, 400)]).best
     assert hit_rc.reverse and hit_rc.pos == 150 and hit_rc.cigar == "5S50M3D57M"
+
+
+def _md_nm_reference(query, ref, cigar):
+    """Per-base MD/NM, as the SAM spec words it."""
+    import re
+
+    md, run, nm, qi, ri = "", 0, 0, 0, 0
+    for n, op in re.findall(r"(\d+)([MIDS])", cigar):
+        n = int(n)
+        for _ in range(n):
+            if op == "M":
+                if query[qi] == ref[ri] and query[qi] != "N":
+                    run += 1
+                else:
+                    md, run, nm = md + f"{run}{ref[ri]}", 0, nm + 1
+                qi, ri = qi + 1, ri + 1
+            elif op in "SI":
+                qi, nm = qi + 1, nm + (op == "I")
+        if op == "D":
+            md, run, nm, ri = md + f"{run}^{ref[ri:ri + n]}", 0, nm + n, ri + n
+    return md + str(run), nm
+
+
+def test_md_nm_equal_reference():
+    from seqverse.genomics.esa.align import md_nm
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        ref = _random_dna(rng, 80)
+        q = list(ref[:60])
+        for _ in range(rng.integers(0, 6)):
+            q[rng.integers(60)] = "ACGTN"[rng.integers(5)]
+        cigar = f"3S{rng.integers(5, 20)}M2D"
+        m1 = int(cigar.split("S")[1].split("M")[0])
+        cigar += f"{60 - 3 - m1}M"
+        assert md_nm("".join(q), ref[3:], cigar)[0] == _md_nm_reference("".join(q), ref[3:], cigar)[0]
+        assert md_nm("".join(q), ref[3:], cigar) == _md_nm_reference("".join(q), ref[3:], cigar)
+
+
+def _mutated_reads(rng, ref, n):
+    """Reads from ``ref`` with 0-3 substitutions, sometimes an indel, an N or a clipped end, either strand."""
+    from seqverse.genomics.io import reverse_complement
+
+    reads = []
+    for i in range(n):
+        start = int(rng.integers(0, len(ref) - 160))
+        r = list(ref[start : start + 150])
+        for _ in range(int(rng.integers(0, 4))):
+            r[rng.integers(150)] = "ACGT"[rng.integers(4)]
+        kind = i % 5
+        if kind == 1:
+            p = int(rng.integers(20, 130))
+            r = r[:p] + r[p + 2 :] if rng.random() < 0.5 else r[:p] + ["G", "T"] + r[p:]
+        elif kind == 2:
+            r[rng.integers(150)] = "N"
+        elif kind == 3:
+            r[:3] = list("TTT") if "".join(r[:3]) != "TTT" else list("GGG")
+        read = "".join(r)
+        reads.append((reverse_complement(read), True) if rng.random() < 0.5 else (read, False))
+    return reads
+
+
+def test_fast_path_equals_smith_waterman_reference():
+    """The seed + ungapped fast path and the SW fallback give the plain SW-in-every-window result."""
+    from seqverse.genomics.esa.align import align_read, align_read_reference
+    from seqverse.genomics.esa.index import ESAIndex
+
+    rng = np.random.default_rng(6)
+    ref = _random_dna(rng, 3000)
+    ref = ref[:2000] + ref[500:800] + ref[2300:]  # a 300 bp repeat: near-equal hits in two windows
+    index = ESAIndex.from_contigs({"c": ref})
+    fast_seen = 0
+    for read, _rev in _mutated_reads(rng, ref, 120):
+        windows = [(0, r, s, min(len(ref), s + 600)) for r in (False, True) for s in range(0, len(ref), 550)]
+        got = align_read(index, read, windows)
+        want = align_read_reference(index, read, windows)
+        assert got.hits[0].score == want.score, (read, got.hits[0], want)
+        if got.fast and got.hits[0].cigar == f"{len(read)}M" and got.hits[0].nm <= 1:
+            fast_seen += 1
+            same = [h for h in [want] if h.pos == got.hits[0].pos]
+            if same:  # a unique optimum: the same alignment
+                assert (got.hits[0].cigar, got.hits[0].nm, got.hits[0].md) == (want.cigar, want.nm, want.md)
+    assert fast_seen >= 20
+
+
+def test_bag_encoder_embedding_bag_equals_forward():
+    torch.manual_seed(0)
+    model = DNAEncoder(EncoderConfig(k=4, n_layers=0, d_model=32, d_out=16)).eval()
+    rng = np.random.default_rng(7)
+    seqs = [_random_dna(rng, n) for n in (40, 57, 40, 90)]
+    fast = model.embed_sequences(seqs)
+    with torch.no_grad():
+        ref = np.stack([model(torch.from_numpy(kmer_tokens(encode_bases([s]), 4)))[0].numpy() for s in seqs])
+    np.testing.assert_allclose(fast, ref, atol=1e-5)
 
 
 def test_flat_search_equals_exhaustive_reference():
@@ -96,12 +191,15 @@ def test_flat_search_equals_exhaustive_reference():
 
 
 def test_mapq_follows_score_gap():
-    from seqverse.genomics.esa.align import mapq
+    from seqverse.genomics.esa.align import mapq_se
 
-    assert mapq(250, 250, 250) == 0  # exact repeat
-    assert mapq(250, 0, 250) == 60
-    assert mapq(240, 230, 250) < mapq(240, 200, 250)
-    assert mapq(25, 0, 250) < 20  # a short chance local hit is not confident
+    assert mapq_se(250, 250, 250) == 0  # exact repeat
+    assert mapq_se(250, 0, 250) == 60
+    assert mapq_se(240, 230, 250) < mapq_se(240, 200, 250)
+    assert mapq_se(240, 230, 250, n_sub=3) < mapq_se(240, 230, 250)
+    # bwa-mem's arithmetic: identity 1 - 15/5/250 = 0.988, tmp = ln 50 / ln 250 * 0.988^2 = 0.6916,
+    # 6.02 * 9 * 0.6916^2 = 25.9 -> 26
+    assert mapq_se(235, 226, 250) == 26
 
 
 def test_training_steps_reduce_loss_and_resume(tmp_path):

@@ -39,19 +39,23 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="encoder directory (default: the embedded encoder)")
     p.add_argument("--fragment-len", type=int, default=400)
     p.add_argument("--stride", type=int, default=150, help="reads up to fragment-len - stride + 1 bases lie inside a fragment")
-    p.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw"], help="auto: exact below 1M fragments, HNSW above")
+    p.add_argument("--index-type", default="auto", choices=["auto", "flat", "ivf", "ivf-sq8", "hnsw"],
+                   help="vector store; auto: exact below 150k vectors (2 per fragment), IVF above, IVF with 8-bit vectors above 4M")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_index)
 
-    p = sub.add_parser("align", help="align FASTQ reads against an index, write SAM")
+    p = sub.add_parser("align", help="align FASTQ reads (single or paired, as bwa mem takes them) against an index, write SAM")
     p.add_argument("index", help="index directory from `esa index`")
-    p.add_argument("reads", help="FASTQ file (.gz ok)")
-    p.add_argument("-o", "--out", required=True, help="SAM file to write (written whole or not at all)")
-    p.add_argument("--top-k", type=int, default=5, help="fragments retrieved per read strand (2 x K windows are aligned)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("reads", help="FASTQ file (gzip/xz/bz2 detected by content; '-' reads stdin)")
+    p.add_argument("mates", nargs="?", help="second FASTQ file of a paired-end run (read i pairs with read i of READS)")
+    p.add_argument("-p", "--interleaved", action="store_true", help="READS holds pairs, mate 1 then mate 2")
+    p.add_argument("-o", "--out", default="-", help="SAM file to write, written whole or not at all (default '-': stdout)")
+    p.add_argument("-R", "--read-group", help=r"read group header line, e.g. '@RG\tID:run1\tSM:sample' (adds RG:Z: to every record)")
+    p.add_argument("--top-k", type=int, default=10, help="nearest fragment vectors (both strands together) whose windows are aligned")
+    p.add_argument("-t", "--threads", type=int, default=2, help="worker processes")
+    p.add_argument("--batch-size", type=int, default=1024, help="reads per batch handed to a worker")
+    p.add_argument("--json", action="store_true", help="print run statistics as JSON (on stderr when SAM goes to stdout)")
     p.set_defaults(func=_align)
 
     p = sub.add_parser("evaluate", help="score a SAM file against simulator truth (ART -sam)")
@@ -87,10 +91,16 @@ def _index(args):
 
 
 def _align(args):
+    import contextlib
+    import sys
+
     from seqverse.core import clikit
     from seqverse.genomics.esa.align import align_fastq
 
-    clikit.emit(align_fastq(args.index, args.reads, args.out, args.top_k, args.threads, args.batch_size), args.json)
+    result = align_fastq(args.index, args.reads, args.out, args.mates, args.interleaved, args.top_k, args.threads,
+                         args.batch_size, args.read_group)
+    with contextlib.redirect_stdout(sys.stderr) if args.out in (None, "-") else contextlib.nullcontext():
+        clikit.emit(result, args.json)
 
 
 def _evaluate(args):

@@ -36,10 +36,16 @@ def read_truth(path: str | Path) -> dict[str, tuple[str, bool, int]]:
                 raise InputError(f"{path}: line {line_no}: FLAG and POS must be integers") from None
             if flag & 0x900:
                 continue
-            truth[f[0]] = (f[2].split()[0], bool(flag & 16), pos - 1 - _clip(f[5]))
+            truth[_read_key(f[0], flag)] = (f[2].split()[0], bool(flag & 16), pos - 1 - _clip(f[5]))
     if not truth:
         raise InputError(f"{path}: no alignments in the truth SAM")
     return truth
+
+
+def _read_key(qname: str, flag: int) -> str:
+    """A read's identity: its name, plus /1 or /2 for the ends of a pair (by FLAG 0x40/0x80)."""
+    name = qname[:-2] if qname.endswith(("/1", "/2")) else qname
+    return name + ("/1" if flag & 64 else "/2" if flag & 128 else "")
 
 
 def _clip(cigar: str) -> int:
@@ -48,7 +54,7 @@ def _clip(cigar: str) -> int:
 
 
 def read_primary(path: str | Path) -> dict[str, tuple[str, bool, int, int] | None]:
-    """Primary alignment per read of a SAM file: ``(contig, reverse, clip-adjusted start, MAPQ)`` or None."""
+    """Primary alignment per read (per end of a pair) of a SAM file: ``(contig, reverse, clip-adjusted start, MAPQ)`` or None."""
     out = {}
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, 1):
@@ -60,8 +66,7 @@ def read_primary(path: str | Path) -> dict[str, tuple[str, bool, int, int] | Non
             flag = int(f[1])
             if flag & 0x900:  # secondary / supplementary
                 continue
-            name = f[0][:-2] if f[0].endswith(("/1", "/2")) else f[0]
-            out[name] = None if flag & 4 else (f[2], bool(flag & 16), int(f[3]) - 1 - _clip(f[5]), int(f[4]))
+            out[_read_key(f[0], flag)] = None if flag & 4 else (f[2], bool(flag & 16), int(f[3]) - 1 - _clip(f[5]), int(f[4]))
     return out
 
 
@@ -106,58 +111,53 @@ def evaluate(truth_path: str | Path, sam_path: str | Path, tolerance: int = 20) 
     }
 
 
-def retrieval_recall(index_dir: str | Path, reads_path: str | Path, truth_path: str | Path, ks=(1, 5, 20, 50), batch_size: int = 512, threads: int = 2) -> dict:
-    """Recall@k of the search step alone: the truth lies wholly inside one of the top-k fragments, on its strand.
+def retrieval_recall(index_dir: str | Path, reads_path: str | Path, truth_path: str | Path, ks=(1, 5, 10, 20, 50),
+                     batch_size: int = 512, threads: int = 2, index=None) -> dict:
+    """Recall@k of the search step alone: the truth lies wholly inside one of the top-k fragment vectors, on its strand.
 
-    ``recall@k`` ranks both strands' hits together by similarity (recall@1 is DNA-ESA's own
-    evaluation: embedding top-1, no alignment; Holur et al. 2023, Sec. 4); ``recall@k_per_strand``
-    is what the aligner searches (top-k of each strand).
-    A read whose true span lies inside no fragment (cannot happen with stride <= fragment - read
-    + 1) counts as missed. Reads from exact repeats may be retrieved at another copy; they count as
-    missed here, as they would for any top-1 placement.
+    The read is embedded once and searched against both strands' fragment vectors together, as
+    ``esa align`` does; ``recall@1`` is DNA-ESA's own evaluation (embedding top-1, no alignment;
+    Holur et al. 2023, Sec. 4). ``recall@k_fwd`` / ``recall@k_rev`` split it by the read's true
+    strand. Reads from exact repeats may be retrieved at another copy; they count as missed here,
+    as they would for any top-1 placement.
     """
     import faiss
     import torch
 
-    from seqverse.genomics.esa.align import rank_hits, search_strands
     from seqverse.genomics.esa.index import load_index
     from seqverse.genomics.io import iter_fastq
 
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
-    index = load_index(index_dir)
+    index = index or load_index(index_dir)
     truth = read_truth(truth_path)
     names = index.contig_names
     kmax = max(ks)
-    hits = {(k, mode): 0 for k in ks for mode in ("merged", "per_strand")}
-    n = 0
+    hits = {(k, s): 0 for k in ks for s in (False, True)}
+    count = {False: 0, True: 0}
     batch: list[tuple[str, str]] = []
 
-    def first_hit(ids, rev, contig, strand, start, length):
-        for r in range(ids.shape[0]):
-            f = ids[r]
-            if f < 0:
+    def first_hit(ids, contig, strand, start, length):
+        for r, v in enumerate(ids.tolist()):
+            if v < 0:
                 continue
+            f = v >> 1
             fs = int(index.frag_start[f])
-            if (names[index.frag_contig[f]] == contig and bool(rev[r]) == strand
+            if (names[index.frag_contig[f]] == contig and bool(v & 1) == strand
                     and fs <= start and start + length <= fs + int(index.frag_len[f]) + 5):
                 return r
         return None
 
     def flush():
-        nonlocal n
         seqs = [s for _, s in batch]
-        d, i = search_strands(index, seqs, kmax)
-        _, m_ids, m_rev = rank_hits(d, i, per_strand=False)
-        _, s_ids, s_rev = rank_hits(d, i, per_strand=True)
+        k_min = index.encoder.config.k
+        _, ids = index.search(index.encoder.embed_sequences([s if len(s) >= k_min else "N" * k_min for s in seqs]), kmax)
         for j, (name, seq) in enumerate(batch):
             contig, strand, start = truth[name]
-            first_m = first_hit(m_ids[j], m_rev[j], contig, strand, start, len(seq))
-            first_s = first_hit(s_ids[j], s_rev[j], contig, strand, start, len(seq))
+            first = first_hit(ids[j], contig, strand, start, len(seq))
+            count[strand] += 1
             for k in ks:
-                hits[(k, "merged")] += first_m is not None and first_m < k
-                hits[(k, "per_strand")] += first_s is not None and first_s < 2 * k
-        n += len(batch)
+                hits[(k, strand)] += first is not None and first < k
         batch.clear()
 
     for name, seq, _ in iter_fastq(reads_path):
@@ -168,7 +168,9 @@ def retrieval_recall(index_dir: str | Path, reads_path: str | Path, truth_path: 
             flush()
     if batch:
         flush()
+    n = count[False] + count[True]
     out = {"reads": n}
-    out.update({f"recall@{k}": round(hits[(k, 'merged')] / n, 6) for k in ks})
-    out.update({f"recall@{k}_per_strand": round(hits[(k, 'per_strand')] / n, 6) for k in ks})
+    out.update({f"recall@{k}": round((hits[(k, False)] + hits[(k, True)]) / n, 6) for k in ks})
+    for strand, label in ((False, "fwd"), (True, "rev")):
+        out.update({f"recall@{k}_{label}": round(hits[(k, strand)] / max(count[strand], 1), 6) for k in ks})
     return out

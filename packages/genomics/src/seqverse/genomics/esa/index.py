@@ -2,17 +2,30 @@
 
 The reference is cut into overlapping fragments of ``fragment_len`` every ``stride`` bases; with
 ``stride <= fragment_len - read_len + 1`` every read of up to ``read_len`` bases lies wholly inside
-at least one fragment (the default 400/150 covers reads up to 251 bp; a 250 bp read then fills at least 62% of
-some fragment, which makes its embedding closer to that fragment's than with 500/250). Fragment embeddings go into
-an exact inner-product index (``IndexFlatIP``) for small references and an HNSW graph above
-``hnsw_threshold`` fragments. An index directory holds the FAISS index, fragment metadata (contig,
-offset), the reference sequence (for the alignment step) and a copy of the encoder, so it reloads
-exactly as built.
+at least one fragment (the default 400/150 covers reads up to 251 bp). **Both strands of every
+fragment are stored** (vector ``2 f`` is fragment ``f``, ``2 f + 1`` its reverse complement), so a
+read is embedded once, as given, and a hit on an odd vector places it on the reverse strand.
+
+The build streams: FASTA records are read one at a time, their bases appended to
+``reference.seq`` (one byte per base, memory-mapped by the aligner, so the reference is never a
+Python string in memory), and fragments are embedded and added to FAISS in chunks. Peak memory is
+the FAISS store plus one chunk. Store types (``--index-type``):
+
+- ``flat``: exact inner product (``IndexFlatIP``), 4 bytes x dim per vector;
+- ``ivf``: inverted lists over a k-means coarse quantiser, vectors kept exactly; searched with
+  ``nprobe`` lists (``meta.json``); trained on the first chunk;
+- ``ivf-sq8``: the same with vectors stored as 8-bit scalars (1 byte x dim), for genome scale;
+- ``hnsw``: an HNSW graph (M 32) over exact vectors.
+
+``auto`` chooses by the number of vectors, from the recall/speed curve measured in
+``benchmarks/genomics/esa_faiss_curve.py`` (see the package README).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,9 +35,12 @@ import numpy as np
 
 from seqverse.core.clikit import InputError
 from seqverse.genomics.esa.model import DNAEncoder, default_model_dir
-from seqverse.genomics.io import atomic_output, read_fasta
+from seqverse.genomics.io import atomic_output, iter_fasta, reverse_complement
 
-HNSW_THRESHOLD = 1_000_000  # fragments; above this an exact scan costs more than the alignment
+FORMAT = 2  # index directory layout version (1: one strand per fragment, reference.fa)
+FLAT_MAX_VECTORS = 150_000  # above this, auto picks an IVF store (see module docstring)
+SQ8_MIN_VECTORS = 4_000_000  # above this, auto stores vectors as 8-bit scalars
+INDEX_TYPES = ("auto", "flat", "ivf", "ivf-sq8", "hnsw")
 
 
 def fragment_starts(length: int, fragment_len: int, stride: int) -> list[int]:
@@ -39,32 +55,80 @@ def fragment_starts(length: int, fragment_len: int, stride: int) -> list[int]:
 
 @dataclass
 class ESAIndex:
-    """A loaded index: FAISS store, per-fragment (contig id, start, length), contigs, encoder."""
+    """A loaded index: FAISS store, per-fragment (contig id, start, length), the memory-mapped
+    reference, contig names/lengths/offsets, the encoder and the build metadata."""
 
     faiss_index: object
     frag_contig: np.ndarray
     frag_start: np.ndarray
     frag_len: np.ndarray
-    contigs: dict[str, str]
-    encoder: DNAEncoder
+    reference: np.ndarray  # uint8 bases of every contig back to back (np.memmap when loaded)
+    contig_names: list[str]
+    contig_lengths: np.ndarray
+    contig_offsets: np.ndarray
+    encoder: DNAEncoder | None
     meta: dict
 
-    @property
-    def contig_names(self) -> list[str]:
-        return list(self.contigs)
-
-    def windows(self, pad: int) -> tuple[list[int], list[int], list[int]]:
-        """Per fragment: contig id and the padded window ``[start - pad, end + pad)`` clipped to the contig (cached lists)."""
-        cache = self.__dict__.setdefault("_windows", {})
-        if pad not in cache:
-            lengths = np.array([len(s) for s in self.contigs.values()])[self.frag_contig]
-            lo = np.maximum(0, self.frag_start - pad)
-            hi = np.minimum(lengths, self.frag_start + self.frag_len + pad)
-            cache[pad] = (self.frag_contig.tolist(), lo.tolist(), hi.tolist())
-        return cache[pad]
+    def fetch(self, contig: int, start: int, end: int) -> str:
+        """Bases ``[start, end)`` of a contig (clipped to it), upper case as in the FASTA."""
+        start, end = max(0, start), min(int(self.contig_lengths[contig]), end)
+        off = int(self.contig_offsets[contig])
+        return self.reference[off + start : off + end].tobytes().decode("ascii")
 
     def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(similarities, vector ids)``; vector ``2 f + s`` is fragment ``f`` on strand ``s``."""
         return self.faiss_index.search(np.ascontiguousarray(embeddings, dtype=np.float32), k)
+
+    @classmethod
+    def from_contigs(cls, contigs: dict[str, str], encoder=None, frag=(0, 0, 0)) -> ESAIndex:
+        """An in-memory index over ``contigs`` with no vector store (for tests and notebooks)."""
+        seq = "".join(contigs.values()).encode("ascii")
+        lengths = np.array([len(s) for s in contigs.values()], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return cls(None, *(np.array([v]) for v in frag), np.frombuffer(seq, np.uint8), list(contigs), lengths, offsets,
+                   encoder, {})
+
+
+def _make_store(index_type: str, dim: int, n_vectors: int):
+    """An empty FAISS store of ``index_type`` and its search parameters."""
+    import faiss
+
+    if index_type == "flat":
+        return faiss.IndexFlatIP(dim), {}
+    if index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        return index, {"efSearch": 64}
+    if index_type in ("ivf", "ivf-sq8"):
+        nlist = int(min(65536, max(64, 2 ** round(math.log2(4 * math.sqrt(n_vectors))))))
+        quantizer = faiss.IndexFlatIP(dim)
+        if index_type == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        return index, {"nprobe": max(8, nlist // 16)}
+    raise InputError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
+
+
+def apply_search_params(index, params: dict) -> None:
+    import faiss
+
+    if "nprobe" in params:
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    if "efSearch" in params:
+        index.hnsw.efSearch = int(params["efSearch"])
+
+
+def choose_index_type(n_vectors: int) -> str:
+    """``auto``: exact below FLAT_MAX_VECTORS, IVF above, IVF with 8-bit vectors at genome scale."""
+    if n_vectors <= FLAT_MAX_VECTORS:
+        return "flat"
+    return "ivf" if n_vectors <= SQ8_MIN_VECTORS else "ivf-sq8"
+
+
+def count_fragments(reference: str | Path, fragment_len: int, stride: int) -> int:
+    """Fragments a build will make (a first, cheap pass over the FASTA; sizes the store)."""
+    return sum(len(fragment_starts(len(seq), fragment_len, stride)) for _, seq in iter_fasta(reference))
 
 
 def build_index(
@@ -75,96 +139,161 @@ def build_index(
     stride: int = 150,
     index_type: str = "auto",
     threads: int = 2,
-    batch_size: int = 256,
+    batch_size: int = 512,
     progress: bool = True,
+    chunk: int = 32768,
+    search_params: dict | None = None,
 ) -> dict:
-    """Embed every fragment of ``reference`` and write the index directory; returns build statistics."""
+    """Embed both strands of every fragment of ``reference`` and write the index directory.
+
+    Streams (see the module docstring); the directory is written under a temporary name and
+    renamed into place at the end, so a failed build leaves nothing behind. Returns statistics.
+    """
     import faiss
     import torch
     from tqdm import tqdm
 
     if stride <= 0 or fragment_len <= 0 or stride > fragment_len:
         raise InputError(f"need 0 < stride <= fragment_len, got stride={stride}, fragment_len={fragment_len}")
+    if index_type not in INDEX_TYPES:
+        raise InputError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     t0 = time.time()
-    contigs = read_fasta(reference)
     model_dir = Path(model_dir) if model_dir else default_model_dir()
     encoder = DNAEncoder.from_pretrained(model_dir)
-    if fragment_len < 2 * encoder.config.k:
-        raise InputError(f"fragment_len {fragment_len} is too short for k={encoder.config.k}")
-    fc, fs, fl, seqs = [], [], [], []
-    for ci, (name, seq) in enumerate(contigs.items()):
-        if len(seq) < encoder.config.k:
-            raise InputError(f"{reference}: record {name}: sequence of {len(seq)} bases is shorter than k={encoder.config.k}")
-        for s in fragment_starts(len(seq), fragment_len, stride):
-            frag = seq[s : s + fragment_len]
-            fc.append(ci), fs.append(s), fl.append(len(frag)), seqs.append(frag)
-    emb = np.zeros((len(seqs), encoder.config.d_out), dtype=np.float32)
-    bar = tqdm(total=len(seqs), disable=not progress, desc="esa index", unit="frag")
-    for i in range(0, len(seqs), 8192):
-        emb[i : i + 8192] = encoder.embed_sequences(seqs[i : i + 8192], batch_size=batch_size)
-        bar.update(len(seqs[i : i + 8192]))
-    bar.close()
-    t_embed = time.time() - t0
+    k = encoder.config.k
+    if fragment_len < 2 * k:
+        raise InputError(f"fragment_len {fragment_len} is too short for k={k}")
+    n_frag = count_fragments(reference, fragment_len, stride)
     if index_type == "auto":
-        index_type = "hnsw" if len(seqs) > HNSW_THRESHOLD else "flat"
-    d = emb.shape[1]
-    if index_type == "flat":
-        index = faiss.IndexFlatIP(d)
-    elif index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
-    else:
-        raise InputError(f"unknown index type {index_type!r}; choose auto, flat or hnsw")
-    index.add(emb)
+        index_type = choose_index_type(2 * n_frag)
+    store, params = _make_store(index_type, encoder.config.d_out, 2 * n_frag)
+    params.update(search_params or {})
+    trained = store.is_trained
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    faiss.write_index(index, str(out / "fragments.faiss.tmp"))
-    (out / "fragments.faiss.tmp").replace(out / "fragments.faiss")
-    np.savez(out / "fragments.npz", contig=np.array(fc, np.int32), start=np.array(fs, np.int64), length=np.array(fl, np.int32))
-    with atomic_output(out / "reference.fa") as handle:
-        for name, seq in contigs.items():
-            handle.write(f">{name}\n")
-            for j in range(0, len(seq), 80):
-                handle.write(seq[j : j + 80] + "\n")
-    shutil.copytree(model_dir, out / "encoder", dirs_exist_ok=True)
-    seconds = time.time() - t0
-    meta = {
-        "reference": str(reference),
-        "contigs": {n: len(s) for n, s in contigs.items()},
-        "fragments": len(seqs),
-        "fragment_len": fragment_len,
-        "stride": stride,
-        "index_type": index_type,
-        "dim": d,
-        "embed_seconds": round(t_embed, 2),
-        "seconds": round(seconds, 2),
-        "bytes": 0,
-    }
-    meta["bytes"] = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    with atomic_output(out / "meta.json") as handle:
-        handle.write(json.dumps(meta, indent=2) + "\n")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        names, lengths, fc, fs, fl = [], [], [], [], []
+        pending: list[str] = []
+        held: list[np.ndarray] = []  # vectors waiting for an IVF store to be trained
+        bar = tqdm(total=n_frag, disable=not progress, desc="esa index", unit="frag")
+
+        def embed_pending():
+            nonlocal trained
+            fwd = encoder.embed_sequences(pending, batch_size=batch_size)
+            rev = encoder.embed_sequences([reverse_complement(s) for s in pending], batch_size=batch_size)
+            both = np.empty((2 * len(pending), fwd.shape[1]), np.float32)
+            both[0::2], both[1::2] = fwd, rev
+            bar.update(len(pending))
+            pending.clear()
+            if trained:
+                store.add(both)
+                return
+            held.append(both)
+            if sum(len(h) for h in held) >= min(2 * n_frag, 64 * faiss.extract_index_ivf(store).nlist):
+                sample = np.concatenate(held)
+                store.train(sample)
+                store.add(sample)
+                held.clear()
+                trained = True
+
+        with open(tmp / "reference.seq", "wb") as seq_out:
+            for name, seq in iter_fasta(reference):
+                if len(seq) < k:
+                    raise InputError(f"{reference}: record {name}: sequence of {len(seq)} bases is shorter than k={k}")
+                if not seq.isascii():
+                    raise InputError(f"{reference}: record {name}: non-ASCII characters in the sequence")
+                seq_out.write(seq.encode("ascii"))
+                ci = len(names)
+                names.append(name)
+                lengths.append(len(seq))
+                for s in fragment_starts(len(seq), fragment_len, stride):
+                    frag = seq[s : s + fragment_len]
+                    fc.append(ci), fs.append(s), fl.append(len(frag)), pending.append(frag)
+                    if len(pending) >= chunk:
+                        embed_pending()
+                del seq
+        if pending:
+            embed_pending()
+        if held:  # fewer vectors than the training sample: train on all of them
+            sample = np.concatenate(held)
+            store.train(sample)
+            store.add(sample)
+        bar.close()
+        t_embed = time.time() - t0
+        faiss.write_index(store, str(tmp / "fragments.faiss"))
+        np.save(tmp / "frag_contig.npy", np.array(fc, np.int32))
+        np.save(tmp / "frag_start.npy", np.array(fs, np.int64))
+        np.save(tmp / "frag_len.npy", np.array(fl, np.int32))
+        shutil.copytree(model_dir, tmp / "encoder")
+        meta = {
+            "format": FORMAT,
+            "reference": str(reference),
+            "contigs": names,
+            "contig_lengths": lengths,
+            "bases": int(sum(lengths)),
+            "fragments": len(fc),
+            "vectors": int(store.ntotal),
+            "fragment_len": fragment_len,
+            "stride": stride,
+            "index_type": index_type,
+            "search_params": params,
+            "dim": encoder.config.d_out,
+            "embed_seconds": round(t_embed, 2),
+            "seconds": 0.0,
+            "bytes": 0,
+        }
+        meta["seconds"] = round(time.time() - t0, 2)
+        meta["bytes"] = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        with atomic_output(tmp / "meta.json") as handle:
+            handle.write(json.dumps(meta, indent=2) + "\n")
+        for p in tmp.rglob("*"):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return meta
 
 
-def load_index(directory: str | Path) -> ESAIndex:
-    """Reload an index directory written by :func:`build_index`."""
-    import faiss
-
+def read_meta(directory: str | Path) -> dict:
     directory = Path(directory)
     if not (directory / "meta.json").is_file():
         raise InputError(f"{directory}: not a DNA-ESA index (no meta.json); build one with `esa index`")
     meta = json.loads((directory / "meta.json").read_text())
-    frags = np.load(directory / "fragments.npz")
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{directory}: DNA-ESA index of an older layout (format {meta.get('format', 1)}); rebuild it with `esa index`")
+    return meta
+
+
+def load_index(directory: str | Path, with_encoder: bool = True) -> ESAIndex:
+    """Reload an index directory written by :func:`build_index` (the reference memory-mapped)."""
+    import faiss
+
+    directory = Path(directory)
+    meta = read_meta(directory)
+    store = faiss.read_index(str(directory / "fragments.faiss"))
+    apply_search_params(store, meta.get("search_params", {}))
+    lengths = np.array(meta["contig_lengths"], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     return ESAIndex(
-        faiss_index=faiss.read_index(str(directory / "fragments.faiss")),
-        frag_contig=frags["contig"],
-        frag_start=frags["start"],
-        frag_len=frags["length"],
-        contigs=read_fasta(directory / "reference.fa"),
-        encoder=DNAEncoder.from_pretrained(directory / "encoder"),
+        faiss_index=store,
+        frag_contig=np.load(directory / "frag_contig.npy", mmap_mode="r"),
+        frag_start=np.load(directory / "frag_start.npy", mmap_mode="r"),
+        frag_len=np.load(directory / "frag_len.npy", mmap_mode="r"),
+        reference=np.memmap(directory / "reference.seq", dtype=np.uint8, mode="r"),
+        contig_names=list(meta["contigs"]),
+        contig_lengths=lengths,
+        contig_offsets=offsets,
+        encoder=DNAEncoder.from_pretrained(directory / "encoder") if with_encoder else None,
         meta=meta,
     )

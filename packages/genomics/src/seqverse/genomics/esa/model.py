@@ -75,7 +75,9 @@ class DNAEncoder(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         nn.init.normal_(self.embed.weight, std=1.0)
-        self.backbone = build(
+        # n_layers 0: no Transformer, the embedding is the mean of the k-mer embeddings (a learned
+        # k-mer-bag encoder, computed at inference with one ``embedding_bag`` call)
+        self.backbone = None if config.n_layers == 0 else build(
             "attention", d_model=config.d_model, n_layers=config.n_layers, bidirectional=True, n_heads=config.n_heads,
             rotary=config.rotary,
         )
@@ -85,7 +87,7 @@ class DNAEncoder(nn.Module):
         # Residual branches start at zero, so the untrained encoder is the mean of its k-mer
         # embeddings: a random-projection sketch of the k-mer bag, which already retrieves well and
         # is invariant to where a read starts. Training then adds what the Transformer learns.
-        for block in self.backbone.layers:
+        for block in self.backbone.layers if self.backbone is not None else []:
             nn.init.zeros_(block.mixer.o_proj.weight)
             if block.mlp is not None:
                 nn.init.zeros_(block.mlp.fc2.weight)
@@ -93,6 +95,8 @@ class DNAEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` k-mer ids (all of one length) -> ``[B, d_out]`` unit vectors."""
+        if self.backbone is None:
+            return F.normalize(self.proj(self.embed(tokens).mean(1)), dim=-1)
         x = self.embed(tokens)
         p = self.config.pool
         if p > 1:
@@ -113,12 +117,17 @@ class DNAEncoder(nn.Module):
         for i, s in enumerate(seqs):
             by_len.setdefault(len(s), []).append(i)
         device = next(self.parameters()).device
+        # k-mer-bag encoder: mean of the rows of embed @ proj^T, one embedding_bag call per batch
+        table = self.proj(self.embed.weight) if self.backbone is None else None
         for _, idx in sorted(by_len.items()):
             for start in range(0, len(idx), batch_size):
                 chunk = idx[start : start + batch_size]
                 codes = encode_bases([seqs[i] for i in chunk])
                 tokens = torch.from_numpy(kmer_tokens(codes, self.config.k)).to(device)
-                out[chunk] = self(tokens).float().cpu().numpy()
+                if table is not None:
+                    out[chunk] = F.normalize(F.embedding_bag(tokens, table, mode="mean"), dim=-1).float().cpu().numpy()
+                else:
+                    out[chunk] = self(tokens).float().cpu().numpy()
         return out
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from seqverse.core.clikit import InputError
 
-
 _MAGIC = ((b"\x1f\x8b", gzip.open), (b"\xfd7zXZ\x00", lzma.open), (b"BZh", bz2.open))
 
 # What reading a damaged or non-text file raises (bad UTF-8, a corrupt gzip/xz/bz2 stream, a

@@ -6,8 +6,6 @@ models and vocoders agree. Bad audio is reported with the file name, never passe
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,14 +114,9 @@ def save_wav(path, audio: np.ndarray, sample_rate: int = MEL.sample_rate) -> Pat
     """Write 16-bit PCM atomically (temporary file in the same directory, then rename)."""
     import soundfile as sf
 
+    from seqverse.core.clikit import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=".wav") as tmp:  # 0644, no partial file on failure
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     return path

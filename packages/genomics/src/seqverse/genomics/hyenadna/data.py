@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from seqverse.core.clikit import InputError
-from seqverse.genomics.io import read_fasta
 from seqverse.genomics.hyenadna.tokenizer import BOS, CharacterTokenizer, reverse_complement_ids
+from seqverse.genomics.io import read_fasta
 
 
 def read_records(path: str | Path) -> list[tuple[str, str]]:

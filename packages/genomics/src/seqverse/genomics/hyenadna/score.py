@@ -223,6 +223,11 @@ def variant_segments(variant: Variant, reference: dict[str, str], flank: int) ->
     return ref_seg, alt_seg
 
 
+def _flanks(logp: np.ndarray, left: int, right: int) -> float:
+    """Sum over the first ``left`` and the last ``right`` bases (an unscored first base is nan)."""
+    return float(np.nansum(logp[:left]) + (logp[len(logp) - right :].sum() if right else 0.0))
+
+
 def score_variants(model, variants: list[Variant], reference: dict[str, str], flank: int | None = None,
                    context: int | None = None, bos: bool = True) -> list[dict]:
     """Per variant (nats): ``ref_log_likelihood``/``alt_log_likelihood`` of the two haplotypes over
@@ -238,10 +243,7 @@ def score_variants(model, variants: list[Variant], reference: dict[str, str], fl
         ref_lp = score_ids(model, tok.encode(ref_seg), context, bos=bos)
         alt_lp = score_ids(model, tok.encode(alt_seg), context, bos=bos)
 
-        def flanks(lp):
-            return np.nansum(lp[:left]) + (lp[len(lp) - right :].sum() if right else 0.0)
-
         ll_ref, ll_alt = float(np.nansum(ref_lp)), float(np.nansum(alt_lp))
         out.append({"id": v.name, "ref_log_likelihood": ll_ref, "alt_log_likelihood": ll_alt, "llr": ll_alt - ll_ref,
-                    "llr_flanks": float(flanks(alt_lp) - flanks(ref_lp))})
+                    "llr_flanks": float(_flanks(alt_lp, left, right) - _flanks(ref_lp, left, right))})
     return out

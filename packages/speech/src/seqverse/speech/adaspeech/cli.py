@@ -6,6 +6,22 @@ import argparse
 
 from seqverse.core import clikit
 
+SPEED = clikit.float_range(0.25, 4.0)  # beyond these rates durations collapse to 0 frames or balloon
+
+
+def _safetensors_out(text: str) -> str:
+    clikit.output_file(text)
+    if not text.endswith(".safetensors"):
+        raise argparse.ArgumentTypeError(f"{text}: a voice file must end in .safetensors")
+    return text
+
+
+def _wav_out(text: str) -> str:
+    clikit.output_file(text)
+    if not text.lower().endswith(".wav"):
+        raise argparse.ArgumentTypeError(f"{text}: the output must end in .wav")
+    return text
+
 
 def _corpus(args):
     from seqverse.speech.adaspeech.corpus import build_corpus, default_speakers
@@ -68,62 +84,65 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     c = sub.add_parser("corpus", help="synthesise the multi-speaker source corpus and adaptation targets (espeak-ng, festival, flite)")
-    c.add_argument("-o", "--out", required=True, help="output corpus directory")
-    c.add_argument("--sentences", type=int, default=40, help="sentences per source speaker (default 40)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="output corpus directory")
+    c.add_argument("--sentences", type=clikit.int_range(1, 100_000), default=40, help="sentences per source speaker (default 40)")
+    c.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of the sentence draw")
     c.add_argument("--no-flite", action="store_true",
                    help="leave out the 14 source speakers from flite's awb and rms voices (the 36-speaker corpus)")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=_corpus)
 
     t = sub.add_parser("train", help="train (or resume) the source model on a corpus; writes DIR/model, curves.png")
-    t.add_argument("corpus", help="corpus directory from `adaspeech corpus`")
-    t.add_argument("-o", "--out", required=True, help="run directory (checkpoint/, model/, train_log.jsonl)")
-    t.add_argument("--steps", type=int, default=3000)
-    t.add_argument("--max-frames", type=int, default=4000, help="padded mel frames per batch")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--decoder-layers", type=int, default=2,
+    t.add_argument("corpus", type=clikit.existing_dir, help="corpus directory from `adaspeech corpus`")
+    t.add_argument("-o", "--out", required=True, type=clikit.output_dir,
+                   help="run directory (checkpoint/, model/, train_log.jsonl)")
+    t.add_argument("--steps", type=clikit.positive_int, default=3000, help="optimizer steps")
+    t.add_argument("--max-frames", type=clikit.int_range(100, 10**7), default=4000, help="padded mel frames per batch")
+    t.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="peak learning rate")
+    t.add_argument("--decoder-layers", type=clikit.int_range(1, 64), default=2,
                    help="mel decoder FFT blocks; each has 2 CLNs (default 2)")
-    t.add_argument("--speaker-dim", type=int, default=5,
+    t.add_argument("--speaker-dim", type=clikit.int_range(1, 4096), default=5,
                    help="speaker embedding size; a voice adapts decoder_layers*2*2*128*dim + dim parameters (default 5)")
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--threads", type=clikit.int_range(1, 1024), default=1, help="torch CPU threads")
+    t.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and batches")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=_train)
 
     a = sub.add_parser("adapt", help="adapt a new voice from ~20 recordings; stores only the adapted parameters",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="TEXTS lines: NAME|sentence  (NAME.wav in --wavs). Audio at any sample rate is resampled to 16 kHz;\n"
                               "digits and symbols are spelled out; unknown words get letter-to-sound phonemes.")
-    a.add_argument("model", nargs="?", default=None, help="model directory (default: the shipped source model)")
-    a.add_argument("--wavs", required=True, help="directory of the speaker's wav files")
-    a.add_argument("--texts", required=True, help="file of NAME|text lines")
-    a.add_argument("-o", "--out", required=True, help="voice file to write (.safetensors)")
+    a.add_argument("model", nargs="?", default=None, type=clikit.existing_dir,
+                   help="model directory (default: the shipped source model)")
+    a.add_argument("--wavs", required=True, type=clikit.existing_dir, help="directory of the speaker's wav files")
+    a.add_argument("--texts", required=True, type=clikit.existing_file, help="file of NAME|text lines")
+    a.add_argument("-o", "--out", required=True, type=_safetensors_out, help="voice file to write (.safetensors)")
     a.add_argument("--mode", default="adaspeech", choices=("adaspeech", "speaker", "decoder", "nocln"),
                    help="what to fine-tune: CLN + speaker embedding (AdaSpeech, default) or an ablation")
-    a.add_argument("--steps", type=int, default=150)
-    a.add_argument("--json", action="store_true")
+    a.add_argument("--steps", type=clikit.int_range(1, 100_000), default=150, help="fine-tuning steps")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
     a.set_defaults(func=_adapt)
 
     s = sub.add_parser("say", help="synthesise text to a wav file")
     s.add_argument("text", help="the sentence to say")
-    s.add_argument("-o", "--out", required=True, help="output wav (16 kHz)")
-    s.add_argument("--voice", default=None, help="shipped voice name, source:SPEAKER, or an adapted .safetensors file")
-    s.add_argument("--model", default=None, help="model directory (default: the shipped source model)")
-    s.add_argument("--speed", type=float, default=1.0, help="speaking-rate factor (>1 faster)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("-o", "--out", required=True, type=_wav_out, help="output wav (16 kHz)")
+    s.add_argument("--voice", default=None,
+                   help="shipped voice name, source:SPEAKER, or an adapted .safetensors file (default: the shipped default voice)")
+    s.add_argument("--model", default=None, type=clikit.existing_dir, help="model directory (default: the shipped source model)")
+    s.add_argument("--speed", type=SPEED, default=1.0, help="speaking-rate factor, 0.25..4 (>1 faster)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=_say)
 
     v = sub.add_parser("voices", help="list shipped voices and source speakers")
-    v.add_argument("--model", default=None)
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--model", default=None, type=clikit.existing_dir, help="model directory (default: the shipped source model)")
+    v.add_argument("--json", action="store_true", help="machine-readable output")
     v.set_defaults(func=_voices)
 
     e = sub.add_parser("evaluate", help="MCD (DTW), resemblyzer speaker similarity and pocketsphinx WER on held-out recordings")
-    e.add_argument("--voice", default=None, help="voice to evaluate (as for `say`)")
-    e.add_argument("--wavs", required=True, help="directory of the target's real held-out recordings")
-    e.add_argument("--texts", required=True, help="NAME|text lines for those recordings")
-    e.add_argument("--model", default=None)
+    e.add_argument("--voice", default=None, help="voice to evaluate (as for `say`; default: the shipped default voice)")
+    e.add_argument("--wavs", required=True, type=clikit.existing_dir, help="directory of the target's real held-out recordings")
+    e.add_argument("--texts", required=True, type=clikit.existing_file, help="NAME|text lines for those recordings")
+    e.add_argument("--model", default=None, type=clikit.existing_dir, help="model directory (default: the shipped source model)")
     e.add_argument("--ceiling", action="store_true", help="also score the recordings passed through Griffin-Lim")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
     e.set_defaults(func=_evaluate)

@@ -274,24 +274,16 @@ class Voice:
                      {**self.meta, "stored": "gamma_beta", "fine_tuned": self.n_adapted})
 
     def save(self, path) -> Path:
-        import os
-        import tempfile
-
         from safetensors.torch import save_file
 
+        from seqverse.core.clikit import atomic_path
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"speaker_embedding": self.speaker, "utterance_vector": self.utterance,
                    **{f"param.{k}": v for k, v in self.params.items()}}
         meta = {"mode": self.mode, "n_adapted": str(self.n_adapted), **{k: str(v) for k, v in self.meta.items()}}
-        fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:  # 0644, no partial file on failure
             save_file({k: v.detach().contiguous() for k, v in tensors.items()}, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
     @classmethod

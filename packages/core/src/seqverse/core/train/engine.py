@@ -334,8 +334,9 @@ def fit(
     """Train ``model`` in place; returns its :class:`FitResult`.
 
     train_data: a map-style ``Dataset`` (batched by the engine, ``collate_fn``), a re-iterable of
-      ready global batches, or a function ``step -> batch`` of the micro-batch index (exact resume
-      and identical batches for models trained side by side).
+      ready global batches (its ``set_epoch(e)``, if any, is called before each pass), or a function
+      ``step -> batch`` of the micro-batch index (exact resume and identical batches for models
+      trained side by side).
     loss_fn(model, batch): the loss tensor, or ``(loss, {name: float})`` for extra logged values.
     eval_fn(model): ``{metric: float}``, run every ``eval_every`` steps (all ranks; rank 0's values count).
     optimizer(model): an optimizer for systems with param groups (else from the config).
@@ -434,6 +435,8 @@ def fit(
         while True:
             if sampler is not None:
                 sampler.set_epoch(epoch)
+            elif hasattr(loader, "set_epoch"):  # a system's own epoch-seeded batches
+                loader.set_epoch(epoch)
             it = iter(loader)
             n = 0
             for item in it:

@@ -16,8 +16,6 @@ epoch with the best validation accuracy are the ones kept.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -92,77 +90,97 @@ def accuracy(model, split, batch_size: int = 32, both_strands: bool | None = Non
     return float((probs.argmax(-1) == np.asarray(split.labels)).mean())
 
 
+class TrainBatches:
+    """The fine-tuning batches of one epoch: ``(input ids, labels)`` in an order (and, with
+    ``rc_augment``, strand flips) drawn from ``default_rng([seed, epoch])``, so a resumed or
+    data-parallel run sees the same batches (:func:`seqverse.core.train.fit` calls ``set_epoch``)."""
+
+    def __init__(self, task: Task, batch_size: int, seed: int, rc_augment: bool):
+        self.task, self.batch_size, self.seed, self.rc_augment = task, batch_size, seed, rc_augment
+        self.tok, self.epoch = CharacterTokenizer(), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.task.train.sequences) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        split, rng = self.task.train, np.random.default_rng([self.seed, self.epoch])
+        for idx in _batches(len(split.sequences), self.batch_size, rng):
+            seqs = [split.sequences[i] for i in idx]
+            if self.rc_augment:
+                seqs = [reverse_complement(s) if flip else s for s, flip in zip(seqs, rng.random(len(seqs)) < 0.5)]
+            x = _encode(self.tok, seqs, [split.ids[i] for i in idx])
+            if self.task.kind == "token":
+                y = torch.full(x.shape, -100, dtype=torch.long)
+                for row, i in enumerate(idx):
+                    lab = torch.as_tensor(split.labels[i])
+                    y[row, x.shape[1] - len(lab) :] = lab  # left padding
+            else:
+                y = torch.as_tensor([split.labels[i] for i in idx])
+            yield x, y
+
+
+def classification_loss(model, batch) -> torch.Tensor:
+    """Cross-entropy of a sequence (``[B]`` labels) or token (``[B, L]``, -100 ignored) classifier."""
+    x, y = batch
+    logits = model(x)
+    if y.dim() == 2:
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+    return F.cross_entropy(logits, y)
+
+
+def validation_metrics(model, val, kind: str, both_strands: bool) -> dict:
+    """Validation accuracy (one strand, and for sequence tasks both strands; ``val_accuracy`` is the one selected on)."""
+    if kind != "sequence":
+        return {"val_accuracy": accuracy(model, val, both_strands=False)}
+    y = np.asarray(val.labels)
+    fwd = predict(model, val.sequences, val.ids, both_strands=False)
+    rev = predict(model, [reverse_complement(s) for s in val.sequences], val.ids, both_strands=False)
+    one, both = float((fwd.argmax(-1) == y).mean()), float(((fwd + rev).argmax(-1) == y).mean())
+    return {"val_accuracy_one_strand": one, "val_accuracy_both_strands": both, "val_accuracy": both if both_strands else one}
+
+
 def finetune(model_dir: str | Path, task: Task, out: str | Path | None = None, epochs: int = 3, batch_size: int = 16,
              lr: float = 5e-4, weight_decay: float = 0.01, pooling: str = "mean", seed: int = 0, progress: bool = True,
-             rc_augment: bool = False, both_strands: bool = False, val=None, keep_best: bool = False, evaluate_test: bool = True) -> dict:
-    """Fine-tune ``model_dir`` on ``task``; returns ``{"test_accuracy", "history", ...}`` (``history``: the
-    mean training loss and, with ``val``, the validation accuracy after each epoch)."""
+             rc_augment: bool = False, both_strands: bool = False, val=None, keep_best: bool = False, evaluate_test: bool = True,
+             mesh=None) -> dict:
+    """Fine-tune ``model_dir`` on ``task`` with :func:`seqverse.core.train.fit` (AdamW, one-cycle lr,
+    clipping at 1); returns ``{"test_accuracy", "history", ...}`` (``history``: the mean training
+    loss and, with ``val``, the validation accuracy after each epoch)."""
     if keep_best and val is None:
         raise ValueError("keep_best needs a validation split")
     if rc_augment and task.kind == "token":
         raise ValueError("rc_augment is for sequence tasks (token labels would have to be reversed too)")
-    from tqdm import tqdm
+    from seqverse.core.train import TrainConfig, fit
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = from_pretrained_backbone(model_dir, task.kind, len(task.label_names), pooling)
-    tok = CharacterTokenizer()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    batches = TrainBatches(task, batch_size, seed, rc_augment)
+    total = epochs * len(batches)
     n = len(task.train.sequences)
-    total = epochs * ((n + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
-    bar = tqdm(total=total, disable=not progress, desc=f"finetune {task.name}", unit="step")
-    t0 = time.perf_counter()
-    losses, history, best = [], [], None
+    config = TrainConfig(epochs=epochs, lr=lr, weight_decay=weight_decay, clip_norm=1.0, seed=None, progress=progress,
+                         progress_desc=f"finetune {task.name}", monitor="val_accuracy" if val is not None else None,
+                         monitor_mode="max", restore_best=keep_best)
+    fitted = fit(model, batches, classification_loss, config,
+                 eval_fn=(lambda m: validation_metrics(m, val, task.kind, both_strands)) if val is not None else None,
+                 scheduler=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1),
+                 mesh=mesh)
+    losses = fitted.losses()
+    history = []
     for epoch in range(epochs):
-        model.train()
-        first = len(losses)
-        for idx in _batches(n, batch_size, rng):
-            seqs = [task.train.sequences[i] for i in idx]
-            if rc_augment:
-                seqs = [reverse_complement(s) if flip else s for s, flip in zip(seqs, rng.random(len(seqs)) < 0.5)]
-            x = _encode(tok, seqs, [task.train.ids[i] for i in idx])
-            logits = model(x)
-            if task.kind == "token":
-                y = torch.full(x.shape, -100, dtype=torch.long)
-                for row, i in enumerate(idx):
-                    lab = torch.as_tensor(task.train.labels[i])
-                    y[row, x.shape[1] - len(lab) :] = lab
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
-            else:
-                loss = F.cross_entropy(logits, torch.as_tensor([task.train.labels[i] for i in idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            bar.update(1)
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses[first:]))})
-        if val is not None and task.kind == "sequence":
-            y = np.asarray(val.labels)
-            fwd = predict(model, val.sequences, val.ids, both_strands=False)
-            rev = predict(model, [reverse_complement(s) for s in val.sequences], val.ids, both_strands=False)
-            history[-1]["val_accuracy_one_strand"] = float((fwd.argmax(-1) == y).mean())
-            history[-1]["val_accuracy_both_strands"] = float(((fwd + rev).argmax(-1) == y).mean())
-            history[-1]["val_accuracy"] = history[-1]["val_accuracy_both_strands" if both_strands else "val_accuracy_one_strand"]
-        elif val is not None:
-            history[-1]["val_accuracy"] = accuracy(model, val, both_strands=False)
-        if keep_best and (best is None or history[-1]["val_accuracy"] > best[0]):
-            best = (history[-1]["val_accuracy"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
-        if progress:
-            bar.write(json.dumps(history[-1]), file=sys.stderr)
-    bar.close()
-    seconds = time.perf_counter() - t0
-    if keep_best:
-        model.load_state_dict(best[2])
+        records = fitted.history[epoch * len(batches) : (epoch + 1) * len(batches)]
+        entry = {"epoch": epoch + 1, "train_loss": float(np.mean([r["loss"] for r in records]))}
+        entry |= {k: v for k, v in records[-1].items() if k.startswith("val_")}
+        history.append(entry)
+    seconds = fitted.seconds
     result = {"task": task.name, "mixer": model.config.mixer, "pooling": pooling, "epochs": epochs, "lr": lr,
               "rc_augment": rc_augment, "both_strands": both_strands, "train_records": n,
               "val_records": len(val.sequences) if val is not None else 0, "test_records": len(task.test.sequences),
               "final_train_loss": float(np.mean(losses[-20:])), "history": history, "seconds": round(seconds, 1)}
     if keep_best:
-        result["kept_epoch"] = best[1]
+        result["kept_epoch"] = fitted.best_step // len(batches)
     if evaluate_test and task.kind == "sequence":
         predicted = predict(model, task.test.sequences, task.test.ids, both_strands=both_strands).argmax(-1)
         result["test_accuracy"] = float((predicted == np.asarray(task.test.labels)).mean())

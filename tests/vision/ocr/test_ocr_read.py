@@ -44,12 +44,22 @@ def test_snapped_borders_fall_between_lines(proc):
         assert sum(lo <= rows[0] and rows[-1] < hi for lo, hi in zip(borders, borders[1:])) == 1
 
 
+def test_size_limit_is_the_real_89_megapixels(tmp_path):
+    """The limit sits at 89,000,000 pixels: exactly that many opens, one row more is refused by its header."""
+    assert read.MAX_PIXELS == 89_000_000 < Image.MAX_IMAGE_PIXELS  # below PIL's decompression-bomb warning
+    edge, over = tmp_path / "edge.png", tmp_path / "over.png"
+    Image.new("1", (10_000, 8_900), 1).save(edge)
+    Image.new("1", (10_000, 8_901), 1).save(over)
+    assert read.open_page(edge).size == (10_000, 8_900)
+    with pytest.raises(read.PageError, match=r"over.png: image of 10000x8901 pixels is larger than the 89,000,000"):
+        read.open_page(over)
+
+
 def test_join_removes_a_line_read_twice():
     assert read.join_chunks(["A\nB 1.00", "B  1.00\nC", "", "D"]) == "A\nB 1.00\nC\nD"
 
 
-def test_bad_pages_are_named_and_the_batch_finishes(tmp_path, proc, monkeypatch):
-    monkeypatch.setattr(read, "MAX_PIXELS", 2_000_000)  # the real limit (89 MP) behaves the same, only slower
+def test_bad_pages_are_named_and_the_batch_finishes(tmp_path, proc):
     good = tmp_path / "good.png"
     synth.render_receipt(2).image.save(good)
     text = tmp_path / "notes.png"
@@ -58,8 +68,8 @@ def test_bad_pages_are_named_and_the_batch_finishes(tmp_path, proc, monkeypatch)
     trunc.write_bytes(good.read_bytes()[:200])
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    huge = tmp_path / "huge.png"
-    Image.new("L", (2000, 1001), 255).save(huge)
+    huge = tmp_path / "huge.png"  # one row over the real 89-megapixel limit (1-bit PNG: 29 kB, refused from its header)
+    Image.new("1", (10_000, 8_901), 1).save(huge)
     model = build_model(OCRConfig(encoder_dim=32, encoder_layers=1, decoder_dim=32, decoder_layers=1, max_length=4),
                         len(CharTokenizer())).eval()
     small = ChunkProcessor(OCRConfig(max_length=4), CharTokenizer())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqverse.core import clikit
+
 EPILOG = """examples:
   seqverse-vision ocr read receipt.png                      # embedded model, prints the page text
   seqverse-vision ocr read scans/*.jpg -o out/ --json        # out/<stem>.txt per page, JSON summary
@@ -25,11 +27,14 @@ def register(subparsers) -> None:
                        "lines), read every chunk with TrOCR, join in reading order. Pages are scaled to the "
                        "model's page width; pages over 89 megapixels are refused. A page that cannot be read "
                        "is reported on stderr and the others still finish (exit status 2 if any failed).")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-o", "--out", metavar="DIR", help="write DIR/<image stem>.txt per page instead of printing")
-    p.add_argument("--chunks", type=int, default=None, help="chunks per page (default: the model's tuned value)")
-    p.add_argument("--model", metavar="DIR", help="checkpoint directory (seqverse or an official TrOCR one, offline)")
-    p.add_argument("--batch-size", type=int, default=32, help="chunks decoded together")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="page images (PNG, JPEG, TIFF, ...)")
+    p.add_argument("-o", "--out", metavar="DIR", type=clikit.output_dir,
+                   help="write DIR/<image stem>.txt per page instead of printing (DIR is made only if a page is read)")
+    p.add_argument("--chunks", type=clikit.int_range(1, 200), default=None,
+                   help="chunks per page (default: the model's tuned value)")
+    p.add_argument("--model", metavar="DIR", type=clikit.existing_dir,
+                   help="checkpoint directory (seqverse or an official TrOCR one, offline; default: embedded)")
+    p.add_argument("--batch-size", type=clikit.int_range(1, 4096), default=32, help="chunks decoded together")
     p.add_argument("--no-snap", action="store_true", help="the paper's plain equal split (no snapping to line gaps)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_read)
@@ -38,9 +43,9 @@ def register(subparsers) -> None:
                        description="Write N images NNNNN.png with NNNNN.txt beside each (the text in reading "
                        "order, one line per printed line). Fonts from Debian font packages; GNU FreeFont is "
                        "held out of training for the unseen-font test.")
-    p.add_argument("-n", type=int, required=True, help="how many images")
-    p.add_argument("-o", "--out", required=True, metavar="DIR")
-    p.add_argument("--seed", type=int, default=777, help="corpus seed (training never uses seeds >= 500)")
+    p.add_argument("-n", type=clikit.int_range(1, 1_000_000), required=True, help="how many images")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", type=clikit.output_dir, help="directory to write")
+    p.add_argument("--seed", type=clikit.nonneg_int, default=777, help="corpus seed (training never uses seeds >= 500)")
     p.add_argument("--fonts", default="dejavu,liberation", help="font families: dejavu, liberation, freefont")
     p.add_argument("--lines", action="store_true", help="text-line mode: one printed line per image")
     p.set_defaults(func=_synth)
@@ -48,36 +53,38 @@ def register(subparsers) -> None:
     p = sub.add_parser("evaluate", help="CER and word precision/recall/F1 of predicted page texts",
                        description="Pairs PRED_DIR/<stem>.txt with GT_DIR/<stem>.txt. CER: edit distance over "
                        "whitespace-normalised page text / ground-truth length; words: multiset of whitespace tokens.")
-    p.add_argument("pred_dir")
-    p.add_argument("gt_dir")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("pred_dir", type=clikit.existing_dir, help="directory of predicted <stem>.txt files")
+    p.add_argument("gt_dir", type=clikit.existing_dir, help="directory of ground-truth <stem>.txt files")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("train", help="train TrOCR: text lines, then the chunk curriculum (resumable)",
                        description="Stage 1 trains on single printed lines; stage 2 on bands of whole lines whose "
                        "height grows to the model's input height. Pages are rendered on the fly. Re-running "
                        "with the same OUT resumes from OUT/last.")
-    p.add_argument("-o", "--out", required=True, metavar="DIR")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=12)
-    p.add_argument("--lr", type=float, default=1.5e-3)
-    p.add_argument("--line-steps", type=int, default=150, help="stage-1 steps on single lines")
-    p.add_argument("--grow-steps", type=int, default=350, help="steps over which the band height grows")
-    p.add_argument("--eval-every", type=int, default=150)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--scramble", type=float, default=0.5,
+    p.add_argument("-o", "--out", required=True, metavar="DIR", type=clikit.output_dir, help="run directory (resumable)")
+    p.add_argument("--steps", type=clikit.positive_int, default=3000, help="optimizer steps")
+    p.add_argument("--batch-size", type=clikit.int_range(1, 4096), default=12, help="pages per step")
+    p.add_argument("--lr", type=clikit.positive_float, default=1.5e-3, help="peak learning rate")
+    p.add_argument("--line-steps", type=clikit.nonneg_int, default=150, help="stage-1 steps on single lines")
+    p.add_argument("--grow-steps", type=clikit.nonneg_int, default=350, help="steps over which the band height grows")
+    p.add_argument("--eval-every", type=clikit.positive_int, default=150, help="steps between validation evaluations")
+    p.add_argument("--threads", type=clikit.int_range(1, 1024), default=1, help="torch CPU threads")
+    p.add_argument("--scramble", type=clikit.probability, default=0.5,
                    help="stage-1 share of pages with random-character words (half of it in stage 2)")
-    p.add_argument("--ctc-weight", type=float, default=0.5, help="joint CTC loss on single lines (0: off)")
-    p.add_argument("--init", metavar="DIR", default="", help="start from this checkpoint's weights")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ctc-weight", type=clikit.nonneg_float, default=0.5, help="joint CTC loss on single lines (0: off)")
+    p.add_argument("--init", metavar="DIR", default="", type=lambda t: clikit.existing_dir(t) if t else t,
+                   help="start from this checkpoint's weights (default: from scratch)")
+    p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and rendered pages")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help="copy a training run's model (no optimizer) into a directory with a model card",
                        description="Without -o, replaces the embedded default checkpoint inside the package.")
-    p.add_argument("run", metavar="RUN_DIR")
-    p.add_argument("-o", "--out", metavar="DIR")
-    p.add_argument("--chunks", type=int, default=15, help="default chunk count stored with the model")
-    p.add_argument("--command", default="", help="the training command(s), recorded in the model card")
+    p.add_argument("run", metavar="RUN_DIR", type=clikit.existing_dir, help="training run directory (`ocr train -o`)")
+    p.add_argument("-o", "--out", metavar="DIR", type=clikit.output_dir,
+                   help="model directory to write (default: replace the embedded model)")
+    p.add_argument("--chunks", type=clikit.int_range(1, 200), default=15, help="default chunk count stored with the model")
+    p.add_argument("--command", default="", help="the training command(s), recorded in the model card (default: empty)")
     p.set_defaults(func=_export)
 
 
@@ -89,15 +96,10 @@ def _model(args):
 
 def _read(args) -> None:
     import json
-    import os
     from pathlib import Path
-
-    from seqverse.core import clikit
 
     from .read import DEFAULT_CHUNKS, read_pages
 
-    if args.chunks is not None and args.chunks < 1:
-        raise clikit.InputError(f"--chunks must be at least 1, got {args.chunks}")
     model, proc = _model(args)
     chunks = args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None) or DEFAULT_CHUNKS
     results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,
@@ -105,15 +107,11 @@ def _read(args) -> None:
     for r in results:
         if r.error:
             print(f"seqverse-vision: error: {r.error}", file=sys.stderr)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if args.out:  # atomic_write makes DIR only when a page was read, so no empty DIR is left behind
         for r in results:
             if r.error is None:
-                dst = out / f"{Path(r.image).stem}.txt"
-                tmp = dst.with_suffix(".txt.tmp")
-                tmp.write_text(r.text + "\n")
-                os.replace(tmp, dst)
+                with clikit.atomic_write(Path(args.out) / f"{Path(r.image).stem}.txt") as fh:
+                    fh.write(r.text + "\n")
     if args.json:
         print(json.dumps({"pages": [r.__dict__ for r in results], **stats}, indent=2))
     elif not args.out:
@@ -128,23 +126,17 @@ def _read(args) -> None:
 
 
 def _synth(args) -> None:
-    from seqverse.core import clikit
-
     from .synth import FONT_FAMILIES, write_corpus
 
     fams = tuple(f.strip() for f in args.fonts.split(",") if f.strip())
     bad = [f for f in fams if f not in FONT_FAMILIES]
     if bad or not fams:
         raise clikit.InputError(f"--fonts: unknown family {bad}; choose from {', '.join(FONT_FAMILIES)}")
-    if args.n < 1:
-        raise clikit.InputError("-n must be at least 1")
     paths = write_corpus(args.out, args.n, seed=args.seed, families=fams, lines=args.lines)
     print(f"wrote {len(paths)} images with ground truth to {args.out}", file=sys.stderr)
 
 
 def _evaluate(args) -> None:
-    from seqverse.core import clikit
-
     from .evaluate import evaluate_dirs
 
     clikit.emit(evaluate_dirs(args.pred_dir, args.gt_dir), args.json)
@@ -165,8 +157,6 @@ def _train(args) -> None:
 
 def _export(args) -> None:
     from pathlib import Path
-
-    from seqverse.core import clikit
 
     from .model import default_model_dir
     from .train import export

@@ -28,7 +28,9 @@ import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -83,6 +85,7 @@ class TrainConfig:
     stop_step: int | None = None  # stop (checkpointed) at this step; the schedule stays that of `steps`
     max_seconds: float | None = None  # stop (checkpointed) after this long
     find_unused_parameters: bool = True
+    stop_on_signal: bool = True  # SIGINT/SIGTERM: finish the step, checkpoint, return (result.interrupted)
 
 
 @dataclass
@@ -93,6 +96,7 @@ class FitResult:
     steps_done: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    interrupted: bool = False  # stopped by SIGINT/SIGTERM (checkpointed; run again to resume)
 
     def losses(self) -> list[float]:
         return [h["loss"] for h in self.history if "loss" in h]
@@ -404,6 +408,7 @@ def fit(
     best_metric, best_step = state.get("best_metric"), state.get("best_step")
     bad_evals = state.get("bad_evals", 0)
     stopped_early = state.get("stopped_early", False)
+    seconds_before = history[-1].get("seconds", 0.0) if history else 0.0
     micro = state.get("micro", 0)  # micro-batches consumed (index into the data stream)
     sched = scheduler(opt) if scheduler is not None else None
     if sched is not None and step:
@@ -484,6 +489,15 @@ def fit(
     if stopped_early:  # resumed after early stopping: nothing left to do
         stop_at = step
     stream = micro_batches()
+    interrupted = False
+
+    def _on_signal(signum, frame):  # finish the step, checkpoint, stop
+        nonlocal interrupted
+        interrupted = True
+
+    handlers = {}
+    if config.stop_on_signal and threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     model.train()
     try:
         while step < stop_at:
@@ -526,9 +540,11 @@ def fit(
                 dist.all_reduce(t, group=mesh.grad_group)  # DP shares are weighted, SP parts add up
                 step_loss = float(t)
             record = {"step": step, "loss": step_loss, "lr": lr_now} | extras
+            record["seconds"] = round(seconds_before + time.time() - began, 2)  # wall clock over resumes
             if grad_norm is not None:
                 record["grad_norm"] = grad_norm
-            if eval_fn is not None and (step % eval_every == 0 or step == total):
+            evaluated = eval_fn is not None and (step % eval_every == 0 or step == total)
+            if evaluated:
                 metrics = evaluate()
                 record |= metrics
                 if config.monitor is not None:
@@ -549,12 +565,12 @@ def fit(
             history.append(record)
             if on_step is not None:
                 on_step(step, record)
-            if rank0 and (step % config.log_every == 0 or step == total or len(record) > 3 + ("grad_norm" in record)):
+            if rank0 and (step % config.log_every == 0 or step == total or evaluated):
                 log.write(record)
             if bar is not None:
                 bar.update(1)
                 if step % config.log_every == 0:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "lr")}, refresh=False)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "lr", "seconds")}, refresh=False)
             due = config.checkpoint_every and step % config.checkpoint_every == 0
             timed = config.checkpoint_seconds is not None and time.time() - last_save > config.checkpoint_seconds
             if due or timed:
@@ -562,9 +578,12 @@ def fit(
                 last_save = time.time()
             if stopped_early:
                 break
-            if config.max_seconds is not None and _agree(time.time() - began > config.max_seconds, mesh):
+            out_of_time = config.max_seconds is not None and time.time() - began > config.max_seconds
+            if _agree(out_of_time or interrupted, mesh):
                 break
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
         log.close()
@@ -572,16 +591,17 @@ def fit(
     if config.restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(history=history, best_metric=best_metric, best_step=best_step, steps_done=step,
-                     stopped_early=stopped_early, seconds=time.time() - began)
+                     stopped_early=stopped_early, seconds=time.time() - began, interrupted=interrupted)
 
 
 def _agree(flag: bool, mesh: Mesh) -> bool:
-    """Rank 0's decision on every rank (wall-clock stops must not split the ranks)."""
+    """True on every rank when it is true on any (a stop must not split the ranks)."""
     if not mesh.distributed:
         return flag
-    box = [flag]
-    dist.broadcast_object_list(box, src=0, group=mesh.grad_group)
-    return bool(box[0])
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=mesh.grad_group)
+    return bool(t.item())
 
 
 def _jsonable_config(config: TrainConfig) -> dict:

@@ -6,15 +6,15 @@ insertions, deletions, the odd N), and the pair is put on either strand at rando
 InfoNCE over cosine similarities with a temperature: each read must pick its own fragment among
 every fragment of the batch (in-batch negatives) plus hard negatives, here the reverse complement
 of each positive fragment (the wrong strand, which shares no k-mer order with the read) and a
-fragment that overlaps the read only partly. Training is resumable: the state (model, optimiser,
-step, random generator) is checkpointed every few minutes to ``OUT/checkpoint/``.
+fragment that overlaps the read only partly. Training runs through the shared engine
+(:func:`seqverse.core.train.fit`) and is resumable: model, optimiser, step and data position are
+checkpointed every few minutes to ``OUT/checkpoint/``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,6 +110,28 @@ def info_nce(model: DNAEncoder, frags, reads, negs, temperature: float) -> tuple
     return loss, acc
 
 
+class TrainPairs:
+    """The endless stream of training batches: ``(fragments, reads, negatives)`` with a read length
+    drawn per batch, all from one generator seeded with ``config.seed`` (the engine replays the
+    stream up to the checkpointed position on resume, so a resumed run sees the same batches)."""
+
+    def __init__(self, genomes: dict[str, str], config: TrainConfig):
+        self.genomes, self.config = genomes, config
+
+    def __iter__(self):
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        sampler = PairSampler(self.genomes, c, rng)
+        while True:
+            read_len = int(rng.integers(c.read_len_min, c.read_len_max + 1))
+            yield sampler.batch(read_len)
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Linear warm-up over 100 steps, times a cosine decay to 0 at ``config.steps``."""
+    return min(1.0, (step + 1) / 100) * 0.5 * (1 + float(np.cos(np.pi * min(step, config.steps) / config.steps)))
+
+
 def train(
     genome_paths: list[str],
     out_dir: str | Path,
@@ -118,102 +140,51 @@ def train(
     threads: int = 1,
     progress: bool = True,
 ) -> dict:
-    """Train (or resume) an encoder on ``genome_paths``; writes MODEL_DIR/{config.json,model.safetensors}.
+    """Train (or resume) an encoder on ``genome_paths`` with :func:`seqverse.core.train.fit`;
+    writes ``OUT/model/{config.json,model.safetensors}``.
 
-    ``OUT/checkpoint/`` holds the resumable state, ``OUT/curve.csv`` the training curve.
+    ``OUT/checkpoint/`` holds the engine's resumable state (``OUT/run.json`` the configs it was
+    started with), ``OUT/curve.csv`` the training curve. SIGINT/SIGTERM finish the step, save, and
+    raise ``KeyboardInterrupt``.
     """
-    from safetensors.torch import load_file, save_file
-    from tqdm import tqdm
+    from seqverse.core.train import TrainConfig as EngineConfig
+    from seqverse.core.train import fit
 
     torch.set_num_threads(threads)
     out = Path(out_dir)
-    ckpt = out / "checkpoint"
     config = config or TrainConfig()
     model_config = model_config or EncoderConfig()
-    state_file = ckpt / "state.json"
-    if state_file.is_file():  # resume
-        state = json.loads(state_file.read_text())
-        model_config = EncoderConfig(**state["model_config"])
-        config = TrainConfig(**{**state["train_config"], "steps": config.steps})
-        model = DNAEncoder(model_config)
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        step = state["step"]
-        rng = np.random.default_rng([config.seed, step])
-    else:
-        torch.manual_seed(config.seed)
-        model = DNAEncoder(model_config)
-        step = 0
-        rng = np.random.default_rng(config.seed)
+    run_file = out / "run.json"
+    if run_file.is_file() and (out / "checkpoint").is_dir():  # resume: the run's own configs
+        run = json.loads(run_file.read_text())
+        model_config = EncoderConfig(**run["model_config"])
+        config = TrainConfig(**{**run["train_config"], "steps": config.steps})
+    out.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps({"model_config": asdict(model_config), "train_config": asdict(config)}, indent=2))
+    torch.manual_seed(config.seed)
+    model = DNAEncoder(model_config)
     genomes: dict[str, str] = {}
     for p in genome_paths:
         genomes.update({f"{p}:{k}": v for k, v in read_fasta(p).items()})
-    sampler = PairSampler(genomes, config, rng)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    if (ckpt / "optimizer.pt").is_file() and step:
-        try:
-            opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
-        except Exception as err:  # an optimiser state that will not load safely: restart the moments
-            print(f"esa train: optimiser state not restored ({type(err).__name__}); continuing with fresh moments")
 
-    def lr_at(s: int) -> float:  # linear warm-up over 100 steps, then cosine decay to 0 at config.steps
-        return config.lr * min(1.0, (s + 1) / 100) * 0.5 * (1 + float(np.cos(np.pi * min(s, config.steps) / config.steps)))
+    def loss_fn(m, batch):
+        loss, acc = info_nce(m, *batch, config.temperature)
+        return loss, {"batch_acc": acc}
 
-    out.mkdir(parents=True, exist_ok=True)
-    curve_path = out / "curve.csv"
-    new_curve = not curve_path.is_file()
-    curve = open(curve_path, "a", newline="")
-    writer = csv.writer(curve)
-    if new_curve:
-        writer.writerow(["step", "loss", "batch_acc", "lr", "seconds"])
-
-    def save_checkpoint():
-        ckpt.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(ckpt / "model.safetensors"))
-        torch.save(opt.state_dict(), ckpt / "optimizer.pt")
-        state_file.write_text(
-            json.dumps({"step": step, "model_config": asdict(model_config), "train_config": asdict(config)}, indent=2)
-        )
-        model.save_pretrained(out / "model")
-        curve.flush()
-
-    import signal
-
-    _interrupted = False
-
-    def _stop(signum, frame):  # finish the step, save, then stop (Ctrl-C or kill)
-        nonlocal _interrupted
-        _interrupted = True
-
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    model.train()
-    last_save, t0 = time.time(), time.time()
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="esa train")
-    loss_avg = None
-    while step < config.steps:
-        read_len = int(rng.integers(config.read_len_min, config.read_len_max + 1))
-        frags, reads, negs = sampler.batch(read_len)
-        loss, acc = info_nce(model, frags, reads, negs, config.temperature)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-        writer.writerow([step, f"{loss.item():.4f}", f"{acc:.3f}", f"{lr_at(step - 1):.2e}", f"{time.time() - t0:.0f}"])
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{acc:.2f}")
-        if time.time() - last_save > 60 * config.checkpoint_minutes:
-            save_checkpoint()
-            last_save = time.time()
-        if _interrupted:
-            break
-    save_checkpoint()
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-    if _interrupted:
+    engine = EngineConfig(steps=config.steps, lr=config.lr, weight_decay=0.01, clip_norm=1.0, seed=None, out_dir=str(out),
+                          checkpoint_seconds=60 * config.checkpoint_minutes, progress=progress, progress_desc="esa train")
+    result = fit(model, TrainPairs(genomes, config), loss_fn, engine, schedule=lambda s: lr_factor(config, s))
+    model.save_pretrained(out / "model")
+    rows = [["step", "loss", "batch_acc", "lr", "seconds"]]
+    rows += [[h["step"], f"{h['loss']:.4f}", f"{h['batch_acc']:.3f}", f"{h['lr']:.2e}", f"{h['seconds']:.0f}"] for h in result.history]
+    tmp = out / "curve.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    tmp.replace(out / "curve.csv")
+    if result.interrupted:
         raise KeyboardInterrupt
-    bar.close()
-    curve.close()
-    return {"steps": step, "loss": loss_avg, "model_dir": str(out / "model")}
+    losses = result.losses()
+    loss_avg = None
+    for x in losses:  # the smoothed loss the progress bar showed
+        loss_avg = x if loss_avg is None else 0.98 * loss_avg + 0.02 * x
+    return {"steps": result.steps_done, "loss": loss_avg, "model_dir": str(out / "model")}

@@ -68,15 +68,21 @@ class FaceModel:
         w = self.jaw_weights[None, :, None]
         return (w * posed + (1 - w) * rest).astype(np.float32)
 
-    def vertices_torch(self, expression, jaw, identity=None):
-        """Differentiable batched forward: expression [B, T, E], jaw [B, T, 3], identity [B] long -> [B, T, V, 3]."""
+    def vertices_torch(self, expression, jaw, identity=None, subset=None):
+        """Differentiable batched forward: expression [B, T, E], jaw [B, T, 3], identity [B] long -> [B, T, V, 3].
+
+        ``subset`` (a tuple of vertex indices) computes only those vertices (the losses use the lips + a sample).
+        """
         import torch
 
         dev = expression.device
-        if dev not in self._torch:
-            self._torch[dev] = {k: torch.as_tensor(getattr(self, k), dtype=torch.float32, device=dev)
-                                for k in ("v_template", "exprdirs", "id_offsets", "joints", "jaw_weights")}
-        t = self._torch[dev]
+        key = (dev, subset)
+        if key not in self._torch:
+            idx = np.arange(self.n_vertices) if subset is None else np.asarray(subset)
+            arrays = {"v_template": self.v_template[idx], "exprdirs": self.exprdirs[:, idx], "id_offsets": self.id_offsets[:, idx],
+                      "joints": self.joints, "jaw_weights": self.jaw_weights[idx]}
+            self._torch[key] = {k: torch.as_tensor(a, dtype=torch.float32, device=dev) for k, a in arrays.items()}
+        t = self._torch[key]
         b = expression.shape[0]
         if identity is None:
             identity = torch.zeros(b, dtype=torch.long, device=dev)

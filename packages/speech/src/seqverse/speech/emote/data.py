@@ -1,0 +1,97 @@
+"""Training samples (audio crop + generated motion + conditions) and the vertex subsets the losses read."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seqverse.speech.emote import motion as M
+from seqverse.speech.emote.corpus import MEL, MEL_PER_FRAME, Utterance
+from seqverse.speech.emote.face import FaceModel, default_face
+
+# every (emotion, intensity) a sample can have: neutral once (MEAD records neutral at one level), 7 x 3 others
+COMBOS = [("neutral", 1)] + [(e, i) for e in M.EMOTIONS[1:] for i in M.INTENSITIES]
+LOG_FLOOR = float(np.log(MEL.log_floor))
+
+
+class Geometry:
+    """Vertex subsets and displacement features computed from expression + jaw through the face model."""
+
+    def __init__(self, face: FaceModel | None = None, seed: int = 0):
+        self.face = face or default_face()
+        rng = np.random.default_rng(seed)
+        lip_idx = np.where(self.face.lip_mask)[0]
+        self.lips = tuple(int(i) for i in np.sort(rng.choice(lip_idx, 64, replace=False)))
+        self.landmarks = tuple(int(i) for i in self.face.landmark_vertices)
+        others = np.setdiff1d(np.arange(self.face.n_vertices), lip_idx)
+        # the vertex loss reads 160 lip-region vertices, the 68 landmarks and 100 others (CPU budget)
+        loss = np.union1d(np.union1d(rng.choice(lip_idx, 160, replace=False), self.face.landmark_vertices),
+                          rng.choice(others, 100, replace=False))
+        self.loss = tuple(int(i) for i in loss)
+        self.is_lip_in_loss = torch.as_tensor(np.isin(loss, lip_idx))
+
+    def vertices(self, motion, identity, subset):
+        """motion [B, T, 23] -> [B, T, |subset|, 3] vertices (mm)."""
+        return self.face.vertices_torch(motion[..., :M.E], motion[..., M.E:], identity, subset)
+
+    def displacement(self, motion, identity, subset):
+        rest = self.vertices(torch.zeros_like(motion[:, :1]), identity, subset)
+        return self.vertices(motion, identity, subset) - rest
+
+
+class MotionDataset(torch.utils.data.Dataset):
+    """Map-style: index -> (utterance, emotion x intensity combo); actor and crop drawn from the index.
+
+    generator "a" gives the targets; "b" the lip reader's training motion (another coarticulation
+    model) with per-frame viseme labels.
+    """
+
+    def __init__(self, utts: list[Utterance], crop: int = 64, generator: str = "a", seed: int = 0):
+        self.utts, self.crop, self.generator, self.seed = utts, crop, generator, seed
+        self.content = []
+        for u in utts:
+            n = max(u.n_frames, crop)
+            if generator == "a":
+                lips, jaw = M.content_generator_a(u.phones, n)
+            else:
+                lips = jaw = None
+            self.content.append((n, lips, jaw, M.bilabial_share(u.phones, n), M.frame_visemes(u.phones, n)))
+
+    def __len__(self):
+        return len(self.utts) * len(COMBOS)
+
+    def __getitem__(self, i):
+        u_idx, c_idx = divmod(int(i), len(COMBOS))
+        u = self.utts[u_idx]
+        emotion, intensity = COMBOS[c_idx]
+        rng = np.random.default_rng([self.seed, u_idx, c_idx])
+        actor = int(rng.integers(M.N_ACTORS))
+        n, lips, jaw, share, vis = self.content[u_idx]
+        if self.generator == "b":
+            lips, jaw = M.content_generator_b(u.phones, n, rng)
+        expr, jaw3 = M.compose(lips, jaw, share, emotion, intensity, actor, rng)
+        mel = u.mel
+        if len(mel) < n * MEL_PER_FRAME:
+            mel = np.concatenate([mel, np.full((n * MEL_PER_FRAME - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
+        start = int(rng.integers(0, n - self.crop + 1))
+        sl = slice(start, start + self.crop)
+        return {
+            "mel": torch.from_numpy(np.ascontiguousarray(mel[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME])),
+            "motion": torch.from_numpy(np.concatenate([expr[sl], jaw3[sl]], 1)),
+            "visemes": torch.from_numpy(vis[sl]),
+            "emotion": torch.tensor(M.EMOTIONS.index(emotion)),
+            "intensity": torch.tensor(intensity - 1),
+            "actor": torch.tensor(actor),
+            "identity": torch.tensor(M.actor_style(actor)["identity"]),
+        }
+
+
+def full_sequence(u: Utterance, emotion: str, intensity: int, actor: int, multiple: int = 4, seed: int = 0) -> dict:
+    """A whole utterance (padded to a multiple of ``multiple`` frames) with its generator-A target."""
+    n = int(np.ceil(u.n_frames / multiple) * multiple)
+    expr, jaw = M.target_motion(u.phones, n, emotion, intensity, actor, seed)
+    mel = u.mel
+    if len(mel) < n * MEL_PER_FRAME:
+        mel = np.concatenate([mel, np.full((n * MEL_PER_FRAME - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
+    return {"mel": mel, "motion": np.concatenate([expr, jaw], 1), "n_frames": u.n_frames,
+            "visemes": M.frame_visemes(u.phones, n), "identity": M.actor_style(actor)["identity"]}

@@ -1,0 +1,243 @@
+"""Training, in the paper's order: FLINT prior, then the perceptual judges, then EMOTE in two stages.
+
+Every run goes through the shared engine (``seqverse.core.train.fit``): checkpointed and resumable
+in ``<out>/checkpoint``, metrics in ``<out>/metrics.jsonl``, the final weights in ``<out>/model``
+(config.json + model.safetensors). A finished run (``<out>/model`` present) is skipped, so
+``train_all`` can be rerun after an interruption and continues where it stopped.
+
+EMOTE (Sec. 3.3-3.4 of the paper; inferno ``train_emote_stage_1/2.py``): stage 1 trains with the
+vertex loss alone; stage 2 adds the lip-reading loss, the sequence-level emotion loss and the
+content-emotion exchange (the emotion conditions of the batch are rolled by one; the swapped
+output's emotion features must match the emotion donor's target, its lip features the content
+source's target). The best validation checkpoint (lip vertex error on validation voices) is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seqverse.speech.emote import judges as J
+from seqverse.speech.emote.corpus import load_split
+from seqverse.speech.emote.data import COMBOS, Geometry, MotionDataset, full_sequence
+from seqverse.speech.emote.model import EMOTE, FLINT, EMOTEConfig, from_pretrained, save_pretrained
+from seqverse.speech.emote.motion import EMOTIONS, N_ACTORS
+
+VARIANTS = {
+    # name: (use_prior, stage-2 perceptual losses, exchange)
+    "emote": (True, True, True),
+    "no_exchange": (True, True, False),
+    "no_prior": (False, True, True),
+    "regression": (False, False, False),   # FaceFormer-style direct regression: vertex loss only
+}
+LOSS_WEIGHTS = {"vertex": 1.0, "lip": 10.0, "emotion": 5.0}
+
+
+def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor=None, seed=0, progress=True):
+    from seqverse.core.train import TrainConfig, fit
+
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, schedule="cosine", warmup=0.05, clip_norm=1.0,
+                      seed=seed, out_dir=str(out), checkpoint_every=100, eval_every=max(steps // 3, 1) if eval_fn else 0,
+                      log_every=10, monitor=monitor, monitor_mode="min", restore_best=eval_fn is not None,
+                      progress=progress, progress_desc=Path(out).name, device="cpu")
+    return fit(model, data, loss_fn, cfg, eval_fn=eval_fn)
+
+
+def _done(out) -> bool:
+    return (Path(out) / "model" / "model.safetensors").is_file()
+
+
+def train_flint(corpus, out, steps=300, batch_size=16, lr=1e-3, seed=0, progress=True) -> dict:
+    """FLINT (Sec. 3.1): VAE reconstruction of generator-A motion crops; vertex MSE (mm^2) + 0.005 KL."""
+    out = Path(out)
+    if _done(out):
+        return {"skipped": str(out)}
+    torch.manual_seed(seed)
+    geo = Geometry()
+    data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed)
+    val = [full_sequence(u, *COMBOS[i % len(COMBOS)], i % N_ACTORS) for i, u in enumerate(load_split(corpus, "val"))]
+    model = FLINT()
+
+    def loss_fn(m, b):
+        rec, kl = m(b["motion"])
+        vert = ((geo.vertices(rec, b["identity"], geo.loss) - geo.vertices(b["motion"], b["identity"], geo.loss)) ** 2).sum(-1).mean()
+        return vert + m.config.kl_weight * kl, {"vertex_mse": vert.item(), "kl": kl.item()}
+
+    def eval_fn(m):
+        errs = []
+        with torch.no_grad():
+            for s in val:
+                x = torch.from_numpy(s["motion"])[None]
+                rec, _ = m(x, sample=False)
+                errs.append(lip_vertex_error(geo, rec[0], x[0], s["identity"], s["n_frames"]))
+        return {"val_lve": float(np.mean(errs))}
+
+    r = _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn, "val_lve", seed, progress)
+    save_pretrained(model, out / "model")
+    return {"best_val_lve": r.best_metric, "steps": r.steps_done}
+
+
+def train_lipreader(corpus, out, arch="conv", steps=300, batch_size=16, lr=1e-3, seed=0, progress=True) -> dict:
+    """Per-frame viseme classifier on generator-B motion (never the target generator)."""
+    out = Path(out)
+    if _done(out):
+        return {"skipped": str(out)}
+    torch.manual_seed(seed)
+    geo = Geometry()
+    data = MotionDataset(load_split(corpus, "train"), crop=64, generator="b", seed=seed + 17)
+    model = J.LipReader(J.LipReaderConfig(arch=arch))
+
+    def loss_fn(m, b):
+        with torch.no_grad():
+            lips = geo.displacement(b["motion"], b["identity"], geo.lips)
+        logits = m(lips)
+        loss = F.cross_entropy(logits.flatten(0, 1), b["visemes"].flatten())
+        return loss, {"acc": float((logits.argmax(-1) == b["visemes"]).float().mean())}
+
+    r = _fit(model, data, loss_fn, out, steps, lr, batch_size, None, None, seed, progress)
+    save_pretrained(model, out / "model")
+    return {"final_loss": r.history[-1]["loss"] if r.history else None, "steps": r.steps_done}
+
+
+def train_emotion_classifier(corpus, out, steps=300, batch_size=16, lr=1e-3, seed=0, progress=True) -> dict:
+    """Sequence-level emotion + intensity classifier on generator-A training targets (the emotion loss's network)."""
+    out = Path(out)
+    if _done(out):
+        return {"skipped": str(out)}
+    torch.manual_seed(seed)
+    geo = Geometry()
+    data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed + 31)
+    model = J.EmotionClassifier()
+
+    def loss_fn(m, b):
+        with torch.no_grad():
+            lm = geo.displacement(b["motion"], b["identity"], geo.landmarks)
+        emo, inten = m(lm)
+        neutral = b["emotion"] == 0
+        loss = F.cross_entropy(emo, b["emotion"])
+        if (~neutral).any():
+            loss = loss + 0.5 * F.cross_entropy(inten[~neutral], b["intensity"][~neutral])
+        return loss, {"acc": float((emo.argmax(-1) == b["emotion"]).float().mean())}
+
+    r = _fit(model, data, loss_fn, out, steps, lr, batch_size, None, None, seed, progress)
+    save_pretrained(model, out / "model")
+    return {"final_loss": r.history[-1]["loss"] if r.history else None, "steps": r.steps_done}
+
+
+def lip_vertex_error(geo: Geometry, pred, target, identity: int, n_frames: int) -> float:
+    """Lip vertex error: max L2 over the lip-region vertices per frame, averaged over frames (mm)."""
+    idx = torch.tensor([identity])
+    lips = tuple(int(i) for i in np.where(geo.face.lip_mask)[0])
+    vp = geo.vertices(pred[None, :n_frames], idx, lips)[0]
+    vt = geo.vertices(target[None, :n_frames], idx, lips)[0]
+    return float((vp - vt).norm(dim=-1).amax(-1).mean())
+
+
+def _cos_loss(a, b):
+    return (1 - F.cosine_similarity(a, b, dim=-1)).mean()
+
+
+def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool, weights=LOSS_WEIGHTS):
+    """The EMOTE objective (Sec. 3.3-3.4) as a ``loss_fn(model, batch)`` for the engine."""
+
+    def loss_fn(model, b):
+        ident = b["identity"]
+        pred = model(b["mel"], b["emotion"], b["intensity"], b["actor"])
+        vert = ((geo.vertices(pred, ident, geo.loss) - geo.vertices(b["motion"], ident, geo.loss)) ** 2).sum(-1).mean()
+        logs = {"vertex_mse": vert.item()}
+        loss = weights["vertex"] * vert
+        if perceptual:
+            with torch.no_grad():
+                lip_gt = lip_reader.features(geo.displacement(b["motion"], ident, geo.lips))
+                emo_gt = emotion_net.features(geo.displacement(b["motion"], ident, geo.landmarks))
+            lip = _cos_loss(lip_reader.features(geo.displacement(pred, ident, geo.lips)), lip_gt)
+            emo = _cos_loss(emotion_net.features(geo.displacement(pred, ident, geo.landmarks)), emo_gt)
+            loss = loss + weights["lip"] * lip + weights["emotion"] * emo
+            logs.update(lip=lip.item(), emotion=emo.item())
+            if exchange:
+                perm = torch.roll(torch.arange(len(pred)), 1)
+                swapped = model(b["mel"], b["emotion"][perm], b["intensity"][perm], b["actor"])
+                lip_s = _cos_loss(lip_reader.features(geo.displacement(swapped, ident, geo.lips)), lip_gt)
+                emo_s = _cos_loss(emotion_net.features(geo.displacement(swapped, ident, geo.landmarks)), emo_gt[perm])
+                loss = loss + weights["lip"] * lip_s + weights["emotion"] * emo_s
+                logs.update(lip_exchange=lip_s.item(), emotion_exchange=emo_s.item())
+        return loss, logs
+
+    return loss_fn
+
+
+def _frozen(directory):
+    m = from_pretrained(directory)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m.eval()
+
+
+def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: int) -> torch.Tensor:
+    """[T, 23] motion for a whole utterance's [4T, 80] log-mel (T a multiple of the model's frames_per_step)."""
+    with torch.no_grad():
+        return model(torch.as_tensor(mel)[None], torch.tensor([emotion]), torch.tensor([intensity - 1]),
+                     torch.tensor([actor]))[0]
+
+
+def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
+                batch_size=8, lr=1e-3, seed=0, progress=True) -> dict:
+    """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable."""
+    out = Path(out)
+    if _done(out):
+        return {"skipped": str(out)}
+    use_prior, perceptual, exchange = VARIANTS[variant]
+    torch.manual_seed(seed)
+    geo = Geometry()
+    data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed)
+    val_utts = load_split(corpus, "val")
+    val = [(full_sequence(u, *COMBOS[i % len(COMBOS)], i % N_ACTORS), COMBOS[i % len(COMBOS)], i % N_ACTORS)
+           for i, u in enumerate(val_utts)]
+    cfg = EMOTEConfig(use_prior=use_prior)
+    flint = from_pretrained(flint_dir)
+    cfg.flint = flint.config
+    model = EMOTE(cfg)
+    if use_prior:
+        model.prior.load_state_dict(flint.decoder.state_dict())
+
+    def eval_fn(m):
+        m.eval()
+        errs = [lip_vertex_error(geo, predict(m, s["mel"], EMOTIONS.index(e), i, a), torch.from_numpy(s["motion"]),
+                                 s["identity"], s["n_frames"]) for s, (e, i), a in val]
+        m.train()
+        return {"val_lve": float(np.mean(errs))}
+
+    lip_reader, emotion_net = _frozen(Path(lip_dir) / "model"), _frozen(Path(emotion_dir) / "model")
+    stage1 = out / "stage1"
+    if variant == "regression":
+        r = _fit(model, data, emote_loss_fn(geo, None, None, False, False), stage1, steps1 + steps2, lr, batch_size,
+                 eval_fn, "val_lve", seed, progress)
+        result = {"best_val_lve": r.best_metric, "steps": r.steps_done}
+    else:
+        r1 = _fit(model, data, emote_loss_fn(geo, None, None, False, False), stage1, steps1, lr, batch_size, eval_fn,
+                  "val_lve", seed, progress)
+        r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange), out / "stage2", steps2,
+                  lr * 0.5, batch_size, eval_fn, "val_lve", seed + 1, progress)
+        result = {"stage1_best_val_lve": r1.best_metric, "best_val_lve": r2.best_metric, "steps": r1.steps_done + r2.steps_done}
+    save_pretrained(model, out / "model", {"variant": variant, "corpus": str(corpus), "seed": seed,
+                                           "steps1": steps1, "steps2": steps2, "loss_weights": LOSS_WEIGHTS})
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def train_all(corpus, run_dir, variants=("emote", "regression", "no_exchange", "no_prior"), flint_steps=300,
+              judge_steps=300, steps1=300, steps2=200, seed=0, progress=True) -> dict:
+    """The whole pipeline in order; rerunning continues from the last checkpoint of the unfinished run."""
+    run = Path(run_dir)
+    results = {"flint": train_flint(corpus, run / "flint", flint_steps, seed=seed, progress=progress),
+               "lip_reader": train_lipreader(corpus, run / "lip_reader", "conv", judge_steps, seed=seed, progress=progress),
+               "lip_judge": train_lipreader(corpus, run / "lip_judge", "gru", judge_steps, seed=seed + 100, progress=progress),
+               "emotion_net": train_emotion_classifier(corpus, run / "emotion_net", judge_steps, seed=seed, progress=progress)}
+    for v in variants:
+        results[v] = train_emote(corpus, run / v, run / "flint" / "model", run / "lip_reader", run / "emotion_net", v,
+                                 steps1, steps2, seed=seed, progress=progress)
+    return results

@@ -74,4 +74,7 @@ def test_n_and_lower_case_reads_align(index_dir, tmp_path):
 
 def test_missing_index(tmp_path, capsys):
     assert main(["esa", "align", str(tmp_path / "nope"), str(DATA / "lambda_reads.fq.gz"), "-o", str(tmp_path / "o.sam")]) == 2
-    assert "not a DNA-ESA index" in capsys.readouterr().err
+    assert "nope: no such directory" in capsys.readouterr().err  # checked at parse time
+    (tmp_path / "empty").mkdir()
+    assert main(["esa", "align", str(tmp_path / "empty"), str(DATA / "lambda_reads.fq.gz"), "-o", str(tmp_path / "o.sam")]) == 2
+    assert "not a DNA-ESA index" in capsys.readouterr().err and not (tmp_path / "o.sam").exists()

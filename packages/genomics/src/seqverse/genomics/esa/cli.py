@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from seqverse.core import clikit
+
+
+def _input_file(text: str) -> str:
+    """An existing file, or '-' for standard input."""
+    return text if text == "-" else clikit.existing_file(text)
+
+
+def _output_file(text: str) -> str:
+    return text if text == "-" else clikit.output_file(text)
+
 
 def register(subparsers) -> None:
     esa = subparsers.add_parser(
@@ -18,51 +29,55 @@ def register(subparsers) -> None:
     sub = esa.add_subparsers(title="commands", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train (or resume) the contrastive encoder on genomes")
-    p.add_argument("genomes", nargs="+", help="FASTA files (.gz/.xz ok) to cut training fragments from")
-    p.add_argument("-o", "--out", required=True, help="output directory; OUT/model is the encoder, rerun to resume")
-    p.add_argument("--steps", type=int, default=1800)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--k", type=int, default=6, help="k-mer length of a token")
-    p.add_argument("--pool", type=int, default=8, help="k-mer embeddings averaged per Transformer position")
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--n-layers", type=int, default=2)
-    p.add_argument("--d-out", type=int, default=64, help="embedding dimension stored in the vector store")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("genomes", nargs="+", type=clikit.existing_file, help="FASTA files (.gz/.xz ok) to cut training fragments from")
+    p.add_argument("-o", "--out", required=True, type=clikit.output_dir,
+                   help="output directory; OUT/model is the encoder, rerun to resume")
+    p.add_argument("--steps", type=clikit.positive_int, default=1800, help="optimizer steps")
+    p.add_argument("--batch-size", type=clikit.int_range(2, 65536), default=64, help="fragment pairs per step")
+    p.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="peak learning rate")
+    p.add_argument("--k", type=clikit.int_range(1, 12), default=6, help="k-mer length of a token")
+    p.add_argument("--pool", type=clikit.int_range(1, 1024), default=8, help="k-mer embeddings averaged per Transformer position")
+    p.add_argument("--d-model", type=clikit.int_range(1, 8192), default=64, help="Transformer width")
+    p.add_argument("--n-layers", type=clikit.int_range(0, 64), default=2, help="Transformer layers (0: a bag of k-mers)")
+    p.add_argument("--d-out", type=clikit.int_range(1, 8192), default=64, help="embedding dimension stored in the vector store")
+    p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and sampled fragments")
+    p.add_argument("--threads", type=clikit.int_range(1, 1024), default=1, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("index", help="embed a reference's fragments into a FAISS vector store")
-    p.add_argument("reference", help="reference FASTA (.gz/.xz ok)")
-    p.add_argument("-o", "--out", required=True, help="index directory to write")
-    p.add_argument("--model", help="encoder directory (default: the embedded encoder)")
-    p.add_argument("--fragment-len", type=int, default=400)
-    p.add_argument("--stride", type=int, default=150, help="reads up to fragment-len - stride + 1 bases lie inside a fragment")
+    p.add_argument("reference", type=clikit.existing_file, help="reference FASTA (.gz/.xz ok)")
+    p.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="index directory to write")
+    p.add_argument("--model", type=clikit.existing_dir, help="encoder directory (default: the embedded encoder)")
+    p.add_argument("--fragment-len", type=clikit.int_range(2, 10**6), default=400, help="bases per reference fragment")
+    p.add_argument("--stride", type=clikit.int_range(1, 10**6), default=150,
+                   help="bases between fragment starts; reads up to fragment-len - stride + 1 bases lie inside a fragment")
     p.add_argument("--index-type", default="auto", choices=["auto", "flat", "ivf", "ivf-sq8", "hnsw"],
                    help="vector store; auto: exact below 150k vectors (2 per fragment), IVF above, IVF with 8-bit vectors above 4M")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=clikit.int_range(1, 1024), default=2, help="torch and FAISS threads")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_index)
 
     p = sub.add_parser("align", help="align FASTQ reads (single or paired, as bwa mem takes them) against an index, write SAM")
-    p.add_argument("index", help="index directory from `esa index`")
-    p.add_argument("reads", help="FASTQ file (gzip/xz/bz2 detected by content; '-' reads stdin)")
-    p.add_argument("mates", nargs="?", help="second FASTQ file of a paired-end run (read i pairs with read i of READS)")
+    p.add_argument("index", type=clikit.existing_dir, help="index directory from `esa index`")
+    p.add_argument("reads", type=_input_file, help="FASTQ file (gzip/xz/bz2 detected by content; '-' reads stdin)")
+    p.add_argument("mates", nargs="?", type=clikit.existing_file,
+                   help="second FASTQ file of a paired-end run (read i pairs with read i of READS)")
     p.add_argument("-p", "--interleaved", action="store_true", help="READS holds pairs, mate 1 then mate 2")
-    p.add_argument("-o", "--out", default="-", help="SAM file to write, written whole or not at all (default '-': stdout)")
+    p.add_argument("-o", "--out", default="-", type=_output_file, help="SAM file to write, written whole or not at all (default '-': stdout)")
     p.add_argument("-R", "--read-group", help=r"read group header line, e.g. '@RG\tID:run1\tSM:sample' (adds RG:Z: to every record)")
-    p.add_argument("--top-k", type=int, default=10, help="nearest fragment vectors (both strands together) whose windows are aligned")
-    p.add_argument("-t", "--threads", type=int, default=2, help="worker processes")
-    p.add_argument("--batch-size", type=int, default=1024, help="reads per batch handed to a worker")
+    p.add_argument("--top-k", type=clikit.int_range(1, 10_000), default=10,
+                   help="nearest fragment vectors (both strands together) whose windows are aligned")
+    p.add_argument("-t", "--threads", type=clikit.int_range(1, 1024), default=2, help="worker processes")
+    p.add_argument("--batch-size", type=clikit.int_range(1, 10**6), default=1024, help="reads per batch handed to a worker")
     p.add_argument("--json", action="store_true", help="print run statistics as JSON (on stderr when SAM goes to stdout)")
     p.set_defaults(func=_align)
 
     p = sub.add_parser("evaluate", help="score a SAM file against simulator truth (ART -sam)")
-    p.add_argument("sam", help="SAM file to score (any aligner's)")
-    p.add_argument("--truth", required=True, help="ART's -sam output for the same reads")
-    p.add_argument("--tolerance", type=int, default=20, help="bases between called and true start")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("sam", type=clikit.existing_file, help="SAM file to score (any aligner's)")
+    p.add_argument("--truth", required=True, type=clikit.existing_file, help="ART's -sam output for the same reads")
+    p.add_argument("--tolerance", type=clikit.nonneg_int, default=20, help="bases between called and true start")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
 
 

@@ -163,8 +163,10 @@ def build_index(
     model_dir = Path(model_dir) if model_dir else default_model_dir()
     encoder = DNAEncoder.from_pretrained(model_dir)
     k = encoder.config.k
-    if fragment_len < 2 * k:
-        raise InputError(f"fragment_len {fragment_len} is too short for k={k}")
+    min_len = k + max(encoder.config.pool, 1) - 1  # one pooled position of k-mers
+    if fragment_len < max(2 * k, min_len):
+        raise InputError(f"--fragment-len {fragment_len} is too short for the encoder (k={k}, pool={encoder.config.pool}): "
+                         f"use at least {max(2 * k, min_len)}")
     n_frag = count_fragments(reference, fragment_len, stride)
     if index_type == "auto":
         index_type = choose_index_type(2 * n_frag)
@@ -205,8 +207,9 @@ def build_index(
 
         with open(tmp / "reference.seq", "wb") as seq_out:
             for name, seq in iter_fasta(reference):
-                if len(seq) < k:
-                    raise InputError(f"{reference}: record {name}: sequence of {len(seq)} bases is shorter than k={k}")
+                if len(seq) < min_len:
+                    raise InputError(f"{reference}: record {name}: sequence of {len(seq)} bases is shorter than the "
+                                     f"{min_len} the encoder needs (k={k}, pool={encoder.config.pool})")
                 if not seq.isascii():
                     raise InputError(f"{reference}: record {name}: non-ASCII characters in the sequence")
                 seq_out.write(seq.encode("ascii"))

@@ -1,0 +1,229 @@
+"""ProLLaMA's tasks on a trained (merged) model directory (paper Sec. 4; official infer.py, mutation.py).
+
+- :meth:`ProLLaMA.generate`: ``Seq=<`` (unconditional, stage-1 style) or
+  ``[Generate by superfamily] Superfamily=<X>`` then ``Seq=<`` + prefix, sampled with the paper's
+  decoding (temperature 0.2, top-k 40, top-p 0.9, repetition penalty 1.2, 400 new tokens).
+- :meth:`ProLLaMA.predict`: ``[Determine superfamily] Seq=<...>``. The answer is the known
+  superfamily whose ``Superfamily=<X></s>`` the model finds most likely (a closed-set reading of the
+  paper's free-text answer, so every answer is a real label and carries a probability).
+  :func:`candidate_logprobs` computes the prompt once and scores all candidates from its KV cache;
+  :func:`candidate_logprobs_reference` scores each full text from scratch (the test holds them equal).
+- :meth:`ProLLaMA.score_mutations`: fitness = NLL(wild type) - NLL(mutant) of ``Seq=<...>``
+  (mean token NLL, as the official mutation.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqverse.core.clikit import InputError
+from seqverse.genomics.prollama.data import AMINO_ACIDS, MAX_DOMAIN, PROTEIN_LETTERS
+from seqverse.genomics.prollama.stages import DETERMINE, GENERATE, load_causal_lm, prompt_text
+
+ASSETS = Path(__file__).parent / "assets" / "prollama-tiny"
+
+
+@dataclass
+class Decoding:
+    """The paper's decoding defaults (official infer.py GenerationConfig)."""
+    temperature: float = 0.2
+    top_k: int = 40
+    top_p: float = 0.9
+    repetition_penalty: float = 1.2
+    max_new_tokens: int = 400
+
+
+def check_protein(seq: str, where: str) -> str:
+    """Upper-case ``seq``; InputError naming ``where`` and the 1-based position of a non-amino-acid letter."""
+    seq = seq.upper()
+    for pos, letter in enumerate(seq, 1):
+        if letter not in PROTEIN_LETTERS:
+            raise InputError(f"{where}: position {pos}: {letter!r} is not an amino-acid letter "
+                             f"(allowed: {AMINO_ACIDS} and B, Z, X, U, O)")
+    return seq
+
+
+def read_proteins(path: str | Path) -> list[tuple[str, str]]:
+    """All records of a protein FASTA, validated (empty file, bad letters: InputError naming record and position)."""
+    from seqverse.genomics.io import iter_fasta
+
+    records = []
+    for n, (ident, seq) in enumerate(iter_fasta(path), 1):
+        records.append((ident, check_protein(seq, f"{path}: record {n} ({ident})")))
+    if not records:
+        raise InputError(f"{path}: no FASTA records")
+    return records
+
+
+def extract_sequence(text: str) -> str:
+    """The residues of a generated ``Seq=<...>`` answer, up to '>' (or the end), amino-acid letters only."""
+    body = text.split("Seq=<", 1)[1] if "Seq=<" in text else text
+    body = body.split(">", 1)[0]
+    return "".join(c for c in body.upper() if c in AMINO_ACIDS)
+
+
+def candidate_logprobs_reference(model, tokenizer, prompt: str, candidates: list[str]) -> torch.Tensor:
+    """log P(candidate + EOS | prompt) for each candidate, each scored on its own full text (plain path)."""
+    source = tokenizer(prompt)["input_ids"]
+    out = []
+    for cand in candidates:
+        target = tokenizer(cand + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([source + target])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+        out.append(sum(logp[len(source) - 1 + i, t] for i, t in enumerate(target)))
+    return torch.stack(out)
+
+
+def candidate_logprobs(model, tokenizer, prompt: str, candidates: list[str]) -> torch.Tensor:
+    """As :func:`candidate_logprobs_reference`, but the prompt runs once and candidates share its KV cache."""
+    source = tokenizer(prompt)["input_ids"]
+    targets = [tokenizer(c + tokenizer.eos_token, add_special_tokens=False)["input_ids"] for c in candidates]
+    k, width = len(targets), max(len(t) for t in targets)
+    device = next(model.parameters()).device
+    cand = torch.full((k, width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((k, width), dtype=torch.long)
+    for i, t in enumerate(targets):
+        cand[i, : len(t)] = torch.tensor(t)
+        mask[i, : len(t)] = 1
+    cand, mask = cand.to(device), mask.to(device)
+    with torch.no_grad():
+        first = model(input_ids=torch.tensor([source], device=device), use_cache=True)
+        cache = first.cache
+        cache.batch_repeat_interleave(k)
+        full_mask = torch.cat([torch.ones((k, len(source)), dtype=torch.long, device=device), mask], 1)
+        rest = model(input_ids=cand, attention_mask=full_mask, cache=cache, use_cache=False)
+    logits = torch.cat([first.logits[:, -1:].float().expand(k, 1, -1), rest.logits[:, :-1].float()], 1)
+    logp = torch.log_softmax(logits, -1).gather(-1, cand.unsqueeze(-1)).squeeze(-1)
+    return (logp * mask).sum(1)
+
+
+class ProLLaMA:
+    """A merged ProLLaMA model directory (HF causal LM + ``superfamilies.json``)."""
+
+    def __init__(self, model, tokenizer, superfamilies: list[str]):
+        self.model, self.tokenizer, self.superfamilies = model.eval(), tokenizer, superfamilies
+
+    @classmethod
+    def from_dir(cls, directory: str | Path | None = None) -> "ProLLaMA":
+        directory = Path(directory) if directory else ASSETS
+        model, tokenizer = load_causal_lm(directory)
+        fams = directory / "superfamilies.json"
+        superfamilies = json.loads(fams.read_text()) if fams.is_file() else []
+        return cls(model, tokenizer, superfamilies)
+
+    def check_superfamily(self, name: str) -> str:
+        if name not in self.superfamilies:
+            raise InputError(f"unknown superfamily {name!r}; known: {', '.join(self.superfamilies) or '(none)'}")
+        return name
+
+    def generate(self, n: int, superfamily: str | None = None, prefix: str = "", seed: int = 0,
+                 decoding: Decoding | None = None, batch_size: int = 20, progress: bool = False) -> list[str]:
+        """``n`` generated protein sequences (prefix included); unconditional when ``superfamily`` is None."""
+        decoding = decoding or Decoding()
+        prefix = check_protein(prefix, "--prefix") if prefix else ""
+        if superfamily is not None:
+            self.check_superfamily(superfamily)
+            ids = self.tokenizer(prompt_text(GENERATE, f"Superfamily=<{superfamily}>"))["input_ids"]
+            ids += self.tokenizer(f"Seq=<{prefix}", add_special_tokens=False)["input_ids"]
+        else:
+            ids = self.tokenizer(f"Seq=<{prefix}")["input_ids"]
+        torch.manual_seed(seed)
+        device = next(self.model.parameters()).device
+        out: list[str] = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, desc="generate", unit="seq")
+        tries = 0
+        while len(out) < n and tries < 3 * n + 3:
+            b = min(batch_size, n - len(out))
+            tries += b
+            inp = torch.tensor([ids] * b, device=device)
+            with torch.no_grad():
+                gen = self.model.generate(input_ids=inp, attention_mask=torch.ones_like(inp), do_sample=True,
+                                          temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
+                                          repetition_penalty=decoding.repetition_penalty,
+                                          max_new_tokens=decoding.max_new_tokens, eos_token_id=self.tokenizer.eos_token_id,
+                                          pad_token_id=self.tokenizer.pad_token_id)
+            for row in gen[:, len(ids):]:
+                seq = prefix + extract_sequence("Seq=<" + self.tokenizer.decode(row, skip_special_tokens=True))
+                if seq and len(out) < n:
+                    out.append(seq)
+                    if bar:
+                        bar.update(1)
+        if bar:
+            bar.close()
+        return out
+
+    def predict(self, records: list[tuple[str, str]], progress: bool = False) -> list[dict]:
+        """``{"id", "superfamily", "score"}`` per record; score = probability among the known superfamilies."""
+        if not self.superfamilies:
+            raise InputError("this model has no superfamilies.json: it was not instruction-tuned")
+        cands = [f"Superfamily=<{f}>" for f in self.superfamilies]
+        iterator = records
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(records, desc="predict", unit="seq")
+        results = []
+        for ident, seq in iterator:
+            lp = candidate_logprobs(self.model, self.tokenizer, prompt_text(DETERMINE, f"Seq=<{seq[:MAX_DOMAIN]}>"), cands)
+            prob = torch.softmax(lp, 0)
+            best = int(prob.argmax())
+            results.append({"id": ident, "superfamily": self.superfamilies[best], "score": round(float(prob[best]), 4)})
+        return results
+
+    def nll(self, seq: str) -> float:
+        """Mean token NLL of ``Seq=<seq>`` (official mutation.py: labels = inputs)."""
+        ids = torch.tensor([self.tokenizer(f"Seq=<{seq}>")["input_ids"]], device=next(self.model.parameters()).device)
+        with torch.no_grad():
+            return float(self.model(input_ids=ids, labels=ids).loss)
+
+    def score_mutations(self, wild_type: str, mutations: list[tuple[str, list[tuple[str, int, str]]]]) -> list[dict]:
+        """Fitness = NLL(wild type) - NLL(mutant) for each named mutant (list of (from, 1-based pos, to))."""
+        nll_wt = self.nll(wild_type)
+        rows = []
+        for name, subs in mutations:
+            mutant = list(wild_type)
+            for _, pos, new in subs:
+                mutant[pos - 1] = new
+            nll_mt = self.nll("".join(mutant))
+            rows.append({"mutation": name, "nll_wt": round(nll_wt, 5), "nll_mt": round(nll_mt, 5),
+                         "fitness": round(nll_wt - nll_mt, 5)})
+        return rows
+
+
+MUTATION = re.compile(r"^([A-Z])(\d+)([A-Z])$")
+
+
+def read_mutations(path: str | Path, wild_type: str) -> list[tuple[str, list[tuple[str, int, str]]]]:
+    """One mutant per line, substitutions like ``A23G`` joined by ':' or ','; checked against the wild type."""
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        subs = []
+        for part in re.split(r"[:,]", name):
+            m = MUTATION.match(part.strip().upper())
+            if not m:
+                raise InputError(f"{path}: line {n}: {part!r} is not a substitution like A23G")
+            old, pos, new = m.group(1), int(m.group(2)), m.group(3)
+            if not 1 <= pos <= len(wild_type):
+                raise InputError(f"{path}: line {n}: position {pos} is outside the wild type (1-{len(wild_type)})")
+            if wild_type[pos - 1] != old:
+                raise InputError(f"{path}: line {n}: wild type has {wild_type[pos - 1]} at {pos}, not {old}")
+            if new not in AMINO_ACIDS:
+                raise InputError(f"{path}: line {n}: {new!r} is not one of the 20 amino acids")
+            subs.append((old, pos, new))
+        out.append((name, subs))
+    if not out:
+        raise InputError(f"{path}: no mutations")
+    return out

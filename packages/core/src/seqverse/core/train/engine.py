@@ -563,10 +563,10 @@ def fit(
                     if config.patience is not None and bad_evals >= config.patience:
                         stopped_early = True
             history.append(record)
-            if on_step is not None:
-                on_step(step, record)
             if rank0 and (step % config.log_every == 0 or step == total or evaluated):
                 log.write(record)
+            if on_step is not None:
+                on_step(step, record)
             if bar is not None:
                 bar.update(1)
                 if step % config.log_every == 0:

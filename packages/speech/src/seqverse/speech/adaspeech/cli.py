@@ -95,7 +95,7 @@ def register(subparsers) -> None:
     t = sub.add_parser("train", help="train (or resume) the source model on a corpus; writes DIR/model, curves.png")
     t.add_argument("corpus", type=clikit.existing_dir, help="corpus directory from `adaspeech corpus`")
     t.add_argument("-o", "--out", required=True, type=clikit.output_dir,
-                   help="run directory (checkpoint/, model/, train_log.jsonl)")
+                   help="run directory (checkpoint/, model/, metrics.jsonl)")
     t.add_argument("--steps", type=clikit.positive_int, default=3000, help="optimizer steps")
     t.add_argument("--max-frames", type=clikit.int_range(100, 10**7), default=4000, help="padded mel frames per batch")
     t.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="peak learning rate")

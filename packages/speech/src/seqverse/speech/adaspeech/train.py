@@ -14,7 +14,6 @@ import copy
 import json
 import math
 import random
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,24 +87,67 @@ def step_loss(model: AdaSpeech, batch: dict, speaker: torch.Tensor, utterance=No
 
 
 # ------------------------------------------------------------------------------ training
-def source_step(model: AdaSpeech, opt, batch: dict, lr: float) -> tuple[torch.Tensor, dict]:
-    """One optimiser step of source-model training at learning rate ``lr`` (gradients clipped to 1)."""
-    for g in opt.param_groups:
-        g["lr"] = lr
-    total, parts = step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]))
-    opt.zero_grad()
-    total.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return total, parts
+class SourceBatches:
+    """The endless stream of source-training batches: length buckets of at most ``max_frames``
+    frames in an order drawn from ``rng`` (a ``random.Random`` state), refilled when used up. The
+    engine replays it to the checkpointed position on resume, so resumed runs see the same batches."""
+
+    def __init__(self, items: list[dict], max_frames: int, rng_state, index: dict):
+        self.items, self.max_frames, self.rng_state, self.index = items, max_frames, rng_state, index
+
+    def __iter__(self):
+        rng = random.Random()
+        rng.setstate(self.rng_state)
+        while True:
+            queue = batches(self.items, self.max_frames, rng)
+            while queue:
+                yield collate(queue.pop(), self.index)
+
+
+def source_loss(model: AdaSpeech, batch: dict) -> tuple[torch.Tensor, dict]:
+    """The weighted AdaSpeech loss of a source-speaker batch (and its parts, for the log)."""
+    return step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]))
+
+
+def source_lr_factor(step: int, steps: int, warmup: int = 400) -> float:
+    """Linear warm-up over ``warmup`` steps, times a cosine from 1 to 0.1 at ``steps``."""
+    return min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+
+
+def train_source(model: AdaSpeech, train_items: list[dict], val_items: list[dict], out: Path | None, steps: int,
+                 max_frames: int, lr: float, rng_state, checkpoint_every: int = 250, progress: bool = True, mesh=None):
+    """Source-model training with :func:`seqverse.core.train.fit`: AdamW (0.9, 0.98), the warm-up x
+    cosine lr, clipping at 1; validation losses, ``model/``, ``metrics.jsonl`` and ``curves.png``
+    every ``checkpoint_every`` steps. Returns the engine's FitResult."""
+    from seqverse.core.train import TrainConfig, fit
+
+    index = {s: i for i, s in enumerate(model.config.speakers)}
+
+    def eval_fn(m):
+        return {f"val_{k}": v for k, v in evaluate_loss(m, val_items, index).items()}
+
+    def on_step(step, record):
+        if out is not None and (step % checkpoint_every == 0 or step == steps) and _rank0():
+            model.save_pretrained(out / "model")
+            plot_curves(out)
+
+    config = TrainConfig(steps=steps, lr=lr, betas=(0.9, 0.98), weight_decay=0.0, clip_norm=1.0, seed=None,
+                         out_dir=str(out) if out is not None else None, checkpoint_every=checkpoint_every,
+                         eval_every=checkpoint_every, log_every=25, progress=progress)
+    return fit(model, SourceBatches(train_items, max_frames, rng_state, index), source_loss, config,
+               eval_fn=eval_fn if val_items else None, schedule=lambda s: source_lr_factor(s, steps), on_step=on_step,
+               mesh=mesh)
+
+
+def _rank0() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def train(corpus_dir, out_dir, steps: int = 6000, max_frames: int = 6000, lr: float = 1e-3, seed: int = 0,
           checkpoint_every: int = 250, config_overrides: dict | None = None, progress: bool = True) -> dict:
-    """Train (or resume) the multi-speaker source model on the corpus's source speakers."""
-    from safetensors.torch import load_file
-    from tqdm import tqdm
-
+    """Train (or resume, from ``out_dir/checkpoint``) the multi-speaker source model on the corpus's source speakers."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     utts, summary = load_corpus(corpus_dir)
@@ -117,52 +159,17 @@ def train(corpus_dir, out_dir, steps: int = 6000, max_frames: int = 6000, lr: fl
     items = load_items(corpus_dir, source)
     train_items = [it for it in items if it["id"] not in held]
     val_items = [it for it in items if it["id"] in held]
-    mels = torch.cat([it["mel"] for it in train_items])
-    cfg = AdaSpeechConfig(n_symbols=len(T.SYMBOLS), speakers=speakers, mel_mean=mels.mean(0).tolist(),
-                          mel_std=(mels.std(0) + 1e-3).tolist(), stats=summary["stats"], **(config_overrides or {}))
-    model = AdaSpeech(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-    step = 0
-    ckpt = out / "checkpoint"
-    if (ckpt / "model.safetensors").is_file():  # resume
-        state = json.loads((ckpt / "state.json").read_text())
-        model = AdaSpeech(AdaSpeechConfig(**json.loads((ckpt / "config.json").read_text())))
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-        opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
-        step = state["step"]
-        rng.setstate(tuple(state["rng"][:1]) + (tuple(state["rng"][1]),) + tuple(state["rng"][2:]))
+    if (out / "checkpoint" / "trainer_state.json").is_file() and (out / "model" / "config.json").is_file():  # resume
+        model = AdaSpeech(AdaSpeechConfig(**json.loads((out / "model" / "config.json").read_text())))
+    else:
+        mels = torch.cat([it["mel"] for it in train_items])
+        cfg = AdaSpeechConfig(n_symbols=len(T.SYMBOLS), speakers=speakers, mel_mean=mels.mean(0).tolist(),
+                              mel_std=(mels.std(0) + 1e-3).tolist(), stats=summary["stats"], **(config_overrides or {}))
+        model = AdaSpeech(cfg)
+        model.save_pretrained(out / "model")
+    result = train_source(model, train_items, val_items, out, steps, max_frames, lr, rng.getstate(), checkpoint_every, progress)
     index = {s: i for i, s in enumerate(model.config.speakers)}
-    warmup = 400
-
-    def lr_at(s):
-        return lr * min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-
-    log = open(out / "train_log.jsonl", "a")
-    bar = tqdm(total=steps, initial=step, desc="train", disable=not progress)
-    queue: list = []
-    model.train()
-    t0 = time.time()
-    while step < steps:
-        if not queue:
-            queue = batches(train_items, max_frames, rng)
-        total, parts = source_step(model, opt, collate(queue.pop(), index), lr_at(step))
-        step += 1
-        bar.update(1)
-        bar.set_postfix(mel=f"{parts['mel']:.3f}", dur=f"{parts['duration']:.3f}")
-        if step % 25 == 0:
-            log.write(json.dumps({"step": step, "loss": float(total), **parts, "lr": lr_at(step), "time": time.time() - t0}) + "\n")
-            log.flush()
-        if step % checkpoint_every == 0 or step == steps:
-            val = evaluate_loss(model, val_items, index)
-            log.write(json.dumps({"step": step, "val": val}) + "\n")
-            log.flush()
-            save_checkpoint(model, opt, step, rng, ckpt)
-            model.save_pretrained(out / "model")
-            plot_curves(out)
-            model.train()
-    bar.close()
-    return {"step": step, "val": evaluate_loss(model, val_items, index), "out": str(out / "model")}
+    return {"step": result.steps_done, "val": evaluate_loss(model, val_items, index), "out": str(out / "model")}
 
 
 @torch.no_grad()
@@ -173,37 +180,19 @@ def evaluate_loss(model: AdaSpeech, items: list[dict], index: dict) -> dict:
     return parts
 
 
-def save_checkpoint(model, opt, step, rng, ckpt: Path) -> None:
-    """model.safetensors + optimizer.pt (tensors only; reloaded with weights_only=True) + state.json."""
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
-    model.save_pretrained(tmp)
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    st = rng.getstate()
-    (tmp / "state.json").write_text(json.dumps({"step": step, "rng": [st[0], list(st[1]), st[2]]}))
-    if ckpt.exists():
-        old = ckpt.with_name(ckpt.name + ".old")
-        ckpt.rename(old)
-        tmp.rename(ckpt)
-        import shutil
-
-        shutil.rmtree(old)
-    else:
-        tmp.rename(ckpt)
-
-
 def plot_curves(out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
-    tr = [r for r in rows if "loss" in r]
-    va = [r for r in rows if "val" in r]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    tr = [r for r in rows if r["step"] % 25 == 0]
+    va = [r for r in rows if "val_mel" in r]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for k in ("mel", "duration", "pitch", "energy", "phoneme"):
         ax[0].plot([r["step"] for r in tr], [r[k] for r in tr], label=k)
-        ax[1].plot([r["step"] for r in va], [r["val"][k] for r in va], label=k)
+        ax[1].plot([r["step"] for r in va], [r[f"val_{k}"] for r in va], label=k)
     for a, title in zip(ax, ("train", "validation")):
         a.set_yscale("log")
         a.set_xlabel("step")
@@ -388,6 +377,27 @@ class AdaptationCache:
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
+class _Adaptee(nn.Module):
+    """The model copy and the speaker embedding E^s being fitted, as one module (so that data
+    parallelism sees every trained parameter)."""
+
+    def __init__(self, model: AdaSpeech, speaker: nn.Parameter):
+        super().__init__()
+        self.model, self.speaker = model, speaker
+
+
+class AdaptationRows:
+    """Each step's mini-batch: ``batch_size`` utterance rows drawn from one seeded generator (all rows when fewer)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield torch.arange(self.n) if self.n <= self.batch_size else torch.randperm(self.n, generator=gen)[: self.batch_size]
+
+
 def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: int = 150, lr: float | None = None,
           seed: int = 0, init_speaker: torch.Tensor | None = None, batch_size: int = 10, progress: bool = False,
           return_model: bool = False, predicted_variance: bool = False):
@@ -395,14 +405,13 @@ def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: i
 
     Everything else is frozen (requires_grad off); the returned :class:`Voice` holds only the
     adapted tensors (``return_model`` also returns the fine-tuned copy, for inspection).
-    Mini-batches of ``batch_size`` utterances, Adam.
+    Mini-batches of ``batch_size`` utterances, Adam, through :func:`seqverse.core.train.fit`.
     """
-    from tqdm import tqdm
+    from seqverse.core.train import TrainConfig, fit
 
     if not items:
         raise InputError("adaptation needs at least one utterance")
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     m = copy.deepcopy(model)
     for p in m.parameters():
         p.requires_grad_(False)
@@ -413,16 +422,16 @@ def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: i
     for p in params.values():
         p.requires_grad_(True)
     lr = lr or {"adaspeech": 1e-2, "speaker": 1e-2, "decoder": 3e-4, "nocln": 1e-2}[mode]
-    opt = torch.optim.Adam([{"params": [speaker], "lr": 1e-2}, {"params": list(params.values()), "lr": lr}])
     cache = AdaptationCache(m, items)
-    m.train()
     n = len(items)
-    for _ in tqdm(range(steps), desc=f"adapt ({mode})", disable=not progress):
-        rows = None if n <= batch_size else torch.randperm(n, generator=gen)[:batch_size]
-        total, _ = cache.loss(m, speaker, rows, predicted_variance=predicted_variance)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
+
+    def loss_fn(adaptee, rows):
+        return cache.loss(adaptee.model, adaptee.speaker, rows, predicted_variance=predicted_variance)
+
+    config = TrainConfig(steps=steps, seed=None, device="cpu", progress=progress, progress_desc=f"adapt ({mode})")
+    if steps > 0:
+        fit(_Adaptee(m, speaker), AdaptationRows(n, batch_size, seed), loss_fn, config,
+            optimizer=lambda _: torch.optim.Adam([{"params": [speaker], "lr": 1e-2}, {"params": list(params.values()), "lr": lr}]))
     m.eval()
     with torch.no_grad():
         _, final = cache.loss(m, speaker, predicted_variance=predicted_variance)

@@ -138,3 +138,15 @@ def pretrain_base(text_path: str | Path, out_dir: str | Path, steps: int = 400, 
     tokenizer.save_pretrained(out_dir)
     (out_dir / "base_card.json").write_text(json.dumps(metrics, indent=1))
     return metrics
+
+
+def random_base(tokenizer_dir: str | Path, out_dir: str | Path, config: BaseConfig | None = None, seed: int = 0) -> Path:
+    """The ablation's start: the same architecture and tokenizer at random initialisation (no English)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = new_model(tokenizer, config or BaseConfig(), seed)
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -81,6 +81,9 @@ def load_causal_lm(directory: str | Path, dtype=torch.float32):
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except Exception:  # noqa: BLE001
         raise InputError(f"{directory}: no tokenizer (tokenizer.json / tokenizer_config.json)") from None
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one line per error on stderr; our own bars say what runs
     model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=dtype)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

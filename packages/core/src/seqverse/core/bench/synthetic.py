@@ -115,24 +115,19 @@ def run_synthetic(run: SyntheticRun, progress: bool = True, device: str | None =
     test_inputs, test_targets = generate(run.test_size, seed=10**6 + run.seed, **options)
     test_inputs, test_targets = test_inputs.to(device), test_targets.to(device)
 
-    from tqdm import tqdm
+    from seqverse.core.train import TrainConfig, fit
 
-    peaks = [group.get("lr", run.lr) for group in optimizer.param_groups]
-    bar = tqdm(range(run.steps), desc=f"{run.task}/{run.backbone}", disable=not progress, leave=False)
-    start, losses = time.perf_counter(), []
-    for step in bar:
-        inputs, targets = generate(run.batch_size, seed=run.seed * 10**7 + step, **options)
-        for group, peak in zip(optimizer.param_groups, peaks):
-            group["lr"] = lr_at(step, run.steps, peak)
-        logits, answers = model(inputs.to(device), targets.to(device))
-        loss = F.cross_entropy(logits, answers)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    def loss_fn(model, batch):
+        logits, answers = model(*batch)
+        return F.cross_entropy(logits, answers)
+
+    config = TrainConfig(steps=run.steps, lr=run.lr, clip_norm=1.0, seed=None, device=device, progress=progress,
+                         progress_desc=f"{run.task}/{run.backbone}", log_every=20, amp="off")
+    start = time.perf_counter()
+    result = fit(model, lambda step: generate(run.batch_size, seed=run.seed * 10**7 + step, **options), loss_fn, config,
+                 optimizer=lambda m: torch.optim.AdamW(param_groups(m, run.weight_decay), lr=run.lr),
+                 schedule=lambda step: lr_at(step, run.steps, 1.0))
+    losses = result.losses()
     train_seconds = time.perf_counter() - start
     return {
         **asdict(run),

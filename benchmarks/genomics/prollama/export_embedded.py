@@ -1,0 +1,51 @@
+"""Write the embedded default (fp16) with its model card from a merged stage-2 directory and an evaluate JSON.
+
+    python benchmarks/genomics/prollama/export_embedded.py runs/prollama/general runs/prollama/eval.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from seqverse.genomics.prollama.export import export_embedded
+from seqverse.genomics.prollama.tasks import ASSETS
+
+
+def card(run: Path, evaluation: dict) -> str:
+    base = json.loads((Path("runs/prollama/base-en") / "base_card.json").read_text())
+    s1 = json.loads((run / "stage1" / "stage_card.json").read_text())
+    s2 = json.loads((run / "stage2" / "stage_card.json").read_text())
+    return f"""# ProLLaMA-tiny (seqverse embedded default)
+
+A general LLM made here (LLaMA architecture, byte-level BPE 2,048, pre-trained on Debian English text:
+GCIDE, WordNet glosses, fortunes), then ProLLaMA's two LoRA stages (merged), fp16 safetensors.
+
+- base: {base['params']:,} parameters, {base['steps_done']} steps x {base['batch_size']} x {base['config']['block_size']} tokens,
+  lr {base['lr']} cosine, seed {base['seed']}, English valid loss {base['valid_loss']:.3f}
+- stage 1 (continual pre-training, UniProt train split `Seq=<...>`, packed 256-token blocks): LoRA r={s1['recipe']['r']},
+  alpha={s1['recipe']['alpha']}, dropout {s1['recipe']['dropout']}, embed_tokens + lm_head in full, lr {s1['recipe']['lr']} cosine,
+  warm-up {s1['recipe']['warmup']}, {s1['steps_done']} steps x {s1['batch_size']} blocks, seed {s1['seed']}, valid {s1.get('valid')}
+- stage 2 (instruction tuning, both superfamily tasks, answer-only loss): LoRA r={s2['recipe']['r']}, alpha={s2['recipe']['alpha']},
+  lr {s2['recipe']['lr']} cosine, warm-up {s2['recipe']['warmup']}, {s2['steps_done']} steps x {s2['batch_size']}, seed {s2['seed']},
+  {s2['records']} instruction records
+- superfamilies: {', '.join(s2['superfamilies'])}
+- data: Debian mmseqs2-examples UniProt (20,000), labels by hmmsearch E <= 1e-5 (hmmer-examples Pfam HMMs,
+  hmmbuild of python-biopython-doc Pfam seeds, mmseqs2/mafft cluster families); splits by 50%-identity components
+
+## Metrics (`seqverse-genomics prollama evaluate`, seed {evaluation['seed']}, n={evaluation['n']} per family)
+
+{evaluation['markdown']}
+
+## Rebuild
+
+    bash benchmarks/genomics/prollama/rebuild_embedded.sh
+"""
+
+
+def main():
+    run, evaluation = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
+    print(json.dumps(export_embedded(run / "stage2", ASSETS, card(run, evaluation))))
+
+
+if __name__ == "__main__":
+    main()

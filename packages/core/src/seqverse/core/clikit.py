@@ -26,7 +26,8 @@ sub-parser added below them) report those errors in the same one-line form.
 Outputs are written whole or not at all: :func:`atomic_write` (a file object) and
 :func:`atomic_path` (a temporary path for libraries that write by name) write beside the target
 and rename into place on success, with the ordinary file mode (0644 under the usual umask 022),
-and remove the temporary file -- and any directory they had to create -- on failure.
+and remove the temporary file -- and any directory they had to create -- on failure. Code that
+builds a whole output directory pairs :func:`make_parents` with :func:`remove_created`.
 
 Help tells the truth: every option has help text and its default is shown once (the formatter
 adds ``(default: X)`` unless the help text already mentions the default); a domain's top-level help
@@ -203,8 +204,10 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _make_parents(directory: Path) -> list[Path]:
-    """Create ``directory`` and missing parents; return the ones created (deepest last)."""
+def make_parents(directory: str | os.PathLike) -> list[Path]:
+    """Create ``directory`` and missing parents; return the ones created (deepest last), so a failed
+    write can take them away again with :func:`remove_created`."""
+    directory = Path(directory)
     created = []
     for parent in reversed([directory, *directory.parents]):
         if not parent.exists():
@@ -213,7 +216,8 @@ def _make_parents(directory: Path) -> list[Path]:
     return created
 
 
-def _remove_empty(created: list[Path]) -> None:
+def remove_created(created: list[Path]) -> None:
+    """Remove the directories :func:`make_parents` made, deepest first, while they are empty."""
     for directory in reversed(created):
         try:
             directory.rmdir()
@@ -230,7 +234,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     ``numpy.save``). ``suffix`` defaults to ``path``'s own, for writers that pick a format by it.
     """
     path = Path(path)
-    created = _make_parents(path.parent)
+    created = make_parents(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else (path.suffix or ".tmp"),
                                dir=path.parent)
     os.close(fd)
@@ -241,7 +245,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        _remove_empty(created)
+        remove_created(created)
         raise
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqverse.core import clikit
 from seqverse.core.clikit import InputError
 from seqverse.genomics.esa.model import DNAEncoder, default_model_dir
 from seqverse.genomics.io import atomic_output, iter_fasta, reverse_complement
@@ -179,7 +180,8 @@ def build_index(
         raise InputError(f"{out}: exists and is not a directory")
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    created = clikit.make_parents(out.parent)  # taken away again if the build fails
+    tmp.mkdir()
     try:
         names, lengths, fc, fs, fl = [], [], [], [], []
         pending: list[str] = []
@@ -264,6 +266,7 @@ def build_index(
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        clikit.remove_created(created)
         raise
     return meta
 

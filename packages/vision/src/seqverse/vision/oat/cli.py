@@ -36,7 +36,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("train", help="train OAT (teacher forcing, early stopping on validation behavioural delta)",
                        description="Adam, cross-entropy over [objects, end, PAD]; after each epoch greedy "
                        "scanpaths on the validation displays give the behavioural delta that selects the "
-                       "best epoch (OUT/best). Re-running with the same OUT resumes from OUT/checkpoint.")
+                       "best epoch (OUT/best). Runs through seqverse.core.train.fit; re-running with the same "
+                       "OUT resumes from OUT/checkpoint.")
     p.add_argument("-o", "--out", required=True, type=clikit.output_dir, metavar="DIR", help="run folder")
     p.add_argument("--train", type=clikit.existing_file, metavar="JSON", help="training displays with fixations")
     p.add_argument("--valid", type=clikit.existing_file, metavar="JSON", help="validation displays with fixations")
@@ -45,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--layout-only", action="store_true", help="ignore object images (no CNN)")
     p.add_argument("--epochs", type=clikit.positive_int, default=30, help="most epochs")
     p.add_argument("--patience", type=clikit.positive_int, default=5, help="epochs without a better validation delta")
-    p.add_argument("--batch-size", type=clikit.positive_int, default=16, help="scanpaths per batch")
+    p.add_argument("--displays-per-batch", type=clikit.positive_int, default=4,
+                   help="displays per batch (all their people's scanpaths go together)")
     p.add_argument("--lr", type=clikit.positive_float, default=1e-4, help="Adam learning rate (official 1e-4)")
     p.add_argument("--d-model", type=clikit.positive_int, default=512, help="transformer width (official 512)")
     p.add_argument("--layers", type=clikit.positive_int, default=4, help="encoder and decoder layers each (official 4)")
@@ -130,7 +132,7 @@ def _train(args) -> None:
         raise clikit.InputError("train: some displays have object images and some do not; use --layout-only")
     config = OATConfig(d_model=args.d_model, n_encoder_layers=args.layers, n_decoder_layers=args.layers,
                        appearance=appearance, max_len=args.max_len)
-    result = train_oat(train, valid, args.out, config, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    result = train_oat(train, valid, args.out, config, epochs=args.epochs, displays_per_batch=args.displays_per_batch, lr=args.lr,
                        patience=args.patience, seed=args.seed, progress=not args.json)
     clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
                  "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)

@@ -78,24 +78,3 @@ def oat_loss(model, batch) -> torch.Tensor:
     N = batch["obj_rows"].shape[1]
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1),
                                              ignore_index=N + 1)
-
-
-def batches(n_items: int, batch_size: int, rng: np.random.Generator, groups: Sequence[int] | None = None):
-    """Shuffled index batches of one epoch; with ``groups`` (the display of each item), whole displays are
-    shuffled and packed so that a display's scanpaths share a batch (its encoder runs once)."""
-    if groups is None:
-        order = rng.permutation(n_items)
-        for i in range(0, n_items, batch_size):
-            yield order[i : i + batch_size]
-        return
-    by_group: dict[int, list[int]] = {}
-    for i, g in enumerate(groups):
-        by_group.setdefault(g, []).append(i)
-    batch: list[int] = []
-    for g in rng.permutation(list(by_group)):
-        batch.extend(by_group[g])
-        if len(batch) >= batch_size:
-            yield np.array(batch)
-            batch = []
-    if batch:
-        yield np.array(batch)

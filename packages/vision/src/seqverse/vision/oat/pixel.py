@@ -193,11 +193,11 @@ def pixel_scanpaths(model: PixelTransformer, displays, batch_size: int = 16) -> 
     return out
 
 
-def train_pixel(train, valid, out_dir, config: PixelConfig | None = None, epochs: int = 15, batch_size: int = 16,
-                lr: float = 1e-4, patience: int = 5, seed: int = 0, progress: bool = True, log=print) -> dict:
+def train_pixel(train, valid, out_dir, config: PixelConfig | None = None, epochs: int = 15, displays_per_batch: int = 4,
+                lr: float = 1e-4, patience: int = 5, seed: int = 0, progress: bool = True) -> dict:
     """Same recipe as OAT (Adam 1e-4, clip 1, early stopping on validation behavioural delta)."""
     from .metrics import behavioural_delta, mean_behaviour, sequence_score
-    from .train import fit_minimal
+    from .train import fit_displays
 
     torch.manual_seed(seed)
     config = config or PixelConfig()
@@ -221,5 +221,5 @@ def train_pixel(train, valid, out_dir, config: PixelConfig | None = None, epochs
         delta = behavioural_delta(mean_behaviour(*zip(*pred)), mean_behaviour(*zip(*human)))
         return {"valid_delta": delta, "valid_sequence_score": float(np.mean(ss))}
 
-    return fit_minimal(model, items, make_batch, pixel_loss, eval_fn, out_dir, epochs=epochs, batch_size=batch_size,
-                       lr=lr, patience=patience, seed=seed, progress=progress, log=log, group_items=True)
+    return fit_displays(model, items, make_batch, pixel_loss, eval_fn, out_dir, epochs=epochs,
+                        displays_per_batch=displays_per_batch, lr=lr, patience=patience, seed=seed, progress=progress)

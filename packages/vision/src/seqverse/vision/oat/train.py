@@ -1,17 +1,14 @@
 """Training OAT (official ``transformerLightning.py``: teacher-forced cross-entropy, Adam 1e-4, gradient
 clipping 1.0, early stopping on the validation behavioural delta of greedy scanpaths).
 
-The shared engine ``seqverse.core.train.fit`` had not landed when this was written, so
-:func:`fit_minimal` is a small loop with the engine's shape (model, data, ``loss_fn(model, batch)``,
-``eval_fn(model)``, monitor 'min', patience, checkpoint/resume); swapping it for ``fit`` is one line.
-Checkpoints are safetensors: OUT/checkpoint/ (model, optimizer, state.json) after every evaluation,
-OUT/best/ (config.json + model.safetensors) at each new best. Re-running with the same OUT resumes.
+Runs through the shared engine ``seqverse.core.train.fit`` (checkpoint/resume in OUT/checkpoint,
+metrics in OUT/metrics.jsonl, the best evaluated weights in OUT/best). Batches hold whole displays
+(all people's scanpaths of a display), so each display's encoder runs once per batch.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import batches, collate, examples, oat_loss
+from .data import collate, examples, oat_loss
 from .displays import Display
 from .metrics import behavioural_delta, mean_behaviour, sequence_score
 from .model import OAT, OATConfig
@@ -61,102 +58,57 @@ def validation_metrics(model, displays: Sequence[Display]) -> dict:
             "valid_length": float(np.mean([len(p) for p in preds]))}
 
 
-def _save_checkpoint(directory: Path, model, optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
+class DisplayBatches:
+    """Epoch-seeded batches of ``displays_per_batch`` whole displays (a re-iterable for ``fit``)."""
 
-    tmp = directory.with_name(directory.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-    opt = {}
-    for i, st in optimizer.state_dict()["state"].items():
-        for k, v in st.items():
-            opt[f"{i}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).contiguous()
-    save_file(opt, str(tmp / "optimizer.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    (tmp / "config.json").write_text(json.dumps({"model": type(model).__name__, **asdict(model.config)}, indent=2))
-    if directory.exists():
-        import shutil
+    def __init__(self, items: Sequence, make_batch: Callable, displays_per_batch: int, seed: int = 0):
+        self.items, self.make_batch, self.per, self.seed, self.epoch = items, make_batch, displays_per_batch, seed, 0
+        self.groups: dict[int, list[int]] = {}
+        for i, it in enumerate(items):
+            self.groups.setdefault(it[0], []).append(i)
 
-        shutil.rmtree(directory)
-    tmp.rename(directory)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
+    def __len__(self) -> int:
+        return -(-len(self.groups) // self.per)
 
-def _load_checkpoint(directory: Path, model, optimizer) -> dict:
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    raw = load_file(str(directory / "optimizer.safetensors"))
-    sd = optimizer.state_dict()
-    state: dict = {}
-    for key, v in raw.items():
-        i, k = key.split(".", 1)
-        state.setdefault(int(i), {})[k] = v
-    sd["state"] = state
-    optimizer.load_state_dict(sd)
-    return json.loads((directory / "state.json").read_text())
+    def __iter__(self):
+        order = np.random.default_rng(self.seed + self.epoch).permutation(list(self.groups))
+        for k in range(0, len(order), self.per):
+            idx = [i for g in order[k : k + self.per] for i in self.groups[int(g)]]
+            yield self.make_batch([self.items[i] for i in idx])
 
 
-def fit_minimal(model, train_items: Sequence, make_batch: Callable, loss_fn: Callable, eval_fn: Callable,
-                out_dir: str | Path, epochs: int = 30, batch_size: int = 16, lr: float = 1e-4, clip_norm: float = 1.0,
-                patience: int = 5, seed: int = 0, monitor: str = "valid_delta", progress: bool = True,
-                log: Callable = print, group_items: bool = False) -> dict:
-    """Epochs of Adam on ``loss_fn(model, make_batch(items))``; evaluate each epoch; keep the best (min).
+def fit_displays(model, items: Sequence, make_batch: Callable, loss_fn: Callable, eval_fn: Callable,
+                 out_dir: str | Path, epochs: int = 30, displays_per_batch: int = 4, lr: float = 1e-4,
+                 patience: int = 5, seed: int = 0, progress: bool = True, extra: dict | None = None) -> dict:
+    """Adam (official), clip 1.0, evaluate every epoch, early stopping on the validation delta; OUT/best
+    gets the selected weights with config.json (``from_pretrained`` loads it)."""
+    from seqverse.core.train import TrainConfig, fit
 
-    Resumes from OUT/checkpoint when present. Returns {"best": metric, "best_epoch", "history"}.
-    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    state = {"epoch": 0, "best": float("inf"), "best_epoch": -1, "bad_epochs": 0, "history": []}
-    if (out / "checkpoint" / "state.json").exists():
-        state = _load_checkpoint(out / "checkpoint", model, optimizer)
-        log(f"resumed from {out / 'checkpoint'} at epoch {state['epoch']}")
-    while state["epoch"] < epochs and state["bad_epochs"] < patience:
-        epoch = state["epoch"]
-        rng = np.random.default_rng(seed + epoch)
-        model.train()
-        losses = []
-        t0 = time.time()
-        groups = [it[0] for it in train_items] if group_items else None
-        idx_batches = list(batches(len(train_items), batch_size, rng, groups))
-        it = idx_batches
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(idx_batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False)
-        for idx in it:
-            loss = loss_fn(model, make_batch([train_items[i] for i in idx]))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        metrics = eval_fn(model)
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **metrics, "seconds": time.time() - t0}
-        state["history"].append(row)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        log(json.dumps(row))
-        state["epoch"] = epoch + 1
-        if metrics[monitor] < state["best"]:
-            state.update(best=metrics[monitor], best_epoch=epoch + 1, bad_epochs=0)
-            model.save_pretrained(out / "best", extra={"best_epoch": epoch + 1, "best_" + monitor: metrics[monitor]})
-        else:
-            state["bad_epochs"] += 1
-        _save_checkpoint(out / "checkpoint", model, optimizer, state)
-    return {"best": state["best"], "best_epoch": state["best_epoch"], "history": state["history"]}
+    config = TrainConfig(epochs=epochs, lr=lr, optimizer="adam", clip_norm=1.0, seed=seed, out_dir=str(out),
+                         monitor="valid_delta", monitor_mode="min", patience=patience, restore_best=True,
+                         progress=progress, progress_desc="oat train", checkpoint_seconds=300, log_every=10)
+    result = fit(model, DisplayBatches(items, make_batch, displays_per_batch, seed), loss_fn, config, eval_fn=eval_fn)
+    evals = [h for h in result.history if "valid_delta" in h]
+    best_epoch = next((k + 1 for k, h in enumerate(evals) if h["valid_delta"] == result.best_metric), None)
+    model.save_pretrained(out / "best", extra={"best_epoch": best_epoch, "best_valid_delta": result.best_metric,
+                                               **(extra or {})})
+    return {"best": result.best_metric, "best_epoch": best_epoch, "history": evals,
+            "stopped_early": result.stopped_early, "steps": result.steps_done}
 
 
 def train_oat(train: Sequence[Display], valid: Sequence[Display], out_dir: str | Path,
-              config: OATConfig | None = None, epochs: int = 30, batch_size: int = 16, lr: float = 1e-4,
-              patience: int = 5, seed: int = 0, max_len: int = 80, progress: bool = True, log: Callable = print) -> dict:
+              config: OATConfig | None = None, epochs: int = 30, displays_per_batch: int = 4, lr: float = 1e-4,
+              patience: int = 5, seed: int = 0, max_len: int = 80, progress: bool = True) -> dict:
     """Train OAT on displays' scanpaths; select the epoch with the lowest validation behavioural delta."""
     torch.manual_seed(seed)
     config = config or OATConfig(appearance=train[0].crops is not None)
     model = OAT(config)
-    items = examples(train, max_len)
-    result = fit_minimal(model, items, lambda its: collate(train, its, config.appearance), oat_loss,
-                         lambda m: validation_metrics(m, valid), out_dir, epochs=epochs, batch_size=batch_size,
-                         lr=lr, patience=patience, seed=seed, progress=progress, log=log, group_items=True)
-    return result
+    items = examples(train, min(max_len, config.max_len))
+    return fit_displays(model, items, lambda its: collate(train, its, config.appearance), oat_loss,
+                        lambda m: validation_metrics(m, valid), out_dir, epochs=epochs,
+                        displays_per_batch=displays_per_batch, lr=lr, patience=patience, seed=seed, progress=progress)

@@ -1,0 +1,144 @@
+"""OAT against its baselines, side by side, on held-out displays (JSON + markdown in benchmarks/vision/oat/results/).
+
+    # synthetic (simulated searcher): held-out layouts and held-out targets
+    python benchmarks/vision/oat/bench_oat.py synthetic --synth runs/oat/synth --oat runs/oat/synth_oat/best \
+        --pixel runs/oat/synth_pixel/best --samples 20
+    # human scanpaths (layout-only), held-out collages (human.py's fixed split), inter-human ceiling
+    python benchmarks/vision/oat/bench_oat.py human --oat runs/oat/human_oat/best --samples 100
+
+Every system is scored by the same code (seqverse.vision.oat.predict.score_scanpaths) on the same
+displays. "OAT (random init)" is the same network untrained: the ablation of everything learned.
+Baselines fixate objects in their order until they reach the target. Each test set is evaluated
+once per final model; the models were selected on validation only (train's early stopping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqverse.vision.oat.baselines import baseline_scanpaths
+from seqverse.vision.oat.displays import load_displays
+from seqverse.vision.oat.model import OAT
+from seqverse.vision.oat.predict import inter_human, score_scanpaths
+from seqverse.vision.oat.train import predict_objects
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLUMNS = ("sequence_score", "sequence_score_sampled", "behavioural_delta", "multimatch", "levenshtein",
+           "pred_length", "pred_target_found")
+
+
+def oat_rows(name, model, displays, samples, seed=0, mm=True):
+    greedy = predict_objects(model, displays)
+    row = score_scanpaths(displays, greedy, multimatch_too=mm)
+    if samples:
+        sampled = [predict_objects(model, [d], sample=True, n=samples, seed=seed + k)[0]
+                   for k, d in enumerate(displays)]
+        s = score_scanpaths(displays, sampled, multimatch_too=False)
+        row["sequence_score_sampled"] = s["sequence_score"]
+        row["behavioural_delta_sampled"] = s["behavioural_delta"]
+        if mm:  # MultiMatch of the first 10 samples (the alignment is slow on 2 cores)
+            row["multimatch_sampled10"] = score_scanpaths(displays, [x[:10] for x in sampled])["multimatch"]
+    return {"system": name, **row}
+
+
+def random_init_like(model: OAT, seed: int = 0) -> OAT:
+    torch.manual_seed(seed)
+    return OAT(model.config, position_table=model.position_table).eval()
+
+
+def markdown(title, sets: dict, columns=COLUMNS) -> str:
+    lines = [f"### {title}", ""]
+    for set_name, rows in sets.items():
+        cols = [c for c in columns if any(c in r for r in rows)]
+        lines += [f"**{set_name}** ({rows[0].get('n_displays', '?')} displays)", "",
+                  "| system | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for r in rows:
+            lines.append(f"| {r['system']} | " + " | ".join(f"{r[c]:.3f}" if isinstance(r.get(c), float) else
+                                                         str(r.get(c, "")) for c in cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def synthetic(args):
+    oat = OAT.from_pretrained(args.oat)
+    c = oat.config
+    pixel = None
+    if args.pixel:
+        from seqverse.vision.oat.pixel import PixelTransformer, pixel_scanpaths
+
+        pixel = PixelTransformer.from_pretrained(args.pixel)
+    sets = {}
+    for split in ("test_layout", "test_target"):
+        displays = load_displays(Path(args.synth) / f"{split}.json", (c.crop_height, c.crop_width))
+        images = {d.name: d.image() for d in displays}
+        rows = [oat_rows("OAT", oat, displays, args.samples),
+                oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
+        if pixel is not None:
+            rows.append({"system": "pixel transformer", **score_scanpaths(displays, [[p] for p in
+                                                                                    pixel_scanpaths(pixel, displays)])})
+        for name, label in (("random", "random"), ("centre", "centre-out"), ("reading", "reading order"),
+                            ("saliency", "saliency (spectral residual)"), ("rgb", "target-RGB similarity")):
+            paths = baseline_scanpaths(name, displays, images, max_len=c.max_len)
+            rows.append({"system": label, **score_scanpaths(displays, [[p] for p in paths])})
+        for r in rows:
+            r["n_displays"] = len(displays)
+        sets[split] = rows
+        print(markdown(split, {split: rows}), flush=True)
+    return sets
+
+
+def human(args):
+    from seqverse.vision.oat.human import load_human
+
+    data = load_human(args.human_file)
+    oat = OAT.from_pretrained(args.oat)
+    sets = {}
+    for split in ("test", "valid"):
+        displays = data[split]
+        rows = [oat_rows("OAT (layout-only)", oat, displays, args.samples),
+                oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
+        for name, label in (("random", "random"), ("centre", "centre-out"), ("reading", "reading order")):
+            paths = baseline_scanpaths(name, displays, max_len=oat.config.max_len)
+            rows.append({"system": label, **score_scanpaths(displays, [[p] for p in paths])})
+        rows.append({"system": "inter-human (ceiling)", **inter_human(displays)})
+        for r in rows:
+            r["n_displays"] = len(displays)
+        sets[f"{split} collages"] = rows
+        print(markdown(split, {split: rows}), flush=True)
+    return sets
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="which", required=True)
+    p = sub.add_parser("synthetic")
+    p.add_argument("--synth", default="runs/oat/synth", help="make-displays folder")
+    p.add_argument("--oat", default="runs/oat/synth_oat/best", help="OAT checkpoint")
+    p.add_argument("--pixel", default="runs/oat/synth_pixel/best", help="pixel transformer checkpoint ('' to skip)")
+    p.add_argument("--samples", type=int, default=20, help="sampled scanpaths per display")
+    p = sub.add_parser("human")
+    p.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
+    p.add_argument("--oat", default="runs/oat/human_oat/best", help="layout-only OAT checkpoint")
+    p.add_argument("--samples", type=int, default=100, help="sampled scanpaths per collage (paper: 100)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    np.random.seed(0)
+    t0 = time.time()
+    sets = synthetic(args) if args.which == "synthetic" else human(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"command": "python benchmarks/vision/oat/bench_oat.py " + " ".join(
+        f"{k}={v}" for k, v in vars(args).items()), "seconds": time.time() - t0}
+    (RESULTS / f"{args.which}.json").write_text(json.dumps({"meta": meta, "sets": sets}, indent=2))
+    title = {"synthetic": "Synthetic displays, SIMULATED searcher: held-out layouts / held-out targets",
+             "human": "Amazon book covers, real people (layout-only): held-out collages"}[args.which]
+    (RESULTS / f"{args.which}.md").write_text(markdown(title, sets) + f"\n\n`{meta['command']}`\n")
+
+
+if __name__ == "__main__":
+    main()

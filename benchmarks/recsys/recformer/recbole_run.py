@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--stopping-step", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=2020, help="RecBole's seed (init_seed, reproducibility on)")
+    ap.add_argument("--gpu", action="store_true", help="use_gpu (CUDA when present); CPU otherwise")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop training after the first epoch that ends past this wall-clock budget "
                          "(the best checkpoint so far is then tested); recorded in the result")
@@ -75,9 +77,9 @@ def main():
         "epochs": args.epochs,
         "stopping_step": args.stopping_step,
         "train_neg_sample_args": None,  # CE loss over all items (SASRec/GRU4Rec/BERT4Rec default loss_type)
-        "use_gpu": False,
+        "use_gpu": bool(args.gpu),
         "show_progress": False,
-        "seed": 2020,
+        "seed": args.seed,
         "reproducibility": True,
         "log_wandb": False,
     }
@@ -144,7 +146,7 @@ def main():
                 })
     result = {
         "model": args.model, "dataset": args.dataset, "epochs_cap": args.epochs,
-        "stopping_step": args.stopping_step, "best_valid": dict(best_valid_result or {}),
+        "stopping_step": args.stopping_step, "seed": args.seed, "best_valid": dict(best_valid_result or {}),
         "epochs_run": epochs_run, "stopped_by_time_budget": stopped_by_budget, "max_seconds": args.max_seconds,
         "test_recbole": {k: float(v) for k, v in test_result.items()},
         "train_seconds": train_s, "max_item_list_length": config["MAX_ITEM_LIST_LENGTH"],

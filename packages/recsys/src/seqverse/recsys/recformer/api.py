@@ -266,7 +266,7 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
           patience: int = 3, stage2_decay: bool = False, item_lr: float = 0.0, pretrain_lr: float = 1e-3,
           time_budget: float | None = None, pretrain_budget: float | None = None,
           config_overrides: dict | None = None, seed: int = 2020, base_model: str = "",
-          pretrain_data: str | Path | None = None, log=print) -> dict:
+          pretrain_data: str | Path | None = None, evaluate_test: bool = True, log=print) -> dict:
     """Pre-train (unless ``pretrained`` is given), two-stage fine-tune, test; resumable in ``out_dir``.
 
     Pre-training (§2.3.1, MLM + item-item contrastive) uses, by default, the training sequences of
@@ -278,7 +278,8 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
     ``base_model`` (e.g. ``all-MiniLM-L6-v2``): the encoder starts from that pretrained language
     model (:func:`seqverse.recsys.recformer.model.base_config`, ``config_overrides`` on top).
     Writes ``out_dir/model`` (weights, tokenizer, items.txt) and ``out_dir/metrics.json``; the
-    model's config records ``split`` and ``split_seed``.
+    model's config records ``split`` and ``split_seed``. ``evaluate_test=False``: no test number is
+    computed (a candidate chosen on validation only; the sealed comparison tests finalists once).
     """
     from seqverse.recsys.recformer.model import RecformerConfig, base_config
     from seqverse.recsys.recformer.train import finetune, pretrain
@@ -317,10 +318,14 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
     model.config.split, model.config.split_seed = split, seed
     tok = model_tokenizer(best, model.config)
     save(model, tok, dataset, out_dir / "model")
-    rec = load(out_dir / "model", data_dir, split)
-    result = {"split": split, "test": evaluate(rec, split, seed=seed), "best_valid_ndcg@10": state["best"],
+    result = {"split": split, "best_valid_ndcg@10": state["best"],
               "finished": state["stage"] == 2 and (state["epoch"] >= stage2_epochs or state["bad"] >= patience),
               "epochs": state["log"]}
+    if not evaluate_test:
+        write_json(out_dir / "metrics.json", result)
+        return result
+    rec = load(out_dir / "model", data_dir, split)
+    result = {"split": split, "test": evaluate(rec, split, seed=seed), **result}
     if split == "cold-start":
         sp_all = D.make_split(dataset, split, seed=seed)
         from seqverse.recsys.recformer.train import evaluate as _ev

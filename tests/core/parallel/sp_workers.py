@@ -212,7 +212,41 @@ def case_train(rank, size):
     return res
 
 
+def case_hyena(rank, size):
+    """Sequence-parallel Hyena (order 2 and 3, short filter 3 and 1) against the operator on the
+    whole sequence: output block, input-gradient block and parameter gradients (summed over ranks)."""
+    from seqverse.core.backbones.hyena import HyenaOperator
+    from seqverse.core.parallel.hyena import parallelize_hyena
+
+    res = {}
+    for order, short in ((2, 3), (3, 1)):
+        n = 6
+        length = n * size
+        torch.manual_seed(4)
+        op = HyenaOperator(8, l_max=length, order=order, filter_order=8, emb_dim=5, short_filter_order=short)
+        gen = torch.Generator().manual_seed(5)
+        u = torch.randn(2, length, 8, generator=gen)
+        dout = torch.randn(2, length, 8, generator=gen)
+        full = u.clone().requires_grad_()
+        ref = op(full)
+        ref.backward(dout)
+        ref_grads = {k: p.grad.clone() for k, p in op.named_parameters()}
+        op.zero_grad(set_to_none=True)
+        parallelize_hyena(op, None)
+        local = u[:, rank * n : (rank + 1) * n].clone().requires_grad_()
+        out = op(local)
+        out.backward(dout[:, rank * n : (rank + 1) * n])
+        errs = [_max_err(out, ref[:, rank * n : (rank + 1) * n]), _max_err(local.grad, full.grad[:, rank * n : (rank + 1) * n])]
+        for k, p in op.named_parameters():
+            g = p.grad.clone()
+            dist.all_reduce(g)
+            errs.append(_max_err(g, ref_grads[k]) / (1 + float(ref_grads[k].abs().max())))
+        res[f"hyena/order{order}/short{short}"] = errs
+    return res
+
+
 CASES = {
+    "hyena": case_hyena,
     "attention": case_attention,
     "linear": case_linear,
     "accounting": case_accounting,

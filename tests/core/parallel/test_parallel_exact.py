@@ -103,3 +103,11 @@ def test_trainer_on_dp_x_sp_mesh_matches_single_process(measured):
     single = train_lm(config, device="cpu").losses()
     for losses in results["train_mesh"]:
         assert max(abs(a - b) for a, b in zip(losses, single, strict=True)) < 1e-4, (losses, single)
+
+
+@pytest.mark.parametrize("case", ["order2/short3", "order3/short1"])
+def test_sequence_parallel_hyena_equals_one_device(measured, case):
+    """seqverse.core.parallel.hyena: output, input gradient, parameter gradients (relative)."""
+    _, results = measured
+    errors = results[f"hyena/{case}"]
+    assert max(max(e) for e in errors) < TOL, errors

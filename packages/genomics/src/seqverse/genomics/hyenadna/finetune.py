@@ -187,7 +187,7 @@ def finetune(model_dir: str | Path, task: Task, out: str | Path | None = None, e
         result["test_predicted_per_class"] = np.bincount(predicted, minlength=len(task.label_names)).tolist()
     elif evaluate_test:
         result["test_accuracy"] = accuracy(model, task.test)
-    if out is not None:
+    if out is not None and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
         out = Path(out)
         model.save_pretrained(out)
         (out / "task.json").write_text(json.dumps({"kind": task.kind, "labels": task.label_names, "pooling": pooling,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from seqverse.genomics.hyenadna.data import Genome, sample_batch
 from seqverse.genomics.hyenadna.model import HyenaDNAConfig, HyenaDNAForCausalLM
@@ -113,23 +114,41 @@ def pretrain(model: HyenaDNAForCausalLM, out_dir: str | Path | None, genome: Gen
              loss_fn=None):
     """Pre-train ``model`` with the engine up to ``cfg.steps`` (or ``stop_step``), resuming from
     ``out_dir/checkpoint``; evaluates bits/base on ``val`` every ``cfg.eval_every`` steps and at the
-    end. ``loss_fn`` replaces the plain next-token loss (the sequence-parallel one of :mod:`.parallel`).
-    Returns the engine's :class:`~seqverse.core.train.FitResult`."""
+    end. ``mesh`` (:func:`seqverse.core.train.make_mesh`): data parallelism over its rows and, with
+    ``sp_size`` > 1, every window split over the SP group (:mod:`seqverse.core.parallel.hyena`);
+    ``loss_fn`` replaces the next-token loss. Returns the engine's :class:`~seqverse.core.train.FitResult`."""
     from seqverse.core.train import TrainConfig, fit
+
+    from seqverse.core.parallel.hyena import parallelize_hyena, sequence_parallel_off
 
     mixer = model.config.mixer
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
+    if out is not None and _is_rank0():
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "config.json").is_file():
             model.save_pretrained(out)
+    sp = mesh is not None and mesh.sp_size > 1
+    if sp:  # every window is split over the SP group (Hyena's long convolutions exact across the blocks)
+        if mixer != "hyena":
+            raise ValueError("sequence parallelism is for the Hyena mixer")
+        if any(length % mesh.sp_size for _, length in cfg.stages):
+            raise ValueError(f"every training length {[n for _, n in cfg.stages]} must divide into {mesh.sp_size} ranks")
+        parallelize_hyena(model, mesh.sp_group)
 
     def next_token_loss(m, batch):
         inputs, labels = batch
-        return m.loss(inputs, labels), {"seq_len": labels.shape[1], "batch_tokens": labels.numel()}
+        extra = {"seq_len": labels.shape[1], "batch_tokens": labels.numel()}
+        if not sp:
+            return m.loss(inputs, labels), extra
+        n = labels.shape[1] // mesh.sp_size  # this rank's block; its part of the mean over all tokens
+        block = slice(mesh.sp_rank * n, (mesh.sp_rank + 1) * n)
+        logits = m(inputs[:, block])
+        part = F.cross_entropy(logits.flatten(0, 1), labels[:, block].flatten(), ignore_index=-100, reduction="sum")
+        return part / labels.numel(), extra
 
     def eval_fn(m):
-        return {f"{mixer}_val_bits_per_base": bits_per_base(m, val, cfg.seq_len)}
+        with sequence_parallel_off(m):
+            return {f"{mixer}_val_bits_per_base": bits_per_base(m, val, cfg.seq_len)}
 
     engine = TrainConfig(steps=cfg.steps, lr=cfg.lr, clip_norm=cfg.grad_clip, seed=None, out_dir=str(out) if out else None,
                          checkpoint_seconds=cfg.checkpoint_seconds, eval_every=cfg.eval_every, progress=progress,

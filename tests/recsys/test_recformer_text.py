@@ -23,7 +23,13 @@ from seqverse.recsys.recformer.model import (
     base_model_dir,
 )
 from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
-from seqverse.recsys.recformer.train import alignment_loss, encode_all_items, encode_items, item_batch_for, seqrec_loss
+from seqverse.recsys.recformer.train import (
+    alignment_loss,
+    encode_all_items,
+    encode_items,
+    item_batch_for,
+    seqrec_loss,
+)
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "recformer" / "tiny"
 ITEM = {"movie_title": "Toy Story", "release_year": "1995", "class": "Animation Children's Comedy"}
@@ -70,7 +76,7 @@ def test_delta_checkpoint_round_trip_is_exact_small_and_offline(minilm, tmp_path
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or "token_type" in n or "item_position" in n for n in trainable)
     with torch.no_grad():  # stand-in for training: move every trainable tensor and I
-        for n, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.01)
     model.init_item_embedding(torch.randn(1683, cfg.hidden_size))

@@ -43,7 +43,7 @@ import torch.distributed as dist
 from torch import nn
 
 from seqverse.core.train import checkpoint as ckpt
-from seqverse.core.train.mesh import Mesh, make_mesh
+from seqverse.core.train.mesh import Mesh, init_distributed, make_mesh
 
 
 @dataclass
@@ -359,7 +359,9 @@ def fit(
         raise ValueError(f"monitor_mode must be 'min' or 'max', got {config.monitor_mode!r}")
     if (config.patience is not None or config.restore_best) and (eval_fn is None or config.monitor is None):
         raise ValueError("early stopping and restore_best need an eval_fn and config.monitor")
-    mesh = mesh or make_mesh()
+    if mesh is None:
+        init_distributed(None if config.device == "auto" else config.device)  # torchrun: join its group
+        mesh = make_mesh()
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     device = _resolve_device(config)
     if config.seed is not None:

@@ -174,6 +174,10 @@ def train(
     engine = EngineConfig(steps=config.steps, lr=config.lr, weight_decay=0.01, clip_norm=1.0, seed=None, out_dir=str(out),
                           checkpoint_seconds=60 * config.checkpoint_minutes, progress=progress, progress_desc="esa train")
     result = fit(model, TrainPairs(genomes, config), loss_fn, engine, schedule=lambda s: lr_factor(config, s))
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_rank() != 0:  # torchrun: rank 0 writes
+        return {"steps": result.steps_done, "loss": None, "model_dir": str(out / "model")}
     model.save_pretrained(out / "model")
     rows = [["step", "loss", "batch_acc", "lr", "seconds"]]
     rows += [[h["step"], f"{h['loss']:.4f}", f"{h['batch_acc']:.3f}", f"{h['lr']:.2e}", f"{h['seconds']:.0f}"] for h in result.history]

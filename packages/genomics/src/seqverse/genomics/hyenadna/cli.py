@@ -99,6 +99,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-seconds", type=clikit.nonneg_float, default=None,
                    help="stop (resumably) after this long (default: no limit)")
     p.add_argument("--threads", type=clikit.int_range(1, 1024), default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--sp-size", type=clikit.positive_int, default=1,
+                   help="under torchrun: ranks that split each window (sequence parallel); the rest split the batch")
     p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("build-task", formatter_class=fmt, help="build a fine-tuning task directory from data on this machine",
@@ -194,9 +196,16 @@ def _pretrain(args):
     model_cfg = HyenaDNAConfig(d_model=args.d_model, n_layer=args.n_layer, d_inner=args.d_inner, max_seq_len=args.seq_len, emb_dim=emb_dim,
                                activation_freq=args.activation_freq,
                                embed_dropout=0.0, mixer=args.mixer, gradient_checkpointing=args.gradient_checkpointing)
+    from seqverse.core.train import init_distributed, make_mesh
+
+    init_distributed()  # a no-op unless launched by torchrun
+    try:
+        mesh = make_mesh(args.sp_size)
+    except ValueError as err:
+        raise clikit.InputError(str(err)) from err
     model = load_or_create(args.out, model_cfg)
     print(f"training {model.num_parameters} parameters on {train.length} bases", file=sys.stderr)
-    pretrain(model, args.out, train, val, cfg, max_seconds=args.max_seconds)
+    pretrain(model, args.out, train, val, cfg, max_seconds=args.max_seconds, mesh=mesh)
 
 
 def _build_task(args):

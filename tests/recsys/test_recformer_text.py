@@ -168,6 +168,9 @@ def test_titles_resolve_and_unknown_titles_are_named():
     assert api.titles_to_items(ds, "Fargo") == [ds.item_index("100")]  # one item has the title: no year needed
     with pytest.raises(InputError, match=r"title 2 'Toy Stroy \(1995\)' is not in .*close matches: Toy Story \(1995\)"):
         api.titles_to_items(ds, "Fargo (1996); Toy Stroy (1995)")
+    with pytest.raises(InputError, match="matches 2 items: .*item id 246; .*item id 268"):  # a duplicate in ML-100K
+        api.titles_to_items(ds, "Chasing Amy (1997)")
+    assert api.titles_to_items(ds, "Fargo; 268") == [ds.item_index("100"), ds.item_index("268")]  # ids too
     with pytest.raises(InputError, match="names no title"):
         api.titles_to_items(ds, " ; ")
 

@@ -174,7 +174,8 @@ def _year(attrs: dict[str, str]) -> str:
 def titles_to_items(dataset: D.Dataset, text: str) -> list[int]:
     """``"Title (year); Title (year); ..."`` (oldest first) -> item indices, for a user known only by
     the titles they watched. Matching ignores case; ``(year)`` may be left out when one item has the
-    title. An unknown or ambiguous title is an error that names it and the closest catalog titles."""
+    title; an entry may also be an item id (for the catalog's duplicate titles). An unknown or
+    ambiguous title is an error that names it and the closest catalog titles (or the item ids)."""
     import difflib
 
     full, bare = {}, {}
@@ -190,12 +191,16 @@ def titles_to_items(dataset: D.Dataset, text: str) -> list[int]:
             continue
         key = " ".join(raw.split()).lower()
         hits = sorted(set(full.get(key) or bare.get(key) or []))
+        if not hits and raw in dataset._item_lookup():
+            hits = [dataset._item_lookup()[raw]]
         if len(hits) == 1:
             out.append(hits[0])
             continue
         if hits:
-            labels = [f"{item_title(dataset.item_attrs[i])} ({_year(dataset.item_attrs[i])})" for i in hits]
-            raise InputError(f"--history title {n} {raw!r} matches {len(hits)} items: {'; '.join(labels)} (add the year)")
+            labels = [f"{item_title(dataset.item_attrs[i])} ({_year(dataset.item_attrs[i])}) = item id "
+                      f"{dataset.item_tokens[i]}" for i in hits]
+            raise InputError(f"--history title {n} {raw!r} matches {len(hits)} items: {'; '.join(labels)} "
+                             "(add the year, or give the item id)")
         close = difflib.get_close_matches(key, list(full), n=3, cutoff=0.6)
         shown = [next(f"{item_title(dataset.item_attrs[i])} ({_year(dataset.item_attrs[i])})" for i in full[c])
                  for c in close]

@@ -144,6 +144,29 @@ def _mutated_reads(rng, ref, n):
     return reads
 
 
+def test_ungapped_segment_equals_plain_kadane():
+    from seqverse.genomics.esa.align import base_scores, best_segment, ungapped_segment
+
+    rng = np.random.default_rng(8)
+    for _ in range(300):
+        n = int(rng.integers(20, 120))
+        r = _random_dna(rng, n)
+        q = list(r)
+        for _ in range(int(rng.integers(0, 8))):
+            q[rng.integers(n)] = "ACGTN"[rng.integers(5)]
+        q = "".join(q)
+        if rng.random() < 0.1:
+            r = r[:5] + "R" + r[6:]  # an IUPAC code in the reference scores as N
+        qa, ra = (np.frombuffer(x.encode(), np.uint8) for x in (q, r))
+        s = base_scores(qa, ra)
+        score, begin, end, optimal = ungapped_segment(q, r)
+        assert (score, begin, end) == best_segment(s)
+        c = np.cumsum(s)
+        plain_optimal = (begin, end) == (0, n) and score > n - 7 and "N" not in q and "R" not in r and bool(
+            (c[:-1] > 0).all() and (c[-1] - c[:-1] > 0).all())
+        assert optimal == plain_optimal
+
+
 def test_fast_path_equals_smith_waterman_reference():
     """The seed + ungapped fast path and the SW fallback give the plain SW-in-every-window result."""
     from seqverse.genomics.esa.align import align_read, align_read_reference
@@ -167,15 +190,21 @@ def test_fast_path_equals_smith_waterman_reference():
     assert fast_seen >= 20
 
 
-def test_bag_encoder_embedding_bag_equals_forward():
+def test_bag_encoder_fast_paths_equal_forward(tmp_path):
+    """n_layers 0: torch embedding_bag and the torch-free numpy BagEncoder both equal the module's forward."""
+    from seqverse.genomics.esa.bag import BagEncoder, load_inference_encoder
+
     torch.manual_seed(0)
-    model = DNAEncoder(EncoderConfig(k=4, n_layers=0, d_model=32, d_out=16)).eval()
+    DNAEncoder(EncoderConfig(k=4, n_layers=0, d_model=32, d_out=16)).save_pretrained(tmp_path)
+    model = DNAEncoder.from_pretrained(tmp_path)
     rng = np.random.default_rng(7)
-    seqs = [_random_dna(rng, n) for n in (40, 57, 40, 90)]
-    fast = model.embed_sequences(seqs)
+    seqs = [_random_dna(rng, n) for n in (40, 57, 40, 90)] + ["ACGTNACGTACGTTT"]
     with torch.no_grad():
         ref = np.stack([model(torch.from_numpy(kmer_tokens(encode_bases([s]), 4)))[0].numpy() for s in seqs])
-    np.testing.assert_allclose(fast, ref, atol=1e-5)
+    np.testing.assert_allclose(model.embed_sequences(seqs), ref, atol=1e-5)
+    numpy_encoder = load_inference_encoder(tmp_path)
+    assert isinstance(numpy_encoder, BagEncoder)
+    np.testing.assert_allclose(numpy_encoder.embed_sequences(seqs, batch_size=2), ref, atol=1e-5)
 
 
 def test_flat_search_equals_exhaustive_reference():

@@ -33,6 +33,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,36 +51,49 @@ SEED_LEN, N_SEEDS, MAX_SEED_HITS = 16, 5, 8
 SLICE_PAD = 24  # bases either side of a diagonal given to Smith-Waterman
 XA_RATIO, XA_MAX = 0.8, 5  # bwa-mem -h 5: near-equal hits (score >= 80% of best) go to XA when at most 5
 PEN_UNPAIRED = 17  # bwa-mem -U
+RETRY_FRACTION = 0.8  # search cascade: a best score under this x read length triggers a thorough search
 _SANITIZE = bytes.maketrans(bytes(range(256)), bytes(c if c in b"ACGT" else ord("N") for c in range(256)))
 _N = ord("N")
 _IS_ACGT = np.zeros(256, bool)
 _IS_ACGT[list(b"ACGT")] = True
 _CIGAR_OPS = re.compile(r"(\d+)([MIDS])")
+_NONZERO = bytes([0] + [1] * 255)
+_NOT_ACGT = bytes(0 if c in b"ACGT" else 1 for c in range(256))
 
 
 @dataclass
 class Hit:
-    """One alignment: 0-based leftmost reference position, CIGAR with soft clips, score, NM, MD."""
+    """One alignment: 0-based leftmost reference position, CIGAR with soft clips, score; NM and MD
+    are computed when first read, from ``src`` = (read strand, reference from ``pos`` on)."""
 
     contig: int
     reverse: bool
     pos: int
     cigar: str
     score: int
-    nm: int
-    md: str = ""
+    src: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def ref_len(self) -> int:
-        return sum(int(n) for n, op in _CIGAR_OPS.findall(self.cigar) if op in "MD")
-
-    @property
-    def query_len(self) -> int:
-        return sum(int(n) for n, op in _CIGAR_OPS.findall(self.cigar) if op in "MI")
+    def __post_init__(self):
+        ops = _CIGAR_OPS.findall(self.cigar)
+        self.ref_len = sum(int(n) for n, op in ops if op in "MD")
+        self.query_len = sum(int(n) for n, op in ops if op in "MI")
+        self._md_nm: tuple[str, int] | None = None
 
     @property
     def end(self) -> int:
         return self.pos + self.ref_len
+
+    @property
+    def md(self) -> str:
+        if self._md_nm is None:
+            self._md_nm = md_nm(*self.src, self.cigar)
+        return self._md_nm[0]
+
+    @property
+    def nm(self) -> int:
+        if self._md_nm is None:
+            self._md_nm = md_nm(*self.src, self.cigar)
+        return self._md_nm[1]
 
 
 @dataclass
@@ -126,13 +140,27 @@ def sanitize(read: str) -> str:
     return read.upper().encode("ascii", "replace").translate(_SANITIZE).decode("ascii")
 
 
+def _mismatches(q: str, r: str) -> list[int]:
+    """Positions where two equal-length strings differ or ``q`` holds an N (XOR of the byte strings)."""
+    n = len(q)
+    qb, rb = q.encode("ascii"), r.encode("ascii")
+    if qb == rb and "N" not in q:
+        return []
+    flags = (int.from_bytes(qb, "big") ^ int.from_bytes(rb, "big")).to_bytes(n, "big").translate(_NONZERO)
+    out, i = [], flags.find(b"\x01")
+    while i >= 0:
+        out.append(i)
+        i = flags.find(b"\x01", i + 1)
+    if "N" in q:
+        out = sorted(set(out) | {i for i, c in enumerate(q) if c == "N"})
+    return out
+
+
 def md_nm(query: str, ref: str, cigar: str) -> tuple[str, int]:
     """SAM MD string and NM of ``query`` aligned by ``cigar`` to ``ref`` (starting at the alignment's POS).
 
     A base matches when it equals the reference base and is not N (samtools calmd's rule).
     """
-    qa = np.frombuffer(query.encode("ascii"), np.uint8)
-    ra = np.frombuffer(ref.encode("ascii"), np.uint8)
     md: list[str] = []
     run = nm = qi = ri = 0
     for n, op in _CIGAR_OPS.findall(cigar):
@@ -146,9 +174,8 @@ def md_nm(query: str, ref: str, cigar: str) -> tuple[str, int]:
             md.append(f"{run}^{ref[ri : ri + n]}")
             run, ri, nm = 0, ri + n, nm + n
         else:
-            a, b = qa[qi : qi + n], ra[ri : ri + n]
             last = 0
-            for j in np.flatnonzero((a != b) | (a == _N)).tolist():
+            for j in _mismatches(query[qi : qi + n], ref[ri : ri + n]):
                 md.append(f"{run + j - last}{ref[ri + j]}")
                 run, last = 0, j + 1
                 nm += 1
@@ -174,14 +201,18 @@ def best_segment(scores: np.ndarray) -> tuple[int, int, int]:
     return int(c[j] - c[i]), i, j
 
 
+@lru_cache(maxsize=1024)
+def _seed_offsets(n: int) -> tuple[int, ...]:
+    return tuple(sorted({round(i * (n - SEED_LEN) / (N_SEEDS - 1)) for i in range(N_SEEDS)}))
+
+
 def seed_diagonals(q: str, ref: str) -> list[int]:
     """Diagonals (reference offset of read base 0) at which exact 16-mers of ``q`` occur in ``ref``."""
     n = len(q)
     if n < SEED_LEN:
         return []
-    offsets = sorted({round(i * (n - SEED_LEN) / (N_SEEDS - 1)) for i in range(N_SEEDS)})
     diags: set[int] = set()
-    for o in offsets:
+    for o in _seed_offsets(n):
         seed = q[o : o + SEED_LEN]
         if "N" in seed:
             continue
@@ -192,24 +223,59 @@ def seed_diagonals(q: str, ref: str) -> list[int]:
     return sorted(diags)
 
 
+def ungapped_segment(q: str, r: str) -> tuple[int, int, int, bool]:
+    """Best local ungapped alignment of two equal-length strings -> (score, begin, end, provably optimal).
+
+    The same result as ``best_segment(base_scores(q, r))`` (the plain version, held equal by a
+    test) from the positions that differ or hold an N only, found by XOR of the byte strings, so
+    a read with a few mismatches costs a few Python steps. ``provably optimal``: the segment is the
+    whole read, scores above ``len - 7`` (beats any gapped alignment), has no N, and every proper
+    prefix and suffix scores above zero (no tie with a clipped alignment).
+    """
+    n = len(q)
+    qb, rb = q.encode("ascii"), r.encode("ascii")
+    if qb == rb and "N" not in q:
+        return n, 0, n, True
+    flags = bytearray((int.from_bytes(qb, "big") ^ int.from_bytes(rb, "big")).to_bytes(n, "big").translate(_NONZERO))
+    has_n = "N" in q or any(rb.translate(_NOT_ACGT))
+    if has_n:
+        for i, (a, b) in enumerate(zip(qb, rb)):
+            if a == _N or _NOT_ACGT[b]:
+                flags[i] = 2
+    if has_n:
+        events = [(j, N_SCORE if f == 2 else -MISMATCH) for j, f in enumerate(flags) if f]
+    else:
+        events, i = [], flags.find(b"\x01")
+        while i >= 0:
+            events.append((i, -MISMATCH))
+            i = flags.find(b"\x01", i + 1)
+    best = bs = be = 0
+    cur, start, last = 0, 0, 0
+    for j, penalty in events:
+        cur += j - last
+        if cur > best:
+            best, bs, be = cur, start, j
+        cur += penalty
+        if cur <= 0:
+            cur, start = 0, j + 1
+        last = j + 1
+    cur += n - last
+    if cur > best:
+        best, bs, be = cur, start, n
+    optimal = (bs == 0 and be == n and best > n - (GAP_OPEN + GAP_EXTEND) and not has_n
+               and all(j >= 5 and n - 1 - j >= 5 for j, _ in events))
+    return best, bs, be, optimal
+
+
 def ungapped_hit(q: str, ref: str, d: int, contig: int, reverse: bool, ref_start: int) -> tuple[Hit, bool, bool]:
     """Best local ungapped alignment of ``q`` on diagonal ``d`` of ``ref`` -> (hit, full_length, provably_optimal)."""
     L = len(q)
     lo, hi = max(0, -d), min(L, len(ref) - d)
-    qa = np.frombuffer(q.encode("ascii"), np.uint8)[lo:hi]
-    ra = np.frombuffer(ref.encode("ascii"), np.uint8)[lo + d : hi + d]
-    s = base_scores(qa, ra)
-    score, i, j = best_segment(s)
+    score, i, j, optimal = ungapped_segment(q[lo:hi], ref[lo + d : hi + d])
     qb, qe = lo + i, lo + j
     cigar = (f"{qb}S" if qb else "") + f"{qe - qb}M" + (f"{L - qe}S" if qe < L else "")
-    seg_ref = ref[d + qb : d + qe]
-    md, nm = md_nm(q[qb:qe], seg_ref, f"{qe - qb}M")
     full = qb == 0 and qe == L
-    optimal = False
-    if full and score > L - (GAP_OPEN + GAP_EXTEND) and "N" not in q and "N" not in ref:
-        c = np.cumsum(s)
-        optimal = bool((c[:-1] > 0).all() and (c[-1] - c[:-1] > 0).all())
-    return Hit(contig, reverse, ref_start + d + qb, cigar, score, nm, md), full, optimal
+    return Hit(contig, reverse, ref_start + d + qb, cigar, score, (q, ref[d + qb : d + qe])), full, optimal and full
 
 
 def cigar_from_parasail(decoded: str, beg_query: int, end_query: int, read_len: int) -> tuple[str, int]:
@@ -262,9 +328,7 @@ def sw_hit(q: str, ref: str, contig: int, reverse: bool, ref_start: int) -> Hit:
     decoded = cig.decode.decode() if isinstance(cig.decode, bytes) else cig.decode
     cigar, skip = cigar_from_parasail(decoded, cig.beg_query, t.end_query, len(q))
     pos = cig.beg_ref + skip
-    hit = Hit(contig, reverse, ref_start + pos, cigar, t.score, 0)
-    hit.md, hit.nm = md_nm(q, ref[pos:], cigar)
-    return hit
+    return Hit(contig, reverse, ref_start + pos, cigar, t.score, (q, ref[pos:]))
 
 
 # ----------------------------------------------------------------------------- one read
@@ -323,11 +387,11 @@ def align_read(index: ESAIndex, read: str, windows, max_hits: int = 8) -> ReadAl
     hits = [f[0] for f in found]
     if found:
         top, full, optimal, wi, d = found[0]
-        if optimal:
+        if optimal and not any(refs[wi].encode("ascii").translate(_NOT_ACGT)):  # no N in the window either
             return ReadAlignment(_distinct(hits)[:max_hits], fast=True)
         c, rev, start, _ = windows[wi]
         lo = max(0, d - SLICE_PAD)
-        if full and sw_score(strands[rev], refs[wi][lo : d + L + SLICE_PAD]) == top.score:
+        if sw_score(strands[rev], refs[wi][lo : d + L + SLICE_PAD]) == top.score:  # the ungapped hit is optimal
             return ReadAlignment(_distinct(hits)[:max_hits], fast=True)
     # Smith-Waterman: slices around the best diagonals, or whole windows when no seed matched
     profiles: dict[bool, object] = {}
@@ -529,11 +593,23 @@ def sam_record(name: str, seq: str, qual: str, aln: ReadAlignment | None, hit: H
 
 # ----------------------------------------------------------------------------- batches
 def align_reads(index: ESAIndex, reads: list[str], top_k: int) -> list[ReadAlignment]:
-    """Embed each read once, search both strands' fragments, align every read in its windows."""
+    """Embed each read once, search both strands' fragments, align every read in its windows.
+
+    Search cascade: reads whose best alignment scores under ``RETRY_FRACTION`` of their length
+    after an approximate (HNSW) search are searched again thoroughly and realigned.
+    """
     k_min = index.encoder.config.k
     emb = index.encoder.embed_sequences([r if len(r) >= k_min else "N" * k_min for r in reads])
     _, ids = index.search(emb, top_k)
-    return [align_read(index, r, candidate_windows(index, ids[j])) for j, r in enumerate(reads)]
+    alns = [align_read(index, r, candidate_windows(index, ids[j])) for j, r in enumerate(reads)]
+    if index.has_thorough_search:
+        again = [j for j, a in enumerate(alns) if a.best is None or a.best.score < RETRY_FRACTION * len(reads[j])]
+        if again:
+            _, ids2 = index.search(emb[again], top_k, thorough=True)
+            for row, j in enumerate(again):
+                windows = candidate_windows(index, np.concatenate([ids[j], ids2[row]]))
+                alns[j] = align_read(index, reads[j], windows)
+    return alns
 
 
 def _strip_mate_suffix(name: str) -> str:
@@ -644,9 +720,9 @@ _WORKER: dict = {}
 
 def _worker_init(index_dir: str, top_k: int, paired: bool, rg: str) -> None:
     import faiss
-    import torch
 
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:  # a Transformer encoder; a k-mer-bag one runs in numpy
+        sys.modules["torch"].set_num_threads(1)
     faiss.omp_set_num_threads(1)
     _WORKER.update(index=load_index(index_dir), top_k=top_k, paired=paired, rg=rg, state={})
 

@@ -52,8 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--fragment-len", type=clikit.int_range(2, 10**6), default=400, help="bases per reference fragment")
     p.add_argument("--stride", type=clikit.int_range(1, 10**6), default=150,
                    help="bases between fragment starts; reads up to fragment-len - stride + 1 bases lie inside a fragment")
-    p.add_argument("--index-type", default="auto", choices=["auto", "flat", "ivf", "ivf-sq8", "hnsw"],
-                   help="vector store; auto: exact below 150k vectors (2 per fragment), IVF above, IVF with 8-bit vectors above 4M")
+    p.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8"],
+                   help="vector store; auto: exact up to 20k vectors (2 per fragment), HNSW above, HNSW over 8-bit vectors above 4M")
     p.add_argument("--threads", type=clikit.int_range(1, 1024), default=2, help="torch and FAISS threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_index)

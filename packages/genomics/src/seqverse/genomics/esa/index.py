@@ -12,10 +12,10 @@ Python string in memory), and fragments are embedded and added to FAISS in chunk
 the FAISS store plus one chunk. Store types (``--index-type``):
 
 - ``flat``: exact inner product (``IndexFlatIP``), 4 bytes x dim per vector;
-- ``ivf``: inverted lists over a k-means coarse quantiser, vectors kept exactly; searched with
-  ``nprobe`` lists (``meta.json``); trained on the first chunk;
-- ``ivf-sq8``: the same with vectors stored as 8-bit scalars (1 byte x dim), for genome scale;
-- ``hnsw``: an HNSW graph (M 32) over exact vectors.
+- ``hnsw``: an HNSW graph (M 32, efConstruction 80) over exact vectors, searched with efSearch 32
+  and, for reads that align poorly from that, again with efSearch 256 (the aligner's cascade);
+- ``hnsw-sq8``: the same graph over vectors stored as 8-bit scalars (1 byte x dim), genome scale;
+- ``ivf`` / ``ivf-sq8``: inverted lists over a k-means coarse quantiser (measured, not chosen).
 
 ``auto`` chooses by the number of vectors, from the recall/speed curve measured in
 ``benchmarks/genomics/esa_faiss_curve.py`` (see the package README).
@@ -35,13 +35,13 @@ import numpy as np
 
 from seqverse.core import clikit
 from seqverse.core.clikit import InputError
-from seqverse.genomics.esa.model import DNAEncoder, default_model_dir
+from seqverse.genomics.esa.bag import load_inference_encoder
 from seqverse.genomics.io import atomic_output, iter_fasta, reverse_complement
 
 FORMAT = 2  # index directory layout version (1: one strand per fragment, reference.fa)
-FLAT_MAX_VECTORS = 150_000  # above this, auto picks an IVF store (see module docstring)
+FLAT_MAX_VECTORS = 20_000  # above this, auto picks HNSW (the measured curve: see module docstring)
 SQ8_MIN_VECTORS = 4_000_000  # above this, auto stores vectors as 8-bit scalars
-INDEX_TYPES = ("auto", "flat", "ivf", "ivf-sq8", "hnsw")
+INDEX_TYPES = ("auto", "flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8")
 
 
 def fragment_starts(length: int, fragment_len: int, stride: int) -> list[int]:
@@ -63,22 +63,39 @@ class ESAIndex:
     frag_contig: np.ndarray
     frag_start: np.ndarray
     frag_len: np.ndarray
-    reference: np.ndarray  # uint8 bases of every contig back to back (np.memmap when loaded)
+    reference: bytes  # bases of every contig back to back (an mmap of reference.seq when loaded)
     contig_names: list[str]
     contig_lengths: np.ndarray
     contig_offsets: np.ndarray
-    encoder: DNAEncoder | None
+    encoder: object  # BagEncoder or DNAEncoder: anything with embed_sequences and config.k/d_out
     meta: dict
 
     def fetch(self, contig: int, start: int, end: int) -> str:
         """Bases ``[start, end)`` of a contig (clipped to it), upper case as in the FASTA."""
         start, end = max(0, start), min(int(self.contig_lengths[contig]), end)
         off = int(self.contig_offsets[contig])
-        return self.reference[off + start : off + end].tobytes().decode("ascii")
+        return self.reference[off + start : off + end].decode("ascii")
 
-    def search(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k ``(similarities, vector ids)``; vector ``2 f + s`` is fragment ``f`` on strand ``s``."""
-        return self.faiss_index.search(np.ascontiguousarray(embeddings, dtype=np.float32), k)
+    def search(self, embeddings: np.ndarray, k: int, thorough: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(similarities, vector ids)``; vector ``2 f + s`` is fragment ``f`` on strand ``s``.
+
+        ``thorough``: the second pass of the search cascade (an HNSW store searched with a much
+        larger ``efSearch``; a flat store is exact either way).
+        """
+        x = np.ascontiguousarray(embeddings, dtype=np.float32)
+        params = self.meta.get("search_params", {})
+        if not thorough or "efSearch" not in params:
+            return self.faiss_index.search(x, k)
+        hnsw = self.faiss_index.hnsw
+        hnsw.efSearch = int(params.get("efSearch_thorough", 8 * params["efSearch"]))
+        try:
+            return self.faiss_index.search(x, k)
+        finally:
+            hnsw.efSearch = int(params["efSearch"])
+
+    @property
+    def has_thorough_search(self) -> bool:
+        return "efSearch" in self.meta.get("search_params", {})
 
     @classmethod
     def from_contigs(cls, contigs: dict[str, str], encoder=None, frag=(0, 0, 0)) -> ESAIndex:
@@ -86,8 +103,7 @@ class ESAIndex:
         seq = "".join(contigs.values()).encode("ascii")
         lengths = np.array([len(s) for s in contigs.values()], np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return cls(None, *(np.array([v]) for v in frag), np.frombuffer(seq, np.uint8), list(contigs), lengths, offsets,
-                   encoder, {})
+        return cls(None, *(np.array([v]) for v in frag), seq, list(contigs), lengths, offsets, encoder, {})
 
 
 def _make_store(index_type: str, dim: int, n_vectors: int):
@@ -96,10 +112,13 @@ def _make_store(index_type: str, dim: int, n_vectors: int):
 
     if index_type == "flat":
         return faiss.IndexFlatIP(dim), {}
-    if index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    if index_type in ("hnsw", "hnsw-sq8"):
+        if index_type == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        return index, {"efSearch": 64}
+        return index, {"efSearch": 32, "efSearch_thorough": 256}
     if index_type in ("ivf", "ivf-sq8"):
         nlist = int(min(65536, max(64, 2 ** round(math.log2(4 * math.sqrt(n_vectors))))))
         quantizer = faiss.IndexFlatIP(dim)
@@ -121,10 +140,14 @@ def apply_search_params(index, params: dict) -> None:
 
 
 def choose_index_type(n_vectors: int) -> str:
-    """``auto``: exact below FLAT_MAX_VECTORS, IVF above, IVF with 8-bit vectors at genome scale."""
+    """``auto``: exact below FLAT_MAX_VECTORS, HNSW above, HNSW over 8-bit vectors at genome scale.
+
+    IVF is offered but never chosen: k-mer-bag embeddings do not cluster, so IVF needs most lists
+    probed to hold recall (benchmarks/genomics/esa_faiss_curve.py).
+    """
     if n_vectors <= FLAT_MAX_VECTORS:
         return "flat"
-    return "ivf" if n_vectors <= SQ8_MIN_VECTORS else "ivf-sq8"
+    return "hnsw" if n_vectors <= SQ8_MIN_VECTORS else "hnsw-sq8"
 
 
 def count_fragments(reference: str | Path, fragment_len: int, stride: int) -> int:
@@ -142,7 +165,7 @@ def build_index(
     threads: int = 2,
     batch_size: int = 512,
     progress: bool = True,
-    chunk: int = 32768,
+    chunk: int = 8192,
     search_params: dict | None = None,
 ) -> dict:
     """Embed both strands of every fragment of ``reference`` and write the index directory.
@@ -154,6 +177,8 @@ def build_index(
     import torch
     from tqdm import tqdm
 
+    from seqverse.genomics.esa.model import default_model_dir
+
     if stride <= 0 or fragment_len <= 0 or stride > fragment_len:
         raise InputError(f"need 0 < stride <= fragment_len, got stride={stride}, fragment_len={fragment_len}")
     if index_type not in INDEX_TYPES:
@@ -162,7 +187,7 @@ def build_index(
     faiss.omp_set_num_threads(threads)
     t0 = time.time()
     model_dir = Path(model_dir) if model_dir else default_model_dir()
-    encoder = DNAEncoder.from_pretrained(model_dir)
+    encoder = load_inference_encoder(model_dir)
     k = encoder.config.k
     min_len = k + max(encoder.config.pool, 1) - 1  # one pooled position of k-mers
     if fragment_len < max(2 * k, min_len):
@@ -200,7 +225,7 @@ def build_index(
                 store.add(both)
                 return
             held.append(both)
-            if sum(len(h) for h in held) >= min(2 * n_frag, 64 * faiss.extract_index_ivf(store).nlist):
+            if sum(len(h) for h in held) >= min(2 * n_frag, 65536):
                 sample = np.concatenate(held)
                 store.train(sample)
                 store.add(sample)
@@ -281,6 +306,16 @@ def read_meta(directory: str | Path) -> dict:
     return meta
 
 
+def _map(path: Path):
+    """The reference file memory-mapped read-only (bytes-like; pages load as alignments touch them)."""
+    import mmap
+
+    with open(path, "rb") as handle:
+        if handle.seek(0, 2) == 0:
+            return b""
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def load_index(directory: str | Path, with_encoder: bool = True) -> ESAIndex:
     """Reload an index directory written by :func:`build_index` (the reference memory-mapped)."""
     import faiss
@@ -296,10 +331,10 @@ def load_index(directory: str | Path, with_encoder: bool = True) -> ESAIndex:
         frag_contig=np.load(directory / "frag_contig.npy", mmap_mode="r"),
         frag_start=np.load(directory / "frag_start.npy", mmap_mode="r"),
         frag_len=np.load(directory / "frag_len.npy", mmap_mode="r"),
-        reference=np.memmap(directory / "reference.seq", dtype=np.uint8, mode="r"),
+        reference=_map(directory / "reference.seq"),
         contig_names=list(meta["contigs"]),
         contig_lengths=lengths,
         contig_offsets=offsets,
-        encoder=DNAEncoder.from_pretrained(directory / "encoder") if with_encoder else None,
+        encoder=load_inference_encoder(directory / "encoder") if with_encoder else None,
         meta=meta,
     )

@@ -22,12 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqverse.core.backbones import build
-
-# A, C, G, T -> 0..3; everything else (N, IUPAC codes) -> 4. Lower case is folded to upper case.
-_CODE = np.full(256, 4, dtype=np.int64)
-for _i, _c in enumerate(b"ACGT"):
-    _CODE[_c] = _i
-    _CODE[ord(chr(_c).lower())] = _i
+from seqverse.genomics.esa.bag import encode_bases, kmer_tokens  # noqa: F401  (re-exported: the tokeniser)
 
 
 @dataclass
@@ -43,28 +38,6 @@ class EncoderConfig:
     @property
     def vocab_size(self) -> int:
         return 4**self.k + 1  # every k-mer, then one token for a k-mer that holds an N
-
-
-def encode_bases(seqs: list[str]) -> np.ndarray:
-    """Equal-length sequences -> ``[B, L]`` base codes (0..3 for ACGT, 4 otherwise)."""
-    buf = np.frombuffer("".join(seqs).encode("ascii", "replace"), dtype=np.uint8)
-    return _CODE[buf].reshape(len(seqs), -1)
-
-
-def kmer_tokens(codes: np.ndarray, k: int) -> np.ndarray:
-    """``[B, L]`` base codes -> ``[B, L-k+1]`` overlapping k-mer ids; a k-mer with an N gets ``4**k``."""
-    b, length = codes.shape
-    if length < k:
-        raise ValueError(f"sequence of length {length} is shorter than k={k}")
-    n = length - k + 1
-    ids = np.zeros((b, n), dtype=np.int64)
-    has_n = np.zeros((b, n), dtype=bool)
-    for j in range(k):
-        window = codes[:, j : j + n]
-        ids = ids * 4 + (window & 3)
-        has_n |= window == 4
-    ids[has_n] = 4**k
-    return ids
 
 
 class DNAEncoder(nn.Module):

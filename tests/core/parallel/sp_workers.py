@@ -245,7 +245,29 @@ def case_hyena(rank, size):
     return res
 
 
+FLEXSP = dict(n_seq=4, max_len=24, min_len=4, capacity=24)
+
+
+def flexsp_config():
+    from seqverse.core.train import LMConfig
+
+    return LMConfig(steps=3, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, seed=2)
+
+
+def case_flexsp(rank, size):
+    """The demo LM trained 3 steps with the planner's process groups and with static SP."""
+    from seqverse.core.train.flexsp import train_flexsp
+
+    res = {}
+    for mode in ("flexsp", "static"):
+        result = train_flexsp(flexsp_config(), mode=mode, **FLEXSP)
+        res[f"flexsp/{mode}/losses"] = result.losses()
+        res[f"flexsp/{mode}/groups"] = [h["groups"] for h in result.history]
+    return res
+
+
 CASES = {
+    "flexsp": case_flexsp,
     "hyena": case_hyena,
     "attention": case_attention,
     "linear": case_linear,

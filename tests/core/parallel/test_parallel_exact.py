@@ -111,3 +111,16 @@ def test_sequence_parallel_hyena_equals_one_device(measured, case):
     _, results = measured
     errors = results[f"hyena/{case}"]
     assert max(max(e) for e in errors) < TOL, errors
+
+
+@pytest.mark.parametrize("mode", ["flexsp", "static"])
+def test_planned_process_groups_train_like_one_process(measured, mode):
+    """seqverse.core.train.flexsp: the planner's groups as real process groups (and static SP) = one process."""
+    from seqverse.core.train.flexsp import train_flexsp
+
+    _, results = measured
+    single = train_flexsp(sp_workers.flexsp_config(), **sp_workers.FLEXSP).losses()
+    for losses in results[f"flexsp/{mode}/losses"]:
+        assert max(abs(a - b) for a, b in zip(losses, single, strict=True)) < TOL, (losses, single)
+    if mode == "flexsp":  # the plan really split the ranks into several groups in some step
+        assert max(results["flexsp/flexsp/groups"][0]) > 1

@@ -78,8 +78,8 @@ def _flat(model) -> list[float]:
 CASES = {"dataset": case_dataset, "stream": case_stream}
 
 
-def run_case(names: list[str], size: int, timeout: float = 170) -> dict:
-    """Run ``names`` on ``size`` gloo processes (in this process when size is 1)."""
+def run_case(names: list[str], size: int, timeout: float = 170, backend: str = "gloo") -> dict:
+    """Run ``names`` on ``size`` processes (gloo; NCCL with one GPU each) or in this process when size is 1."""
     torch.set_num_threads(1)
     if size == 1:
         out = {}
@@ -90,7 +90,7 @@ def run_case(names: list[str], size: int, timeout: float = 170) -> dict:
         out = os.path.join(tmp, "results.json")
         ctx = mp.get_context("spawn")
         init = "file://" + os.path.join(tmp, "store")
-        procs = [ctx.Process(target=_worker, args=(r, size, init, names, out)) for r in range(size)]
+        procs = [ctx.Process(target=_worker, args=(r, size, init, names, out, backend)) for r in range(size)]
         for p in procs:
             p.start()
         for p in procs:
@@ -105,9 +105,11 @@ def run_case(names: list[str], size: int, timeout: float = 170) -> dict:
             return json.load(fh)
 
 
-def _worker(rank, size, init, names, out):
+def _worker(rank, size, init, names, out, backend="gloo"):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+    dist.init_process_group(backend, init_method=init, rank=rank, world_size=size)
     results = {}
     for n in names:
         results.update(CASES[n](n))

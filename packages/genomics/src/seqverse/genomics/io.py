@@ -51,6 +51,18 @@ def open_text(path: str | Path):
     return open(path)
 
 
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a text file (compressed or not); a file that is not readable text
+    (bad UTF-8, a corrupt compressed stream) is an InputError naming the file and line."""
+    n = 0
+    with open_text(path) as handle:
+        try:
+            for n, line in enumerate(handle, 1):
+                yield n, line
+        except _UNREADABLE as err:
+            raise InputError(f"{path}: line {n + 1}: not readable text ({err})") from None
+
+
 def read_fasta(path: str | Path) -> dict[str, str]:
     """All records of a FASTA file as ``{id: SEQUENCE}`` (upper case), in file order.
 

@@ -76,6 +76,13 @@ def read_atomic(path: str | Path, required: dict[str, tuple[str, ...]]):
     Errors name the file and the line (1-based, header is line 1).
     """
     path = Path(path)
+    try:
+        return _read_atomic(path, required)
+    except (UnicodeDecodeError, EOFError, lzma.LZMAError) as err:
+        raise InputError(f"{path}: not a UTF-8 RecBole atomic file ({err})") from None
+
+
+def _read_atomic(path: Path, required: dict[str, tuple[str, ...]]):
     with _open_text(path) as fh:
         header = fh.readline().rstrip("\n").rstrip("\r")
         if not header:

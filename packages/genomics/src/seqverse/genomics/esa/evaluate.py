@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from seqverse.core.clikit import InputError
-from seqverse.genomics.io import open_text
+from seqverse.genomics.io import iter_lines
 
 _LEAD_CLIP = re.compile(r"^(\d+)[SH]")
 MAPQ_THRESHOLDS = (60, 50, 40, 30, 20, 10, 3, 1, 0)
@@ -23,20 +23,19 @@ MAPQ_THRESHOLDS = (60, 50, 40, 30, 20, 10, 3, 1, 0)
 def read_truth(path: str | Path) -> dict[str, tuple[str, bool, int]]:
     """ART ``-sam`` truth -> ``{read name: (contig, reverse, 0-based leftmost position)}``."""
     truth = {}
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, 1):
-            if line.startswith("@") or not line.strip():
-                continue
-            f = line.rstrip("\n").split("\t")
-            if len(f) < 11:
-                raise InputError(f"{path}: line {line_no}: SAM needs 11 tab-separated fields, found {len(f)}")
-            try:
-                flag, pos = int(f[1]), int(f[3])
-            except ValueError:
-                raise InputError(f"{path}: line {line_no}: FLAG and POS must be integers") from None
-            if flag & 0x900:
-                continue
-            truth[_read_key(f[0], flag)] = (f[2].split()[0], bool(flag & 16), pos - 1 - _clip(f[5]))
+    for line_no, line in iter_lines(path):
+        if line.startswith("@") or not line.strip():
+            continue
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 11:
+            raise InputError(f"{path}: line {line_no}: SAM needs 11 tab-separated fields, found {len(f)}")
+        try:
+            flag, pos = int(f[1]), int(f[3])
+        except ValueError:
+            raise InputError(f"{path}: line {line_no}: FLAG and POS must be integers") from None
+        if flag & 0x900:
+            continue
+        truth[_read_key(f[0], flag)] = ((f[2].split() or [""])[0], bool(flag & 16), pos - 1 - _clip(f[5]))
     if not truth:
         raise InputError(f"{path}: no alignments in the truth SAM")
     return truth
@@ -56,17 +55,19 @@ def _clip(cigar: str) -> int:
 def read_primary(path: str | Path) -> dict[str, tuple[str, bool, int, int] | None]:
     """Primary alignment per read (per end of a pair) of a SAM file: ``(contig, reverse, clip-adjusted start, MAPQ)`` or None."""
     out = {}
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, 1):
-            if line.startswith("@") or not line.strip():
-                continue
-            f = line.split("\t", 6)
-            if len(f) < 6:
-                raise InputError(f"{path}: line {line_no}: not a SAM alignment line")
-            flag = int(f[1])
-            if flag & 0x900:  # secondary / supplementary
-                continue
-            out[_read_key(f[0], flag)] = None if flag & 4 else (f[2], bool(flag & 16), int(f[3]) - 1 - _clip(f[5]), int(f[4]))
+    for line_no, line in iter_lines(path):
+        if line.startswith("@") or not line.strip():
+            continue
+        f = line.split("\t", 6)
+        if len(f) < 6:
+            raise InputError(f"{path}: line {line_no}: not a SAM alignment line")
+        try:
+            flag, pos, mapq = int(f[1]), int(f[3]), int(f[4])
+        except ValueError:
+            raise InputError(f"{path}: line {line_no}: FLAG, POS and MAPQ must be integers") from None
+        if flag & 0x900:  # secondary / supplementary
+            continue
+        out[_read_key(f[0], flag)] = None if flag & 4 else (f[2], bool(flag & 16), pos - 1 - _clip(f[5]), mapq)
     return out
 
 

@@ -165,6 +165,8 @@ def read_vcf(path: str) -> list[Variant]:
                     if alt.startswith("<") or "[" in alt or "]" in alt:
                         raise InputError(f"{label}: symbolic ALT {alt!r} is not supported; give the bases")
                     out.append(Variant(rec.chrom, rec.pos, rec.ref.upper(), alt.upper(), label))
+    except NotImplementedError:  # htslib cannot seek in plain gzip
+        raise InputError(f"{path}: compressed with plain gzip; recompress it with bgzip (htslib) or give the .vcf") from None
     except (OSError, ValueError) as err:
         where = f"record {n + 1}" + (f" (after record {n})" if n else "")
         raise InputError(f"{path}: {where}: not valid VCF ({err})") from None

@@ -163,7 +163,7 @@ def parse_display(name: str, rec, base: Path, crop_hw: tuple[int, int] | None = 
     grid = rec.get("grid", DEFAULT_GRID)
     try:
         grid = (int(grid[0]), int(grid[1]))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         raise InputError(f"{what}: 'grid' must be [columns, rows]") from None
     if grid[0] < 1 or grid[1] < 1:
         raise InputError(f"{what}: 'grid' must be positive")

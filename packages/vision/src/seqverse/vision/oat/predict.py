@@ -89,6 +89,8 @@ def _read_predictions(path: str | Path) -> dict:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 JSON file") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object mapping display names to predictions")
     out = {}

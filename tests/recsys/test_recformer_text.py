@@ -81,6 +81,7 @@ def test_delta_checkpoint_round_trip_is_exact_small_and_offline(minilm, tmp_path
                 p.add_(torch.randn_like(p) * 0.01)
     model.init_item_embedding(torch.randn(1683, cfg.hidden_size))
     model.save_pretrained(tmp_path / "m")
+    assert stat.S_IMODE((tmp_path / "m" / "model.safetensors").stat().st_mode) == 0o644
     size = sum(f.stat().st_size for f in (tmp_path / "m").iterdir())
     assert size <= 10 * 2**20, size
     back = RecformerForSeqRec.from_pretrained(tmp_path / "m").eval()

@@ -271,6 +271,7 @@ class _Saveable(nn.Module):
             state = {k: v.clone() for k, v in state.items() if k not in base or not torch.equal(v, base[k])}
             state.pop("lm_head.decoder.weight", None)  # tied to the word embeddings (pre-training model)
         save_file(state, str(directory / "model.safetensors.tmp"), metadata={"format": "pt"})
+        (directory / "model.safetensors.tmp").chmod(0o644)  # safetensors writes 0600
         (directory / "model.safetensors.tmp").replace(directory / "model.safetensors")
         (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
 

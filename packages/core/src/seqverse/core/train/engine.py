@@ -334,6 +334,7 @@ def fit(
     mesh: Mesh | None = None,
     shard_fn: Callable | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    initial_best: float | None = None,
 ) -> FitResult:
     """Train ``model`` in place; returns its :class:`FitResult`.
 
@@ -351,6 +352,7 @@ def fit(
     mesh: the DP x SP mesh (default: data parallel over every process of the initialised group).
     shard_fn(batch, dp_rank, dp_size) -> (local batch, weight): how ready batches split over DP ranks.
     on_step(step, record): called after every optimizer step (rank 0 and the others alike).
+    initial_best: the monitored value to beat (e.g. an earlier training stage's best).
     """
     config = config or TrainConfig()
     if config.grad_accum < 1:
@@ -410,6 +412,8 @@ def fit(
     step = state.get("step", 0)
     history = state.get("history", [])
     best_metric, best_step = state.get("best_metric"), state.get("best_step")
+    if best_metric is None:
+        best_metric = initial_best
     bad_evals = state.get("bad_evals", 0)
     stopped_early = state.get("stopped_early", False)
     seconds_before = history[-1].get("seconds", 0.0) if history else 0.0
@@ -570,6 +574,7 @@ def fit(
                         bad_evals += 1
                     if config.patience is not None and bad_evals >= config.patience:
                         stopped_early = True
+                    record["best_step"] = best_step  # == step: this evaluation is the best so far
             history.append(record)
             if rank0 and (step % config.log_every == 0 or step == total or evaluated):
                 log.write(record)
@@ -578,7 +583,9 @@ def fit(
             if bar is not None:
                 bar.update(1)
                 if step % config.log_every == 0:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "lr", "seconds")}, refresh=False)
+                    shown = {k: f"{v:.4g}" for k, v in record.items()
+                             if k not in ("step", "lr", "seconds", "best_step") and isinstance(v, int | float)}
+                    bar.set_postfix(shown, refresh=False)
             due = config.checkpoint_every and step % config.checkpoint_every == 0
             timed = config.checkpoint_seconds is not None and time.time() - last_save > config.checkpoint_seconds
             if due or timed:

@@ -11,8 +11,10 @@
   items are left out of the training softmax (they do not exist yet when the model is trained);
   evaluation still ranks all items.
 
-Both are resumable: state lives in ``out_dir`` (safetensors weights, an optimizer state loaded
-with ``torch.load(weights_only=True)``, and ``state.json``); calling again continues.
+Both train through the shared engine (:func:`seqverse.core.train.fit`) and are resumable: the
+engine's checkpoints (``out_dir/checkpoint``, ``out_dir/stage1``, ``out_dir/stage2``: safetensors
+weights and optimizer state, RNG and batch-stream position) let a second call continue;
+``last/``, ``best/`` and ``state.json`` hold the models and the per-epoch log.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -102,23 +103,6 @@ def evaluate(model: RecformerForSeqRec, tok, items, split: Split, stage: str = "
     return metrics_from_positions(positions)
 
 
-# --------------------------------------------------------------------------- checkpoint state
-def _save_state(out_dir: Path, model, opt, state: dict) -> None:
-    model.save_pretrained(out_dir / "last")
-    torch.save(opt.state_dict(), out_dir / "optimizer.pt.tmp")
-    (out_dir / "optimizer.pt.tmp").replace(out_dir / "optimizer.pt")
-    (out_dir / "state.json.tmp").write_text(json.dumps(state, indent=1))
-    (out_dir / "state.json.tmp").replace(out_dir / "state.json")
-
-
-def _load_state(out_dir: Path, model, opt) -> dict | None:
-    if not (out_dir / "state.json").exists():
-        return None
-    model.load_state_dict(load_state_dict(out_dir / "last"), strict=False)
-    opt.load_state_dict(torch.load(out_dir / "optimizer.pt", map_location="cpu", weights_only=True))
-    return json.loads((out_dir / "state.json").read_text())
-
-
 # --------------------------------------------------------------------------- pre-training
 def _mask_mlm(batch: dict, tok: RecformerTokenizer, prob: float, gen: torch.Generator):
     """BERT masking (80% <mask>, 10% random, 10% kept) of non-special tokens; labels -100 elsewhere."""
@@ -136,10 +120,62 @@ def _mask_mlm(batch: dict, tok: RecformerTokenizer, prob: float, gen: torch.Gene
     return masked, labels
 
 
+def _generator_state(gen: torch.Generator) -> list[int]:
+    return gen.get_state().tolist()
+
+
+def _set_generator_state(gen: torch.Generator, state: list[int]) -> None:
+    gen.set_state(torch.tensor(state, dtype=torch.uint8))
+
+
+def _random_state(rnd: random.Random) -> list:
+    version, internal, gauss = rnd.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_random_state(rnd: random.Random, state: list) -> None:
+    rnd.setstate((state[0], tuple(state[1]), state[2]))
+
+
+class PretrainPairs:
+    """The endless stream of pre-training batches ``(history, next item, masked history, masked
+    item)``: users and target positions from one ``random.Random``, MLM masks from one torch
+    generator. Its position (both generators' states) is checkpointed by the engine."""
+
+    def __init__(self, sequences, tok, items, batch_size: int, mlm_prob: float, seed: int):
+        self.sequences, self.tok, self.items = sequences, tok, items
+        self.batch_size, self.mlm_prob = batch_size, mlm_prob
+        self.users = [u for u, s in enumerate(sequences) if len(s) >= 2]
+        self.rnd, self.gen = random.Random(seed), torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"rnd": _random_state(self.rnd), "gen": _generator_state(self.gen)}
+
+    def load_state_dict(self, state: dict) -> None:
+        _set_random_state(self.rnd, state["rnd"])
+        _set_generator_state(self.gen, state["gen"])
+
+    def __iter__(self):
+        tok, items = self.tok, self.items
+        while True:
+            a, b = [], []
+            for u in self.rnd.sample(self.users, self.batch_size):
+                seq = self.sequences[u]
+                pos = self.rnd.randint((len(seq) - 1) // 2, len(seq) - 1)
+                a.append(tok.encode([items[i] for i in seq[:pos]]))
+                b.append(tok.encode([items[seq[pos]]]))
+            a, b = tok.pad(a), tok.pad(b)
+            yield a, b, _mask_mlm(a, tok, self.mlm_prob, self.gen), _mask_mlm(b, tok, self.mlm_prob, self.gen)
+
+
 def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, config: RecformerConfig,
              steps: int = 600, batch_size: int = 16, lr: float = 1e-3, mlm_prob: float = 0.15,
              seed: int = 2020, time_budget: float | None = None, log=print) -> Path:
-    """§2.3.1 pre-training on training sequences; returns the directory of the final weights."""
+    """§2.3.1 pre-training on training sequences with :func:`seqverse.core.train.fit` (AdamW, 50-step
+    warm-up, clipping at 1; resumable from ``out_dir/checkpoint``); returns the directory of the
+    final weights (``out_dir/last``)."""
+    from seqverse.core.train import TrainConfig, fit
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(dataset, config)
@@ -148,43 +184,37 @@ def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, 
     items = encode_items(tok, dataset)
     torch.manual_seed(seed)
     model = RecformerForPretraining(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    state = _load_state(out_dir, model, opt) or {"step": 0, "log": []}
-    users = [u for u, s in enumerate(sequences) if len(s) >= 2]
-    rnd = random.Random(seed + state["step"])
-    gen = torch.Generator().manual_seed(seed + state["step"])
-    t0 = time.time()
-    model.train()
-    bar = _tqdm(total=steps, initial=state["step"], desc="pretrain")
-    while state["step"] < steps:
-        if time_budget is not None and time.time() - t0 > time_budget:
-            break
-        batch_users = rnd.sample(users, batch_size)
-        a, b = [], []
-        for u in batch_users:
-            seq = sequences[u]
-            pos = rnd.randint((len(seq) - 1) // 2, len(seq) - 1)
-            a.append(tok.encode([items[i] for i in seq[:pos]]))
-            b.append(tok.encode([items[seq[pos]]]))
-        a, b = tok.pad(a), tok.pad(b)
-        lr_now = lr * min(1.0, (state["step"] + 1) / 50)
-        for g in opt.param_groups:
-            g["lr"] = lr_now
-        loss, acc = model(a, b, _mask_mlm(a, tok, mlm_prob, gen), _mask_mlm(b, tok, mlm_prob, gen))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        state["step"] += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}")
-        if state["step"] % 25 == 0 or state["step"] == steps:
-            state["log"].append({"step": state["step"], "loss": loss.item(), "cl_acc": acc.item()})
-            log(f"pretrain step {state['step']} loss {loss.item():.4f} contrastive acc {acc.item():.3f}")
-            _save_state(out_dir, model, opt, state)
-    bar.close()
-    _save_state(out_dir, model, opt, state)
+
+    def loss_fn(m, batch):
+        a, b, masked_a, masked_b = batch
+        loss, acc = m(a, b, masked_a, masked_b)
+        return loss, {"cl_acc": float(acc)}
+
+    def on_step(step, record):
+        if step % 25 == 0 or step == steps:
+            log(f"pretrain step {step} loss {record['loss']:.4f} contrastive acc {record['cl_acc']:.3f}")
+
+    engine = TrainConfig(steps=steps, lr=lr, weight_decay=0.01, clip_norm=1.0, warmup=50, seed=None, out_dir=str(out_dir),
+                         checkpoint_every=25, log_every=25, max_seconds=time_budget, progress_desc="pretrain")
+    result = fit(model, PretrainPairs(sequences, tok, items, batch_size, mlm_prob, seed), loss_fn, engine, on_step=on_step)
+    if _rank0():
+        model.save_pretrained(out_dir / "last")
+        log_entries = [{"step": h["step"], "loss": h["loss"], "cl_acc": h["cl_acc"]} for h in result.history
+                       if h["step"] % 25 == 0 or h["step"] == steps]
+        _write_json(out_dir / "state.json", {"step": result.steps_done, "log": log_entries})
     return out_dir / "last"
+
+
+def _rank0() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- fine-tuning
@@ -269,67 +299,121 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         model.init_item_embedding(saved_items)
     else:
         model.init_item_embedding(encode_all_items(model.longformer, tok, items))
+    from seqverse.core.train import TrainConfig, fit
+
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
-    first_stage = 1 if stage1_epochs > 0 else 2
-    resumed_stage = json.loads((out_dir / "state.json").read_text())["stage"] if (out_dir / "state.json").exists() else None
-    if item_lr > 0 and (resumed_stage or first_stage) == 2:  # the items' group must exist before its state loads
-        _train_items(model, opt, item_lr)
-    state = _load_state(out_dir, model, opt) or {"stage": first_stage, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
-    t0 = time.time()
     examples = [u for u in split.users if split.train[u]]
     unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None
-    while state["stage"] <= 2:
-        limit = stage1_epochs if state["stage"] == 1 else stage2_epochs
-        if state["epoch"] >= limit or state["bad"] >= patience:
-            if state["stage"] == 1:  # stage 2 starts from the best stage-1 model; I frozen (or fine-tuned: item_lr)
-                model.load_state_dict(load_state_dict(out_dir / "best"), strict=False)
-                if item_lr > 0:
-                    _train_items(model, opt, item_lr)
-                state.update(stage=2, epoch=0, bad=0)
-                _save_state(out_dir, model, opt, state)
+    state = {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
+
+    def loss_fn(m, batch):
+        hist, labels, item_batch = batch
+        return seqrec_loss(m, hist, labels, unseen, item_batch)
+
+    def run_stage(stage: int, epochs: int):
+        batches = StageBatches(split, examples, samples_per_user, batch_size, seed, stage, tok, items,
+                               model if stage == 1 else None, config.align_weight > 0)
+        per_epoch, n_order = len(batches), len(examples) * samples_per_user
+
+        def schedule(step):  # stage 2 with stage2_decay: linear to 0 over its epochs, per batch
+            if stage == 2 and stage2_decay:
+                return max(0.0, 1.0 - (step // per_epoch + (step % per_epoch) * batch_size / n_order) / stage2_epochs)
+            return 1.0
+
+        def on_step(step, record):  # after each epoch's validation: the models and a log line
+            if "valid_ndcg@10" not in record or not _rank0():
+                return
+            if record.get("best_step") == step:
+                model.save_pretrained(out_dir / "best")
+                tok.save(out_dir / "best" / "tokenizer.json")
+            model.save_pretrained(out_dir / "last")
+            log(json.dumps({"stage": stage, "epoch": -(-step // per_epoch), "step": step, "train_loss": record["loss"],
+                            **{k: v for k, v in record.items() if k.startswith("valid_")}}))
+
+        engine = TrainConfig(epochs=epochs, lr=lr, clip_norm=1.0, seed=None, out_dir=str(out_dir / f"stage{stage}"),
+                             checkpoint_every=per_epoch, monitor="valid_ndcg@10", monitor_mode="max", patience=patience,
+                             max_seconds=time_budget, progress_desc=f"stage {stage}")
+        result = fit(model, batches, loss_fn, engine, optimizer=lambda _: opt, schedule=schedule, on_step=on_step,
+                     eval_fn=lambda m: {f"valid_{k}": v for k, v in evaluate(m, tok, items, split, "valid").items() if k != "n"},
+                     initial_best=state["best"])
+        for record in result.history:  # the stage's per-epoch log, best and patience count
+            if "valid_ndcg@10" not in record:
                 continue
-            break
-        if time_budget is not None and time.time() - t0 > time_budget:
+            epoch = -(-record["step"] // per_epoch)
+            losses = [h["loss"] for h in result.history if -(-h["step"] // per_epoch) == epoch]
+            state["log"].append({"stage": stage, "epoch": epoch, "train_loss": sum(losses) / len(losses),
+                                 **{k: v for k, v in record.items() if k.startswith("valid_")}, "seconds": record["seconds"]})
+            if record["valid_ndcg@10"] > state["best"]:
+                state.update(best=record["valid_ndcg@10"], bad=0)
+            else:
+                state["bad"] += 1
+            state.update(stage=stage, epoch=epoch)
+        if _rank0():
+            _write_json(out_dir / "state.json", state)
+        return result, per_epoch * epochs
+
+    if stage1_epochs > 0:
+        result, total = run_stage(1, stage1_epochs)
+        if result.steps_done < total and not result.stopped_early:
             log("time budget reached; state saved, call again to continue")
-            break
-        if state["stage"] == 1:
-            model.init_item_embedding(encode_all_items(model.longformer, tok, items))
-        rnd = random.Random(seed * 1000 + state["stage"] * 100 + state["epoch"])
-        order = [u for u in examples for _ in range(samples_per_user)]
-        rnd.shuffle(order)
-        model.train()
-        total, n = 0.0, 0
-        bar = _tqdm(range(0, len(order), batch_size), desc=f"stage {state['stage']} epoch {state['epoch'] + 1}")
-        for s in bar:
-            if stage2_decay and state["stage"] == 2:
-                for g in opt.param_groups:
-                    g["lr"] = (item_lr if g.get("name") == "items" else lr) * max(
-                        0.0, 1.0 - (state["epoch"] + s / len(order)) / stage2_epochs)
-            hist, labels = [], []
-            for u in order[s:s + batch_size]:
-                seq = split.train[u]
-                pos = rnd.randint(0, len(seq) - 1)
-                hist.append(encode_history(tok, items, seq[:pos]))
-                labels.append(seq[pos])
-            loss = seqrec_loss(model, tok.pad(hist), torch.tensor(labels), unseen,
-                               item_batch_for(tok, items, labels) if config.align_weight > 0 else None)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total, n = total + loss.item(), n + 1
-            bar.set_postfix(loss=f"{total / n:.3f}")
-        valid = evaluate(model, tok, items, split, "valid")
-        state["epoch"] += 1
-        entry = {"stage": state["stage"], "epoch": state["epoch"], "train_loss": total / max(n, 1),
-                 **{f"valid_{k}": v for k, v in valid.items() if k != "n"}, "seconds": time.time() - t0}
-        state["log"].append(entry)
-        log(json.dumps(entry))
-        if valid["ndcg@10"] > state["best"]:
-            state.update(best=valid["ndcg@10"], bad=0)
-            model.save_pretrained(out_dir / "best")
-            tok.save(out_dir / "best" / "tokenizer.json")
-        else:
-            state["bad"] += 1
-        _save_state(out_dir, model, opt, state)
+            return state
+        # stage 2 starts from the best stage-1 model; I frozen (or fine-tuned: item_lr)
+        model.load_state_dict(load_state_dict(out_dir / "best"), strict=False)
+    if item_lr > 0:
+        _train_items(model, opt, item_lr)
+    state.update(stage=2, epoch=0, bad=0)
+    if stage2_epochs > 0:
+        result, total = run_stage(2, stage2_epochs)
+        if result.steps_done < total and not result.stopped_early:
+            log("time budget reached; state saved, call again to continue")
     return state
+
+
+class StageBatches:
+    """One fine-tuning stage's batches ``(padded histories, targets, target items alone or None)``.
+
+    Per epoch, as the official collator: the users in an order from ``Random(seed*1000 + stage*100
+    + epoch)``, each with a random target position in its training sequence. In stage 1 the item
+    matrix ``I`` is re-encoded with the current encoder at the start of every epoch (``set_epoch``,
+    which the engine calls). The position (epoch, next batch, the epoch ``I`` was encoded for) is
+    checkpointed by the engine, so a resumed stage continues mid-epoch with the same ``I``."""
+
+    def __init__(self, split, examples, samples_per_user, batch_size, seed, stage, tok, items, encode_model, align):
+        self.split, self.examples, self.samples_per_user, self.batch_size = split, examples, samples_per_user, batch_size
+        self.seed, self.stage, self.tok, self.items, self.model, self.align = seed, stage, tok, items, encode_model, align
+        self.epoch, self.start, self.encoded = 0, 0, None
+
+    def __len__(self) -> int:
+        return -(-len(self.examples) * self.samples_per_user // self.batch_size)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "start": self.start, "encoded": self.encoded}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.start, self.encoded = state["epoch"], state["start"], state["encoded"]
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.start = epoch, 0
+        if self.model is not None and self.encoded != epoch:
+            self.model.init_item_embedding(encode_all_items(self.model.longformer, self.tok, self.items))
+            self.encoded = epoch
+
+    def __iter__(self):
+        rnd = random.Random(self.seed * 1000 + self.stage * 100 + self.epoch)
+        order = [u for u in self.examples for _ in range(self.samples_per_user)]
+        rnd.shuffle(order)
+        for k, s in enumerate(range(0, len(order), self.batch_size)):
+            hist, labels = [], []
+            for u in order[s:s + self.batch_size]:
+                seq = self.split.train[u]
+                pos = rnd.randint(0, len(seq) - 1)
+                if k >= self.start:
+                    hist.append(encode_history(self.tok, self.items, seq[:pos]))
+                labels.append(seq[pos])
+            if k < self.start:  # already trained on (the draws above keep the generator in step)
+                continue
+            self.start = k + 1
+            item_batch = item_batch_for(self.tok, self.items, labels) if self.align else None
+            yield self.tok.pad(hist), torch.tensor(labels), item_batch
+        self.start = len(self)

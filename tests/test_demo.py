@@ -15,9 +15,17 @@ def test_demo_runs_every_system(tmp_path):
                          timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     for header in ("== core:", "== genomics / DNA-ESA", "== genomics / HyenaDNA", "== speech / AdaSpeech",
-                   "== vision / OCR", "== recsys / Recformer"):
+                   "== vision / OCR", "== vision / OAT", "== recsys / Recformer"):
         assert header in run.stdout
     for result in ("mapq20_error_rate", "bits_per_base", "word_f1", "item_id"):  # each job's output table
         assert result in run.stdout
-    assert (out / "lambda.sam").stat().st_size > 0 and (out / "hello.wav").stat().st_size > 1000
+    import soundfile as sf
+
+    check = subprocess.run(["samtools", "quickcheck", "-vvv", str(out / "lambda.sam")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr  # a SAM file samtools accepts, not just a non-empty one
+    records = [ln for ln in (out / "lambda.sam").read_text().splitlines() if not ln.startswith("@")]
+    assert len(records) >= 100 and all(len(r.split("\t")) >= 11 for r in records)
+    info = sf.info(str(out / "hello.wav"))
+    assert info.samplerate == 16000 and 0.5 < info.duration < 10  # a spoken sentence, not a click
     assert len(list((out / "ocr").glob("*.txt"))) == 2
+    assert len(list((out / "oat" / "plots").glob("*.png"))) == 1

@@ -1,5 +1,7 @@
 """Bad input to AdaSpeech: clear messages, resampling, text normalisation, no NaN, no crash."""
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,9 @@ def test_sample_rate_mismatch_is_resampled(tmp_path):
     sf.write(tmp_path / "x.wav", librosa.resample(y, orig_sr=sr, target_sr=22050), 22050)
     z = A.load_wav(tmp_path / "x.wav")
     assert abs(len(z) - len(y)) <= 2 and np.isfinite(z).all()
-    assert A.log_mel(z).shape[1] == 80
+    n = min(len(y), len(z))  # the same speech comes back at 16 kHz, not just the same length
+    assert np.corrcoef(y[:n], z[:n])[0, 1] > 0.99
+    assert np.abs(A.log_mel(z) - A.log_mel(y[: len(z)])).mean() < 0.1
 
 
 def test_digits_symbols_and_unknown_words_are_normalised():
@@ -74,11 +78,20 @@ def test_cli_say_and_voices_with_shipped_model(tmp_path, capsys):
     torch.set_num_threads(1)
     try:
         assert main(["adaspeech", "say", "hello world, 42 times", "-o", str(tmp_path / "h.wav"), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert main(["adaspeech", "say", "hello world, 42 times", "-o", str(tmp_path / "fast.wav"), "--speed", "2",
+                     "--json"]) == 0
+        fast = json.loads(capsys.readouterr().out)
     finally:
         torch.set_num_threads(n)
     y, sr = sf.read(tmp_path / "h.wav")
-    assert sr == 16000 and len(y) > 8000 and np.isfinite(y).all() and np.abs(y).max() > 0.01
-    capsys.readouterr()
+    assert sr == 16000 and np.isfinite(y).all() and np.abs(y).max() > 0.01
+    assert out["seconds"] == pytest.approx(len(y) / sr, abs=0.01) and out["voice"] == "kal_high"
+    assert out["phonemes"] == fast["phonemes"] > 15  # "hello world, forty two times"
+    assert 0.4 < fast["frames"] / out["frames"] < 0.6  # --speed 2: half the mel frames
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "h.wav").stat().st_mode & 0o777 == 0o666 & ~umask  # 0644 under umask 022, not mkstemp's 0600
     assert main(["adaspeech", "voices", "--json"]) == 0
     assert "adapted (adaspeech)" in capsys.readouterr().out
     assert main(["adaspeech", "say", "hi", "-o", str(tmp_path / "x.wav"), "--voice", "nobody"]) == 2

@@ -196,15 +196,25 @@ def test_formant_shift_scales_frequency_and_duration(tmp_path):
     assert abs(peak_hz - 240) < 3
 
 
-def test_griffin_lim_is_reproducible():
-    """Seeded phases: two inversions of one mel are identical (metrics on vocoded audio repeat)."""
+def test_griffin_lim_inverts_a_real_mel_and_is_reproducible():
+    """Griffin-Lim of a recording's log-mel sounds like it: the mel of the inverted audio is close to
+    the original (mean |diff| 0.13 at 48 iterations vs 3.5 for noise of the same length), more
+    iterations bring it closer, and seeded phases make two inversions identical."""
     from seqverse.speech import audio as A
 
-    rng = np.random.default_rng(0)
-    mel = rng.normal(-4.0, 1.0, size=(40, A.MEL.n_mels)).astype(np.float32)
-    first, second = A.griffin_lim(mel, n_iter=4), A.griffin_lim(mel, n_iter=4)
-    assert first.shape == second.shape and len(first) > 0
-    assert np.array_equal(first, second)
+    y = A.load_wav(Path(__file__).parents[2] / "data" / "adaspeech" / "kal_high_000.wav")
+    mel = A.log_mel(y)
+
+    def mel_error(audio):
+        m = A.log_mel(audio)
+        n = min(len(m), len(mel))
+        return float(np.abs(m[:n] - mel[:n]).mean())
+
+    few, many = A.griffin_lim(mel, n_iter=2), A.griffin_lim(mel, n_iter=48)
+    assert abs(len(many) - len(y)) <= A.MEL.hop_length
+    noise = np.random.default_rng(0).normal(scale=0.1, size=len(y)).astype(np.float32)
+    assert mel_error(many) < 0.2 < mel_error(few) < 1.0 < 3.0 < mel_error(noise)
+    assert np.array_equal(A.griffin_lim(mel[:40], n_iter=4), A.griffin_lim(mel[:40], n_iter=4))
 
 
 def test_flite_speaker_is_synthesised_at_its_pitch_and_formant_shift(tmp_path):

@@ -394,3 +394,41 @@ def test_outputs_are_0644_and_atomic(tmp_path):
     assert (tmp_path / "a" / "b.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "c.npy").stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b.txt", "c.npy"]  # no temp files, no new/deep
+
+
+def _leaf_parsers():
+    import argparse
+
+    def walk(parser, prefix):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield prefix, parser
+            return
+        for name, sub in subs[0].choices.items():
+            yield from walk(sub, f"{prefix} {name}")
+
+    for script, module in CLIS.items():
+        yield from walk(importlib.import_module(module).build_parser(), script)
+
+
+def test_every_option_has_help_and_shows_its_default():
+    """Help that teaches: each option and positional has help text, and one with a default says it
+    (the clikit formatter adds "(default: X)" unless the text already names the default)."""
+    import argparse
+
+    problems = []
+    for command, parser in _leaf_parsers():
+        if _pending(command):
+            continue
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            text = formatter._expand_help(action) if action.help else ""
+            if not text.strip():
+                problems.append(f"{command} {name}: no help")
+            elif action.default not in (None, False, argparse.SUPPRESS) and "default" not in text.lower() \
+                    and not (not action.option_strings and action.nargs in ("*", "+")):
+                problems.append(f"{command} {name}: default {action.default!r} not shown")
+    assert not problems, "\n".join(problems)

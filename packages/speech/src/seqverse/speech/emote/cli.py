@@ -46,7 +46,7 @@ def _train(args):
 def _evaluate(args):
     from seqverse.speech.emote.evaluate import evaluate
 
-    rows = evaluate(args.corpus, args.run, args.split)
+    rows = evaluate(args.corpus, args.run, args.split, every=args.every)
     if not args.json:
         for r in rows:
             r.pop("closure_by_emotion")
@@ -109,5 +109,6 @@ def register(subparsers) -> None:
     v.add_argument("corpus", type=clikit.existing_dir, help="corpus directory")
     v.add_argument("run", type=clikit.existing_dir, help="run directory from `emote train`")
     v.add_argument("--split", default="test", choices=("val", "test"), help="split to evaluate")
+    v.add_argument("--every", type=clikit.int_range(1), default=1, help="score every N-th utterance of the split")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.set_defaults(func=_evaluate)

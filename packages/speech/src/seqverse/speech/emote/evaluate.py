@@ -79,8 +79,9 @@ class EmotionJudge:
         return self.clf.predict(feats)
 
 
-def evaluate(corpus, run_dir, split: str = "test", systems=None, emotions=None, progress: bool = True) -> list[dict]:
-    """Rows of metrics for every system (baselines first) on ``split``."""
+def evaluate(corpus, run_dir, split: str = "test", systems=None, emotions=None, progress: bool = True,
+             every: int = 1) -> list[dict]:
+    """Rows of metrics for every system (baselines first) on ``split`` (every ``every``-th utterance)."""
     from tqdm import tqdm
 
     from seqverse.speech.emote.model import from_pretrained
@@ -90,7 +91,7 @@ def evaluate(corpus, run_dir, split: str = "test", systems=None, emotions=None, 
     geo = Geometry()
     judge = EmotionJudge(corpus, geo)
     lip_judge = from_pretrained(run / "lip_judge" / "model")
-    utts = load_split(corpus, split)
+    utts = load_split(corpus, split)[::every]
     emotions = emotions or M.EMOTIONS
     train_mean = _mean_training_motion(corpus)
     lips = tuple(int(i) for i in np.where(geo.face.lip_mask)[0])
@@ -127,7 +128,8 @@ def evaluate(corpus, run_dir, split: str = "test", systems=None, emotions=None, 
                     vp = geo.vertices(pred[None, :n], idx, lips)[0]
                     vt = geo.vertices(gt[None, :n], idx, lips)[0]
                     lve = float((vp - vt).norm(dim=-1).amax(-1).mean())
-                    opening = geo.face.mouth_opening(geo.vertices(pred[None, :n], idx, tuple(geo.face.lip_vertices))[0].numpy())
+                    pair = geo.vertices(pred[None, :n], idx, tuple(int(i) for i in geo.face.lip_vertices))[0].numpy()
+                    opening = np.linalg.norm(pair[:, 0] - pair[:, 1], axis=-1)   # FaceModel.mouth_opening on 2 vertices
                     lipd = geo.displacement(pred[None, :n], idx, geo.lips)
                     read = lip_judge(lipd)[0].argmax(-1).numpy()
                 c, b = bilabial_closure(opening, u.phones)

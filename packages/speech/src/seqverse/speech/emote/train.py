@@ -34,7 +34,15 @@ VARIANTS = {
     "no_prior": (False, True, True),
     "regression": (False, False, False),   # FaceFormer-style direct regression: vertex loss only
 }
-LOSS_WEIGHTS = {"vertex": 1.0, "lip": 10.0, "emotion": 5.0}
+# vertex MSE in mm^2; "param": MSE of expression + 10 x jaw angle (inferno's expression_loss / jawpose_loss
+# beside vertex_loss), which keeps the jaw out of the rotation's far local minima seen with vertices alone
+LOSS_WEIGHTS = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0}
+JAW_SCALE = 10.0
+
+
+def param_mse(pred, target):
+    e = pred.shape[-1] - 3
+    return F.mse_loss(pred[..., :e], target[..., :e]) + F.mse_loss(JAW_SCALE * pred[..., e:], JAW_SCALE * target[..., e:])
 
 
 def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor=None, seed=0, progress=True):
@@ -44,7 +52,10 @@ def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor
                       seed=seed, out_dir=str(out), checkpoint_every=100, eval_every=max(steps // 3, 1) if eval_fn else 0,
                       log_every=10, monitor=monitor, monitor_mode="min", restore_best=eval_fn is not None,
                       progress=progress, progress_desc=Path(out).name, device="cpu")
-    return fit(model, data, loss_fn, cfg, eval_fn=eval_fn)
+    result = fit(model, data, loss_fn, cfg, eval_fn=eval_fn)
+    if getattr(result, "interrupted", False):   # SIGINT/SIGTERM: checkpointed; rerun to resume, save nothing final
+        raise KeyboardInterrupt(f"{out}: interrupted at step {result.steps_done} (checkpointed; rerun to resume)")
+    return result
 
 
 def _done(out) -> bool:
@@ -148,8 +159,9 @@ def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool
         ident = b["identity"]
         pred = model(b["mel"], b["emotion"], b["intensity"], b["actor"])
         vert = ((geo.vertices(pred, ident, geo.loss) - geo.vertices(b["motion"], ident, geo.loss)) ** 2).sum(-1).mean()
-        logs = {"vertex_mse": vert.item()}
-        loss = weights["vertex"] * vert
+        par = param_mse(pred, b["motion"])
+        logs = {"vertex_mse": vert.item(), "param_mse": par.item()}
+        loss = weights["vertex"] * vert + weights["param"] * par
         if perceptual:
             with torch.no_grad():
                 lip_gt = lip_reader.features(geo.displacement(b["motion"], ident, geo.lips))
@@ -198,8 +210,9 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     val = [(full_sequence(u, *COMBOS[i % len(COMBOS)], i % N_ACTORS), COMBOS[i % len(COMBOS)], i % N_ACTORS)
            for i, u in enumerate(val_utts)]
     cfg = EMOTEConfig(use_prior=use_prior)
-    flint = from_pretrained(flint_dir)
-    cfg.flint = flint.config
+    if use_prior:
+        flint = from_pretrained(flint_dir)
+        cfg.flint = flint.config
     model = EMOTE(cfg)
     if use_prior:
         model.prior.load_state_dict(flint.decoder.state_dict())

@@ -1,0 +1,48 @@
+"""EMOTE side by side with its baselines and ablations on held-out voices and sentences.
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/speech/emote/bench_emote.py [CORPUS] [RUN] [EVERY]
+
+(defaults runs/emote/corpus, runs/emote/run; build them with `seqverse-speech emote corpus` and
+benchmarks/speech/emote/run_training.py or `seqverse-speech emote train`). Writes results.json and
+results.md beside this file. EVERY=3 scores every third test utterance (30 of 90, all three
+held-out voices), 8 emotions each, which the README's table uses (CPU budget).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from seqverse.speech.emote.evaluate import evaluate
+from seqverse.speech.emote.motion import EMOTIONS
+
+HERE = Path(__file__).parent
+COLUMNS = ["system", "lve_mm", "bilabial_closure", "closure_min_emotion", "emotion_acc", "lipread_acc",
+           "lve_spread_mm", "lipread_agree"]
+
+
+def markdown(rows) -> str:
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        out.append("| " + " | ".join(r[c] if c == "system" else f"{r[c]:.3f}" for c in COLUMNS) + " |")
+    out += ["", "Bilabial closure by emotion (held-out voices):", "",
+            "| system | " + " | ".join(EMOTIONS) + " |", "|---|" + "---|" * len(EMOTIONS)]
+    for r in rows:
+        out.append(f"| {r['system']} | " + " | ".join(f"{r['closure_by_emotion'][e]:.2f}" for e in EMOTIONS) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    torch.set_num_threads(1)
+    corpus = sys.argv[1] if len(sys.argv) > 1 else "runs/emote/corpus"
+    run = sys.argv[2] if len(sys.argv) > 2 else "runs/emote/run"
+    every = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    rows = evaluate(corpus, run, "test", progress=False, every=every)
+    (HERE / "results.json").write_text(json.dumps(rows, indent=1))
+    (HERE / "results.md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""`seqverse-speech emote`: bad input is one line, exit 2, nothing written; emotions are listed."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from seqverse.speech import cli
+
+
+def _run(args, capsys):
+    rc = cli.main(args)
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+@pytest.fixture
+def wavs(tmp_path):
+    sr = 16000
+    t = np.arange(sr) / sr
+    speechy = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+    sf.write(tmp_path / "ok.wav", speechy, sr)
+    sf.write(tmp_path / "silent.wav", np.zeros(sr, np.float32), sr)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("this is not audio\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name, extra, needle", [
+    ("missing.wav", [], "no such file"),
+    ("empty.wav", [], "empty.wav"),
+    ("silent.wav", [], "silent"),
+    ("text.wav", [], "text.wav"),
+    ("ok.wav", ["--emotion", "jolly"], "known: neutral, happy, sad"),
+    ("ok.wav", ["--intensity", "4"], "intensity 4"),
+    ("ok.wav", ["--intensity", "0", "--emotion", "sad"], "intensity 0"),
+])
+def test_bad_input_exits_2_and_writes_nothing(wavs, capsys, name, extra, needle):
+    out = wavs / "out" / "anim"
+    rc, _, err = _run(["emote", "animate", str(wavs / name), "-o", str(out), "--video", str(wavs / "out" / "a.mp4"), *extra],
+                      capsys)
+    assert rc == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not (wavs / "out").exists() or not any((wavs / "out").iterdir())
+
+
+def test_emotions_lists_eight(capsys):
+    rc, out, _ = _run(["emote", "emotions", "--json"], capsys)
+    names = [r["emotion"] for r in json.loads(out)]
+    assert rc == 0 and names[0] == "neutral" and len(names) == 8 and "contempt" in names

@@ -127,7 +127,7 @@ class DNAEncoder(nn.Module):
 
 
 def default_model_dir() -> Path:
-    """The embedded encoder shipped inside the package (trained on three non-HS11286 Klebsiella genomes)."""
+    """The embedded encoder shipped inside the package (a k-mer bag trained on ten genomes of two phyla; see its model card)."""
     return Path(__file__).parent / "assets" / "encoder"
 
 

@@ -33,7 +33,7 @@ COLUMNS = ("sequence_score", "sequence_score_sampled", "behavioural_delta", "mul
            "pred_length", "pred_target_found")
 
 
-def oat_rows(name, model, displays, samples, seed=0, mm=True):
+def oat_rows(name, model, displays, samples, seed=0, mm=True, mm_samples=True):
     greedy = predict_objects(model, displays)
     row = score_scanpaths(displays, greedy, multimatch_too=mm)
     if samples:
@@ -42,7 +42,7 @@ def oat_rows(name, model, displays, samples, seed=0, mm=True):
         s = score_scanpaths(displays, sampled, multimatch_too=False)
         row["sequence_score_sampled"] = s["sequence_score"]
         row["behavioural_delta_sampled"] = s["behavioural_delta"]
-        if mm:  # MultiMatch of the first 10 samples (the alignment is slow on 2 cores)
+        if mm and mm_samples:  # MultiMatch of the first 10 samples (the alignment is slow on 2 cores)
             row["multimatch_sampled10"] = score_scanpaths(displays, [x[:10] for x in sampled])["multimatch"]
     return {"system": name, **row}
 
@@ -75,9 +75,9 @@ def synthetic(args):
         pixel = PixelTransformer.from_pretrained(args.pixel)
     sets = {}
     for split in ("test_layout", "test_target"):
-        displays = load_displays(Path(args.synth) / f"{split}.json", (c.crop_height, c.crop_width))
+        displays = load_displays(Path(args.synth) / f"{split}.json", (c.crop_height, c.crop_width))[: args.limit]
         images = {d.name: d.image() for d in displays}
-        rows = [oat_rows("OAT", oat, displays, args.samples),
+        rows = [oat_rows("OAT", oat, displays, args.samples, mm_samples=False),
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
         if pixel is not None:
             rows.append({"system": "pixel transformer", **score_scanpaths(displays, [[p] for p in
@@ -100,7 +100,7 @@ def human(args):
     oat = OAT.from_pretrained(args.oat)
     sets = {}
     for split in ("test", "valid"):
-        displays = data[split]
+        displays = data[split][: args.limit]
         rows = [oat_rows("OAT (layout-only)", oat, displays, args.samples),
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
         for name, label in (("random", "random"), ("centre", "centre-out"), ("reading", "reading order")):
@@ -126,18 +126,22 @@ def main():
     p.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
     p.add_argument("--oat", default="runs/oat/human_oat/best", help="layout-only OAT checkpoint")
     p.add_argument("--samples", type=int, default=100, help="sampled scanpaths per collage (paper: 100)")
+    for p in sub.choices.values():
+        p.add_argument("--limit", type=int, default=None, help="only the first N displays of each set (smoke runs)")
+        p.add_argument("--results", default=str(RESULTS), help="folder for the JSON + markdown results")
     args = parser.parse_args()
     torch.set_num_threads(1)
     np.random.seed(0)
     t0 = time.time()
     sets = synthetic(args) if args.which == "synthetic" else human(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
     meta = {"command": "python benchmarks/vision/oat/bench_oat.py " + " ".join(
         f"{k}={v}" for k, v in vars(args).items()), "seconds": time.time() - t0}
-    (RESULTS / f"{args.which}.json").write_text(json.dumps({"meta": meta, "sets": sets}, indent=2))
+    (results / f"{args.which}.json").write_text(json.dumps({"meta": meta, "sets": sets}, indent=2))
     title = {"synthetic": "Synthetic displays, SIMULATED searcher: held-out layouts / held-out targets",
              "human": "Amazon book covers, real people (layout-only): held-out collages"}[args.which]
-    (RESULTS / f"{args.which}.md").write_text(markdown(title, sets) + f"\n\n`{meta['command']}`\n")
+    (results / f"{args.which}.md").write_text(markdown(title, sets) + f"\n\n`{meta['command']}`\n")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,12 @@ from seqverse.vision.oat import metrics
 from seqverse.vision.oat.data import collate, display_tensors, examples, oat_loss
 from seqverse.vision.oat.displays import load_displays
 from seqverse.vision.oat.model import OAT, OATConfig
-from seqverse.vision.oat.position import gaussian_targets, learn_position_table, position_code_loss, \
-    position_code_loss_reference
+from seqverse.vision.oat.position import (
+    gaussian_targets,
+    learn_position_table,
+    position_code_loss,
+    position_code_loss_reference,
+)
 
 torch.set_num_threads(1)  # the test machine's cores are shared; threads only contend
 HUMAN = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "oat" / "amazon_covers_1-70.json"

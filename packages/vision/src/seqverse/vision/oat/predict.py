@@ -17,8 +17,15 @@ import numpy as np
 from seqverse.core.clikit import InputError, atomic_path, atomic_write
 
 from .displays import Display, load_displays
-from .metrics import BEHAVIOUR_NAMES, MULTIMATCH_NAMES, behavioural_delta, levenshtein, mean_behaviour, multimatch, \
-    sequence_score
+from .metrics import (
+    BEHAVIOUR_NAMES,
+    MULTIMATCH_NAMES,
+    behavioural_delta,
+    levenshtein,
+    mean_behaviour,
+    multimatch,
+    sequence_score,
+)
 
 
 def default_model_dir() -> Path:

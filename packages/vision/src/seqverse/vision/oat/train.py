@@ -8,9 +8,7 @@ metrics in OUT/metrics.jsonl, the best evaluated weights in OUT/best). Batches h
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np

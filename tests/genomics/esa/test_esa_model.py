@@ -84,6 +84,13 @@ def test_cigar_and_position_from_traceback():
     assert hit_rc.reverse and hit_rc.pos == 150 and hit_rc.cigar == "5S50M3D57M"
 
 
+def test_read_without_windows_is_unmapped():
+    from seqverse.genomics.esa.align import align_read
+    from seqverse.genomics.esa.index import ESAIndex
+
+    assert align_read(ESAIndex.from_contigs({"c": "ACGT" * 50}), "ACGTTGCA" * 10, []).best is None
+
+
 def _md_nm_reference(query, ref, cigar):
     """Per-base MD/NM, as the SAM spec words it."""
     import re

@@ -405,6 +405,8 @@ def align_read(index: ESAIndex, read: str, windows, max_hits: int = 8) -> ReadAl
         slices.append((wi, lo, min(len(refs[wi]), d + L + SLICE_PAD)))
     if not slices:
         slices = [(wi, 0, len(ref)) for wi, ref in enumerate(refs)]
+    if not slices:  # no window at all (a store with fewer vectors than top-k)
+        return ReadAlignment([], fast=False)
     scored = []
     for wi, lo, hi in slices:
         c, rev, start, _ = windows[wi]

@@ -71,11 +71,21 @@ def case_stream(name):
     return {f"{name}/losses": result.losses(), f"{name}/weights": _flat(model)}
 
 
+def case_synthetic(name):
+    """The synthetic-task benchmark's training (seqverse.core.bench.synthetic) on the engine."""
+    from seqverse.core.bench.synthetic import SyntheticRun, run_synthetic
+
+    run = SyntheticRun(task="induction", backbone="s4d", task_options={"seq_len": 32}, steps=4, batch_size=4,
+                       d_model=16, n_layers=1, test_size=8, lr=3e-3)
+    result = run_synthetic(run, progress=False, device="cpu")
+    return {f"{name}/losses": [result["final_loss"], result["test_accuracy"]]}
+
+
 def _flat(model) -> list[float]:
     return torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
 
 
-CASES = {"dataset": case_dataset, "stream": case_stream}
+CASES = {"dataset": case_dataset, "stream": case_stream, "synthetic": case_synthetic}
 
 
 def run_case(names: list[str], size: int, timeout: float = 170, backend: str = "gloo") -> dict:

@@ -15,7 +15,7 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def two_processes():
-    names = ["dataset", "stream"]
+    names = ["dataset", "stream", "synthetic"]
     return engine_workers.run_case(names, 1), engine_workers.run_case(names, 2)
 
 
@@ -28,3 +28,11 @@ def test_two_gloo_processes_equal_one(two_processes, case):
             assert len(per_rank) == len(one[key])
             assert max(abs(a - b) for a, b in zip(per_rank, one[key], strict=True)) < TOL, key
     assert one[f"{case}/losses"][-1] < one[f"{case}/losses"][0]
+
+
+@pytest.mark.slow
+def test_synthetic_benchmark_on_two_processes_equals_one(two_processes):
+    """core's own training path (mean final loss, test accuracy) data parallel = one process."""
+    one, two = two_processes
+    for per_rank in two["synthetic/losses"]:
+        assert abs(per_rank[0] - one["synthetic/losses"][0]) < TOL and per_rank[1] == one["synthetic/losses"][1]

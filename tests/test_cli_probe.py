@@ -32,7 +32,7 @@ CLIS = {  # console script -> module with main(argv) and build_parser()
     "seqverse-recsys": "seqverse.recsys.cli",
 }
 MIN_KINDS = 5  # kinds of bad input per command
-MIN_KINDS_NO_INPUT = 3  # commands that take no input but flags (info, demo, voices, ...)
+MIN_KINDS_NO_INPUT = 5  # commands that take no input but flags (info, demo): unknown/short option, values, ...
 NO_INPUT = {"seqverse info", "seqverse demo", "seqverse-genomics info", "seqverse-speech info",
             "seqverse-vision info", "seqverse-recsys info"}
 # Groups whose own helpers add their rows as they land (issue 21 hands them this table). Remove a
@@ -86,6 +86,12 @@ ROWS: list[Row] = [
     R("seqverse demo", "extra", r"unrecognized arguments: extra", "stray positional"),
     *[R(f"{cli} info", "extra", r"unrecognized arguments: extra", "stray positional")
       for cli in ("seqverse", "seqverse-genomics", "seqverse-speech", "seqverse-vision", "seqverse-recsys")],
+    # commands that take no input still refuse what they do not know, in one line
+    *[R(command, args, expect, kind) for command in (
+        "seqverse demo", "seqverse info", "seqverse-genomics info", "seqverse-speech info", "seqverse-vision info",
+        "seqverse-recsys info")
+      for args, expect, kind in ((["-x"], r"unrecognized arguments: -x", "unknown short option"),
+                                 (["--help=1"], r"ignored explicit argument '1'", "value for --help"))],
     # ---- seqverse-genomics hyena
     R(f"{H} generate", "-n -5", r"argument -n/--length: must be >= 1 and <= 10000, got -5", "negative count"),
     R(f"{H} generate", "-n 1e12", r"argument -n/--length: must be >= 1 and <= 10000, got 1e12", "runaway length"),

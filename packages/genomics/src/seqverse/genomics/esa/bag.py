@@ -89,6 +89,11 @@ class BagEncoder:
         return out
 
 
+def default_model_dir() -> Path:
+    """The embedded encoder shipped inside the package (a k-mer bag trained on ten genomes of two phyla; see its model card)."""
+    return Path(__file__).parent / "assets" / "encoder"
+
+
 def load_inference_encoder(directory: str | Path):
     """The numpy BagEncoder for a k-mer-bag model directory, else the torch DNAEncoder."""
     config = json.loads((Path(directory) / "config.json").read_text())

@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import time
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import numpy as np
 
 from seqverse.core import clikit
 from seqverse.core.clikit import InputError
-from seqverse.genomics.esa.bag import load_inference_encoder
+from seqverse.genomics.esa.bag import BagEncoder, default_model_dir, load_inference_encoder
 from seqverse.genomics.io import atomic_output, iter_fasta, reverse_complement
 
 FORMAT = 2  # index directory layout version (1: one strand per fragment, reference.fa)
@@ -174,20 +175,20 @@ def build_index(
     renamed into place at the end, so a failed build leaves nothing behind. Returns statistics.
     """
     import faiss
-    import torch
     from tqdm import tqdm
-
-    from seqverse.genomics.esa.model import default_model_dir
 
     if stride <= 0 or fragment_len <= 0 or stride > fragment_len:
         raise InputError(f"need 0 < stride <= fragment_len, got stride={stride}, fragment_len={fragment_len}")
     if index_type not in INDEX_TYPES:
         raise InputError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
-    torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     t0 = time.time()
     model_dir = Path(model_dir) if model_dir else default_model_dir()
     encoder = load_inference_encoder(model_dir)
+    if not isinstance(encoder, BagEncoder):  # a Transformer encoder runs in torch
+        import torch
+
+        torch.set_num_threads(threads)
     k = encoder.config.k
     min_len = k + max(encoder.config.pool, 1) - 1  # one pooled position of k-mers
     if fragment_len < max(2 * k, min_len):
@@ -208,7 +209,8 @@ def build_index(
     created = clikit.make_parents(out.parent)  # taken away again if the build fails
     tmp.mkdir()
     try:
-        names, lengths, fc, fs, fl = [], [], [], [], []
+        names, lengths = [], []
+        fc, fs, fl = array("i"), array("q"), array("i")  # 16 bytes per fragment, not three Python ints
         pending: list[str] = []
         held: list[np.ndarray] = []  # vectors waiting for an IVF store to be trained
         bar = tqdm(total=n_frag, disable=not progress, desc="esa index", unit="frag")
@@ -245,7 +247,10 @@ def build_index(
                 lengths.append(len(seq))
                 for s in fragment_starts(len(seq), fragment_len, stride):
                     frag = seq[s : s + fragment_len]
-                    fc.append(ci), fs.append(s), fl.append(len(frag)), pending.append(frag)
+                    fc.append(ci)
+                    fs.append(s)
+                    fl.append(len(frag))
+                    pending.append(frag)
                     if len(pending) >= chunk:
                         embed_pending()
                 del seq
@@ -258,9 +263,9 @@ def build_index(
         bar.close()
         t_embed = time.time() - t0
         faiss.write_index(store, str(tmp / "fragments.faiss"))
-        np.save(tmp / "frag_contig.npy", np.array(fc, np.int32))
-        np.save(tmp / "frag_start.npy", np.array(fs, np.int64))
-        np.save(tmp / "frag_len.npy", np.array(fl, np.int32))
+        np.save(tmp / "frag_contig.npy", np.frombuffer(fc, np.int32))
+        np.save(tmp / "frag_start.npy", np.frombuffer(fs, np.int64))
+        np.save(tmp / "frag_len.npy", np.frombuffer(fl, np.int32))
         shutil.copytree(model_dir, tmp / "encoder")
         meta = {
             "format": FORMAT,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqverse.core.backbones import build
-from seqverse.genomics.esa.bag import encode_bases, kmer_tokens  # noqa: F401  (re-exported: the tokeniser)
+from seqverse.genomics.esa.bag import default_model_dir, encode_bases, kmer_tokens  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -124,11 +124,6 @@ class DNAEncoder(nn.Module):
         state = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
         model.load_state_dict(state)
         return model.eval()
-
-
-def default_model_dir() -> Path:
-    """The embedded encoder shipped inside the package (a k-mer bag trained on ten genomes of two phyla; see its model card)."""
-    return Path(__file__).parent / "assets" / "encoder"
 
 
 def load_encoder(directory: str | Path | None = None) -> DNAEncoder:

@@ -17,8 +17,8 @@ from seqverse.vision.ocr.train import TrainConfig, ctc_loss, make_batch, train
 def tiny_config(**kw) -> TrainConfig:
     model = OCRConfig(image_height=32, image_width=128, stem_channels=(8, 8, 16, 16), encoder_dim=32, decoder_dim=32,
                       decoder_layers=1, max_length=48)
-    return TrainConfig(steps=3, batch_size=2, warmup=2, line_steps=2, grow_steps=2, bands_per_page=2, eval_every=100,
-                       save_every=2, val_bands=0, model=model, **kw)
+    return TrainConfig(**{**dict(steps=3, batch_size=2, warmup=2, line_steps=2, grow_steps=2, bands_per_page=2,
+                                 eval_every=100, save_every=2, val_bands=0, model=model), **kw})
 
 
 def reference_losses(tc: TrainConfig, n_steps: int) -> list[float]:

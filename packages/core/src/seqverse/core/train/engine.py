@@ -86,6 +86,7 @@ class TrainConfig:
     max_seconds: float | None = None  # stop (checkpointed) after this long
     find_unused_parameters: bool = True
     stop_on_signal: bool = True  # SIGINT/SIGTERM: finish the step, checkpoint, return (result.interrupted)
+    loss_is_part: bool = False  # loss_fn returns this rank's part of the global loss (normalised with global_sum)
 
 
 @dataclass
@@ -429,6 +430,12 @@ def fit(
         from safetensors.torch import load_file
 
         best_state = load_file(str(out_dir / "best" / "model.safetensors"))
+    if mesh.distributed and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        if device.type == "cuda":  # batch statistics over the global batch, as one process computes them
+            _sync_batchnorm(model)
+        elif rank0:
+            warnings.warn("BatchNorm under data parallelism on CPU normalises each rank's share of the batch "
+                          "(SyncBatchNorm needs CUDA): close to, not equal to, one process", stacklevel=2)
     wrapped = _LossModule(model, loss_fn)
     if mesh.distributed:
         ddp_kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
@@ -436,6 +443,8 @@ def fit(
             wrapped, process_group=mesh.grad_group, find_unused_parameters=config.find_unused_parameters, **ddp_kwargs
         )
     loss_scale = mesh.sp_size  # DDP averages over dp*sp ranks; SP parts must be summed
+    global _ACTIVE_MESH
+    _ACTIVE_MESH = mesh
 
     def micro_batches():
         """(batch, weight) from the current position ``micro`` on, across epochs."""
@@ -520,6 +529,8 @@ def fit(
             step_loss, extras = 0.0, {}
             for k in range(config.grad_accum):
                 batch, weight = next(stream)
+                if config.loss_is_part:  # the parts already carry the global normalisation: add them up
+                    weight = 1.0 if weight > 0 else 0.0
                 micro += 1
                 batch = to_device(batch, device)
                 sync = k == config.grad_accum - 1 or not mesh.distributed
@@ -607,6 +618,32 @@ def fit(
         model.load_state_dict(best_state)
     return FitResult(history=history, best_metric=best_metric, best_step=best_step, steps_done=step,
                      stopped_early=stopped_early, seconds=time.time() - began, interrupted=interrupted)
+
+
+_ACTIVE_MESH: Mesh | None = None
+
+
+def _sync_batchnorm(model: nn.Module) -> None:
+    """Replace every BatchNorm of ``model`` (in place, same parameters and buffers) with SyncBatchNorm."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+        else:
+            _sync_batchnorm(child)
+
+
+def global_sum(value) -> float:
+    """``value`` summed over every rank of the running :func:`fit` (itself on one process): the
+    global count a loss divides by when ``TrainConfig.loss_is_part`` (e.g. tokens that are not
+    padding), so that N data-parallel ranks' parts add up to the single-process loss exactly."""
+    value = float(value)
+    mesh = _ACTIVE_MESH
+    if mesh is None or not mesh.distributed:
+        return value
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, group=mesh.grad_group)
+    return float(t)
 
 
 def _agree(flag: bool, mesh: Mesh) -> bool:

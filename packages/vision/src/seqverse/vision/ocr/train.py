@@ -94,17 +94,21 @@ def make_batch(tc: TrainConfig, proc, tok, step: int, rng: random.Random):
     return x, labels_tensor([b[1] for b in bands], tok, tc.model.max_length), [b[1] for b in bands]
 
 
-def ctc_loss(model, hidden, height: int, texts, tok) -> torch.Tensor | None:
-    """Joint CTC loss of the encoder's column classifier on the single-line samples of a batch."""
+def ctc_loss(model, hidden, height: int, texts, tok, reduction: str = "mean") -> torch.Tensor | None:
+    """Joint CTC loss of the encoder's column classifier on the single-line samples of a batch
+    (``reduction="none"``: one value per line, each divided by its target length)."""
     enc = model.encoder
     rows = [i for i, t in enumerate(texts) if "\n" not in t and t]
     if getattr(enc, "ctc_head", None) is None or not rows:
         return None
     logp = enc.ctc_logits(hidden[rows], height).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
     targets = [torch.tensor(tok.encode(texts[i])[:-1]) for i in rows]
-    return torch.nn.functional.ctc_loss(
+    loss = torch.nn.functional.ctc_loss(
         logp, torch.cat(targets), torch.full((len(rows),), logp.shape[0], dtype=torch.long),
-        torch.tensor([len(t) for t in targets]), blank=tok.pad_token_id, zero_infinity=True)
+        torch.tensor([len(t) for t in targets]), blank=tok.pad_token_id, zero_infinity=True, reduction=reduction)
+    if reduction == "none":  # as "mean" does before averaging: each line over its target length
+        return loss / torch.tensor([max(len(t), 1) for t in targets], dtype=loss.dtype)
+    return loss
 
 
 def labels_tensor(texts, tok, max_length):
@@ -163,14 +167,23 @@ class TrainBatches:
 
 
 def ocr_loss(model, batch, ctc_weight: float, tok):
-    """Cross-entropy of the decoder plus ``ctc_weight`` x the encoder's CTC loss on single lines."""
+    """Cross-entropy of the decoder (mean over label tokens) plus ``ctc_weight`` x the encoder's CTC
+    loss (mean over the single-line samples), as this rank's part: sums over its own samples divided
+    by the counts over every data-parallel rank (:func:`seqverse.core.train.global_sum`; on one
+    process, the plain means), so that N ranks' parts add up to the one-process loss."""
+    from seqverse.core.train import global_sum
+
     x, y, texts = batch
     enc = model.encoder(pixel_values=x)
-    loss = model(encoder_outputs=enc, labels=y).loss
+    logits = model(encoder_outputs=enc, labels=y).logits
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100,
+                                             reduction="sum") / global_sum((y != -100).sum())
     extra = {}
     if ctc_weight > 0:
-        aux = ctc_loss(model, enc.last_hidden_state, x.shape[2], texts, tok)
-        if aux is not None:
+        per_line = ctc_loss(model, enc.last_hidden_state, x.shape[2], texts, tok, reduction="none")
+        lines = global_sum(0 if per_line is None else len(per_line))  # every rank joins the count
+        if per_line is not None:
+            aux = per_line.sum() / lines
             extra["ctc"] = aux.item()
             loss = loss + ctc_weight * aux
     return loss, extra
@@ -213,7 +226,7 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
 
     engine = EngineConfig(steps=tc.steps, lr=tc.lr, weight_decay=0.01, betas=(0.9, 0.98), clip_norm=1.0, seed=None,
                           out_dir=str(out), checkpoint_every=tc.save_every, eval_every=tc.eval_every, progress=progress,
-                          stop_step=stop_step)
+                          stop_step=stop_step, loss_is_part=True)
     result = fit(model, TrainBatches(tc, proc, tok), lambda m, b: ocr_loss(m, b, tc.ctc_weight, tok), engine,
                  eval_fn=(lambda m: {"val_cer": validate(m, proc, val)}) if val else None,
                  schedule=lambda step: lr_factor(tc, step), on_step=on_step, mesh=mesh)

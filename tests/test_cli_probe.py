@@ -131,7 +131,8 @@ ROWS: list[Row] = [
     R(f"{H} finetune", ["--task", "{empty_dir}", "--epochs", "0"], r"argument --epochs: must be >= 1", "zero epochs"),
     R(f"{H} finetune", ["--task", "{empty_dir}", "--lr", "-1"], r"argument --lr: must be > 0", "negative lr"),
     # ---- seqverse-genomics esa
-    R(f"{E} index", ["{ten_fa}", "-o", "{out}"], r"{ten_fa}: record r1: sequence of 10 bases is shorter than the 13", "too short for the encoder"),
+    R(f"{E} index", ["{three_fa}", "-o", "{out}"], r"{three_fa}: record r1: sequence of 3 bases is shorter than the \d+ the encoder needs",
+      "too short for the encoder"),
     R(f"{E} index", ["{garbage}", "-o", "{out}"], r"{garbage}: not a readable text file", "binary file"),
     R(f"{E} index", ["{missing}", "-o", "{out}"], r"argument reference: {missing}: no such file", "missing file"),
     R(f"{E} index", ["{ten_fa}", "-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
@@ -280,6 +281,7 @@ def files(tmp_path_factory):
     (d / "garbage.safetensors").write_bytes(b"\xff" * 64)
     (d / "empty.fa").write_bytes(b"")
     (d / "ten.fa").write_text(">r1\nACGTACGTAC\n")
+    (d / "three.fa").write_text(">r1\nACG\n")
     (d / "one.fa").write_text(">r1\nA\n>r2\nACGT\n")
     (d / "badbase.fa").write_text(">r1\nACGT\n>r2\nACXT\n")
     (d / "notes.txt").write_text("this is not any format seqverse reads\n")
@@ -294,7 +296,7 @@ def files(tmp_path_factory):
     reads = Path(__file__).parent / "data" / "esa" / "lambda_reads.fq.gz"
     return {
         "garbage": d / "garbage.fa", "garbage_st": d / "garbage.safetensors", "empty": d / "empty.fa",
-        "ten_fa": d / "ten.fa", "one_base_fa": d / "one.fa", "bad_base_fa": d / "badbase.fa", "text": d / "notes.txt",
+        "ten_fa": d / "ten.fa", "three_fa": d / "three.fa", "one_base_fa": d / "one.fa", "bad_base_fa": d / "badbase.fa", "text": d / "notes.txt",
         "bad_vcf": d / "bad.vcf", "variants_bad_chrom": d / "chrz.txt", "texts_missing_wav": d / "texts_missing.txt",
         "dir": d / "a_dir", "empty_dir": d / "empty_dir", "file": d / "notes.txt", "missing": d / "no_such_thing",
         "bad_recbole": d / "bad_recbole", "reads": reads,

@@ -26,6 +26,7 @@ Reads stream through in batches split over worker processes; SAM streams out in 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -726,7 +727,8 @@ def _worker_init(index_dir: str, top_k: int, paired: bool, rg: str) -> None:
     if "torch" in sys.modules:  # a Transformer encoder; a k-mer-bag one runs in numpy
         sys.modules["torch"].set_num_threads(1)
     faiss.omp_set_num_threads(1)
-    _WORKER.update(index=load_index(index_dir), top_k=top_k, paired=paired, rg=rg, state={})
+    index = _WORKER.get("preloaded") or load_index(index_dir)
+    _WORKER.update(index=index, top_k=top_k, paired=paired, rg=rg, state={})
 
 
 def _worker_run(batch):
@@ -792,6 +794,13 @@ def align_fastq(
         import multiprocessing
 
         # fork before this process has touched torch or FAISS; each worker loads the index once
+        # A k-mer-bag index (numpy + FAISS, no torch) is loaded once here and shared by the forked
+        # workers (copy-on-write); a Transformer encoder's index is loaded by each worker, so no
+        # torch state crosses the fork.
+        if json.loads((Path(index_dir) / "encoder" / "config.json").read_text()).get("n_layers", 2) == 0:
+            import parasail  # noqa: F401  (imported once, before the fork)
+
+            _WORKER["preloaded"] = load_index(index_dir)
         pool = multiprocessing.get_context("fork").Pool(threads, _worker_init, (str(index_dir), top_k, paired, rg_tag))
     else:
         _worker_init(str(index_dir), top_k, paired, rg_tag)
@@ -821,6 +830,7 @@ def align_fastq(
                     take(pending.popleft().get())
             out.flush()
     finally:
+        _WORKER.pop("preloaded", None)
         if pool is not None:
             pool.terminate()
             pool.join()

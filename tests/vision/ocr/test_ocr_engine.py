@@ -54,21 +54,15 @@ def _losses(run_dir) -> list[float]:
 
 
 @pytest.mark.slow
-def test_training_reproduces_the_reference_loop_and_resumes(tmp_path):
+def test_training_reproduces_the_reference_loop_across_a_resume(tmp_path):
+    """The engine's losses equal the old loop's; the run is stopped after step 2 (its checkpoint holds
+    the batch stream's position) and resumed, so the third loss also shows the stream continued."""
     torch.set_num_threads(1)
     tc = tiny_config()
     expected = reference_losses(tc, 3)
+    assert train(tmp_path / "run", tc, progress=False, log=lambda s: None, stop_step=2)["step"] == 2
+    assert json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["data_state"]["step"] == 2
     state = train(tmp_path / "run", tc, progress=False, log=lambda s: None)
     assert state["step"] == 3 and (tmp_path / "run" / "last" / "model.safetensors").is_file()
     got = _losses(tmp_path / "run")
-    assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) < 1e-5
-    # a run stopped after step 2 and resumed continues the same batch stream (from its checkpointed
-    # position, not re-rendered) to the same losses and weights
-    assert train(tmp_path / "part", tc, progress=False, log=lambda s: None, stop_step=2)["step"] == 2
-    assert json.loads((tmp_path / "part" / "checkpoint" / "trainer_state.json").read_text())["data_state"]["step"] == 2
-    train(tmp_path / "part", tc, progress=False, log=lambda s: None)
-    assert _losses(tmp_path / "part") == got
-    from safetensors.torch import load_file
-
-    a, b = (load_file(str(tmp_path / d / "checkpoint" / "model.safetensors")) for d in ("run", "part"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(got) == 3 and max(abs(a - b) for a, b in zip(got, expected, strict=True)) < 1e-5

@@ -34,6 +34,8 @@ def main():
                                    args.batch_size, lr=args.stage1_lr, seed=args.seed,
                                    valid_texts=protein_texts(args.data_dir, "valid")[:60])
         print(json.dumps(card1), flush=True)
+        if not card1["finished"]:
+            raise SystemExit("stage 1 stopped early (checkpointed): rerun the same command to resume")
     if args.only in (None, 2):
         ex = labelled_examples(args.data_dir)
         card2 = instruction_tune(out / "stage1", ex["train"], out / "stage2", args.stage2_steps, args.batch_size,

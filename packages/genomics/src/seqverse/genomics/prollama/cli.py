@@ -119,6 +119,7 @@ def register(subparsers) -> None:
     p.add_argument("-n", type=clikit.positive_int, default=20, help="sequences generated per family")
     p.add_argument("--families", default="Pkinase,fn3,RRM_1,SMC_N", help="families to generate")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
+    p.add_argument("--workers", type=clikit.int_range(1, 64), default=1, help="model directories evaluated at once")
     p.add_argument("-o", "--out", type=clikit.output_file, default=None, help="write the results JSON here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
@@ -172,8 +173,14 @@ def _train(args) -> int:
     out = Path(args.out)
     card1 = continual_pretrain(args.base, [f"Seq=<{s}>" for _, s in proteins], out / "stage1", args.stage1_steps,
                                args.batch_size, lr=args.stage1_lr, seed=args.seed)
+    if not card1["finished"]:
+        print(f"stage 1 stopped at step {card1['steps_done']} (checkpointed): rerun to resume", file=sys.stderr)
+        return 1
     card2 = instruction_tune(out / "stage1", examples, out / "stage2", args.stage2_steps, args.batch_size,
                              lr=args.stage2_lr, seed=args.seed)
+    if not card2["finished"]:
+        print(f"stage 2 stopped at step {card2['steps_done']} (checkpointed): rerun to resume", file=sys.stderr)
+        return 1
     clikit.emit({"stage1": card1["final"], "stage2": card2["final"], "model": str(out / "stage2")}, args.json)
     return 0
 
@@ -235,7 +242,8 @@ def _evaluate(args) -> int:
         if not directory or not Path(directory).is_dir():
             raise clikit.InputError(f"--peer {spec!r}: expected NAME=DIR with an existing directory")
         peers[name] = directory
-    result = evaluate(args.model, args.data_dir, families=args.families.split(","), n=args.n, seed=args.seed, peers=peers)
+    result = evaluate(args.model, args.data_dir, families=args.families.split(","), n=args.n, seed=args.seed, peers=peers,
+                      workers=args.workers)
     if args.out:
         with clikit.atomic_write(args.out) as handle:
             json.dump(result, handle, indent=1)

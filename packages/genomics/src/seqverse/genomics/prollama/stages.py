@@ -169,6 +169,8 @@ def _train_lora(model, recipe: StageRecipe, data, loss_fn, out_dir: Path, steps:
                              out_dir=str(out_dir / "train"), checkpoint_every=25, eval_every=max(1, steps // 4),
                              log_every=5, stop_step=stop_step, progress_desc=desc),
                  eval_fn=eval_fn, collate_fn=collate_fn)
+    if result.steps_done < steps:  # stopped (stop_step, SIGINT/SIGTERM): checkpointed, nothing merged yet
+        return None, result, trainable
     merged = peft_model.merge_and_unload()
     return merged, result, trainable
 
@@ -199,7 +201,9 @@ def continual_pretrain(base_dir: str | Path, texts: list[str], out_dir: str | Pa
     eval_fn = block_eval(pack_texts(tokenizer, valid_texts, block_size)) if valid_texts else None
     merged, result, trainable = _train_lora(model, recipe, ListDataset(blocks), block_loss, out_dir, steps, batch_size,
                                             seed, eval_fn=eval_fn, stop_step=stop_step, desc="stage 1")
-    card = {"stage": 1, "base": str(base_dir), "recipe": recipe.__dict__, "steps": steps,
+    if merged is None:
+        return {"stage": 1, "finished": False, "steps_done": result.steps_done, "steps": steps}
+    card = {"stage": 1, "finished": True, "base": str(base_dir), "recipe": recipe.__dict__, "steps": steps,
             "steps_done": result.steps_done, "batch_size": batch_size, "block_size": block_size, "seed": seed,
             "train_blocks": len(blocks), "trainable_params": trainable,
             "final": result.history[-1] if result.history else {}}
@@ -224,8 +228,10 @@ def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]
     merged, result, trainable = _train_lora(model, recipe, data, answer_loss, out_dir, steps, batch_size, seed,
                                             collate_fn=collate_instructions(tokenizer.pad_token_id),
                                             stop_step=stop_step, desc="stage 2")
+    if merged is None:
+        return {"stage": 2, "finished": False, "steps_done": result.steps_done, "steps": steps}
     families = sorted({fam for _, _, fam in examples})
-    card = {"stage": 2, "stage1": str(stage1_dir), "recipe": recipe.__dict__, "steps": steps,
+    card = {"stage": 2, "finished": True, "stage1": str(stage1_dir), "recipe": recipe.__dict__, "steps": steps,
             "steps_done": result.steps_done, "batch_size": batch_size, "max_len": max_len, "seed": seed,
             "records": len(records), "trainable_params": trainable, "superfamilies": families,
             "final": result.history[-1] if result.history else {}}

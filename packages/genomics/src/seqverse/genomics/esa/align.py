@@ -582,10 +582,8 @@ def sam_record(name: str, seq: str, qual: str, aln: ReadAlignment | None, hit: H
             rnext = "=" if mate.contig == hit.contig else names[mate.contig]
             pnext = mate.pos + 1
             mc = f"\tMC:Z:{mate.cigar}"
-            if mate.contig == hit.contig:  # bwa: 5' end to 5' end, positive for the leftmost
-                p0 = hit.pos + (hit.ref_len - 1 if hit.reverse else 0)
-                p1 = mate.pos + (mate.ref_len - 1 if mate.reverse else 0)
-                tlen = -(p0 - p1 + (1 if p0 > p1 else -1 if p0 < p1 else 0))
+            if mate.contig == hit.contig:  # 5' end to 5' end as samtools fixmate sets it (= bwa's for FR pairs)
+                tlen = (mate.end if mate.reverse else mate.pos) - (hit.end if hit.reverse else hit.pos)
     xa = _xa(aln, hit, names) if aln is not None else ""
     sub = aln.sub(hit) if aln is not None else 0
     return (

@@ -305,6 +305,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     examples = [u for u in split.users if split.train[u]]
     unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None
     state = {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
+    best_weights: dict = {}
 
     def loss_fn(m, batch):
         hist, labels, item_batch = batch
@@ -321,7 +322,12 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
             return 1.0
 
         def on_step(step, record):  # after each epoch's validation: the models and a log line
-            if "valid_ndcg@10" not in record or not _rank0():
+            if "valid_ndcg@10" not in record:
+                return
+            if record.get("best_step") == step:  # every rank keeps it (stage 2 starts from it)
+                best_weights.clear()
+                best_weights.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+            if not _rank0():
                 return
             if record.get("best_step") == step:
                 model.save_pretrained(out_dir / "best")
@@ -357,8 +363,9 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         if result.steps_done < total and not result.stopped_early:
             log("time budget reached; state saved, call again to continue")
             return state
-        # stage 2 starts from the best stage-1 model; I frozen (or fine-tuned: item_lr)
-        model.load_state_dict(load_state_dict(out_dir / "best"), strict=False)
+        # stage 2 starts from the best stage-1 model (kept in memory, or saved by an earlier call);
+        # I frozen (or fine-tuned: item_lr)
+        model.load_state_dict(best_weights or load_state_dict(out_dir / "best"), strict=False)
     if item_lr > 0:
         _train_items(model, opt, item_lr)
     state.update(stage=2, epoch=0, bad=0)

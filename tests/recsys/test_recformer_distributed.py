@@ -1,0 +1,79 @@
+"""Recformer fine-tuning (one stage-1 epoch and one stage-2 epoch, dropout off) on 2 data-parallel
+gloo processes equals one process: per-step losses and the fine-tuned weights. The loss is a mean
+over examples, so the engine's share weighting makes it exact."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def _finetune(out: Path, collect: bool = True) -> dict | None:
+    from safetensors.torch import load_file
+    from test_recformer_engine import TINY
+
+    from seqverse.recsys import data
+    from seqverse.recsys.recformer.model import RecformerConfig
+    from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
+    from seqverse.recsys.recformer.train import finetune
+
+    ds = data.load_dataset(TINY)
+    cfg = RecformerConfig(hidden_size=32, num_attention_heads=2, intermediate_size=64, max_token_num=96,
+                          attention_window=[16, 16], pooler_type="avg", hidden_dropout_prob=0.0,
+                          attention_probs_dropout_prob=0.0)
+    tok = RecformerTokenizer.train([data.item_sentence(a) for a in ds.item_attrs[1:]], max_attr_num=cfg.max_attr_num,
+                                   max_attr_length=cfg.max_attr_length, max_item_embeddings=cfg.max_item_embeddings,
+                                   max_token_num=cfg.max_token_num)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(out / "tok.json")
+    split = data.make_split(ds, "standard")
+    finetune(ds, split, out, copy.deepcopy(cfg), tokenizer_file=out / "tok.json", stage1_epochs=1, stage2_epochs=1,
+             batch_size=8, lr=1e-3, seed=3, log=lambda _: None)
+    if not collect:  # (only rank 0 writes checkpoints)
+        return None
+    losses = []
+    for stage in ("stage1", "stage2"):
+        state = json.loads((out / stage / "checkpoint" / "trainer_state.json").read_text())
+        losses += [h["loss"] for h in state["history"]]
+    weights = load_file(str(out / "stage2" / "checkpoint" / "model.safetensors"))
+    return {"losses": losses, "weights": torch.cat([weights[k].flatten().float() for k in sorted(weights)]).tolist()}
+
+
+def _worker(rank, size, init, tmp, out):
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(Path(__file__).parent))
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
+    result = _finetune(Path(tmp) / f"run{rank}", collect=rank == 0)
+    if rank == 0:
+        Path(out).write_text(json.dumps(result))
+    dist.barrier()
+    sys.stdout.flush()
+    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    torch.set_num_threads(1)
+    one = _finetune(tmp_path / "one")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "r.json")
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), tmp, out)) for r in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(300)
+        assert [p.exitcode for p in procs] == [0, 0]
+        two = json.loads(Path(out).read_text())
+    assert len(two["losses"]) == len(one["losses"]) > 2
+    assert max(abs(a - b) for a, b in zip(two["losses"], one["losses"], strict=True)) < 1e-5
+    assert max(abs(a - b) for a, b in zip(two["weights"], one["weights"], strict=True)) < 1e-5

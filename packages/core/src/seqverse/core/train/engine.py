@@ -623,6 +623,41 @@ def fit(
 _ACTIVE_MESH: Mesh | None = None
 
 
+class _GatherRows(torch.autograd.Function):
+    """All-gather along dim 0 (``counts`` rows from each rank); backward: all-reduce, keep own rows."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, group, counts: list[int], start: int) -> torch.Tensor:
+        padded = torch.zeros((max(counts), *x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded[: x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in counts]
+        dist.all_gather(parts, padded.contiguous(), group=group)
+        ctx.group, ctx.start, ctx.n = group, start, x.shape[0]
+        return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad[ctx.start : ctx.start + ctx.n], None, None, None
+
+
+def gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Every data-parallel rank's rows of ``x`` in rank order (differentiable) and where this rank's
+    rows start: for losses that compare each example with the whole global batch (in-batch
+    negatives), which must see the same batch on N ranks as on one. ``(x, 0)`` on one process."""
+    mesh = _ACTIVE_MESH
+    if mesh is None or mesh.dp_size == 1:
+        return x, 0
+    group = mesh.grad_group if mesh.sp_size == 1 else mesh.dp_group
+    n = torch.tensor([x.shape[0]], device=x.device)
+    counts = [torch.zeros_like(n) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(counts, n, group=group)
+    counts = [int(c) for c in counts]
+    start = sum(counts[: dist.get_rank(group)])
+    return _GatherRows.apply(x, group, counts, start), start
+
+
 def _sync_batchnorm(model: nn.Module) -> None:
     """Replace every BatchNorm of ``model`` (in place, same parameters and buffers) with SyncBatchNorm."""
     for name, child in list(model.named_children()):

@@ -99,12 +99,19 @@ def _tokens(model: DNAEncoder, seqs: list[str]) -> torch.Tensor:
     return torch.from_numpy(kmer_tokens(encode_bases(seqs), model.config.k))
 
 
-def info_nce(model: DNAEncoder, frags, reads, negs, temperature: float) -> tuple[torch.Tensor, float]:
-    """InfoNCE of reads against [positives; reverse-complement positives; partial-overlap negatives]."""
+def info_nce(model: DNAEncoder, frags, reads, negs, temperature: float, gather=None) -> tuple[torch.Tensor, float]:
+    """InfoNCE of reads against [positives; reverse-complement positives; partial-overlap negatives].
+
+    ``gather`` (:func:`seqverse.core.train.gather_rows` under data parallelism): each key block
+    gathered from every rank, so a read's negatives are the whole global batch, as on one process."""
     q = model(_tokens(model, reads))
     keys = model(_tokens(model, frags + [reverse_complement(f) for f in frags] + negs))
+    offset = 0
+    if gather is not None:
+        blocks = [gather(block) for block in keys.split(len(frags))]
+        keys, offset = torch.cat([b for b, _ in blocks]), blocks[0][1]
     logits = q @ keys.T / temperature
-    target = torch.arange(len(reads))
+    target = torch.arange(len(reads)) + offset
     loss = F.cross_entropy(logits, target)
     acc = (logits.argmax(1) == target).float().mean().item()
     return loss, acc
@@ -148,7 +155,7 @@ def train(
     raise ``KeyboardInterrupt``.
     """
     from seqverse.core.train import TrainConfig as EngineConfig
-    from seqverse.core.train import fit
+    from seqverse.core.train import fit, gather_rows
 
     torch.set_num_threads(threads)
     out = Path(out_dir)
@@ -168,7 +175,7 @@ def train(
         genomes.update({f"{p}:{k}": v for k, v in read_fasta(p).items()})
 
     def loss_fn(m, batch):
-        loss, acc = info_nce(m, *batch, config.temperature)
+        loss, acc = info_nce(m, *batch, config.temperature, gather=gather_rows)
         return loss, {"batch_acc": acc}
 
     engine = EngineConfig(steps=config.steps, lr=config.lr, weight_decay=0.01, clip_norm=1.0, seed=None, out_dir=str(out),

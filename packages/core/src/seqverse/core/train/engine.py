@@ -608,6 +608,7 @@ def fit(
             if _agree(out_of_time or interrupted, mesh):
                 break
     finally:
+        _ACTIVE_MESH = None  # global_sum / gather_rows outside a fit: this process alone
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         if bar is not None:

@@ -343,8 +343,16 @@ class AdaptationCache:
     def loss(self, model: AdaSpeech, speaker: torch.Tensor, rows: torch.Tensor | None = None,
              predicted_variance: bool = False) -> tuple[torch.Tensor, dict]:
         """``predicted_variance`` feeds the decoder the (frozen) predictors' pitch and energy, as
-        at inference, instead of the recordings' (durations stay the recordings')."""
-        from seqverse.speech.adaspeech.model import masked_mean
+        at inference, instead of the recordings' (durations stay the recordings'). Under data
+        parallelism each masked mean is this rank's part (its sums over the global counts), so the
+        ranks' losses add up to the one-process loss (``TrainConfig.loss_is_part``)."""
+        from seqverse.core.train import global_sum
+
+        def masked_mean(x, keep):  # model.masked_mean over this rank's rows / the count over every DP rank
+            keep = keep.to(x.dtype)
+            while keep.dim() < x.dim():
+                keep = keep.unsqueeze(-1)
+            return (x * keep).sum() / max(global_sum(keep.expand_as(x).sum()), 1.0)
 
         sel = slice(None) if rows is None else rows
         pmask, fmask = self.pmask[sel], self.fmask[sel]
@@ -428,7 +436,8 @@ def adapt(model: AdaSpeech, items: list[dict], mode: str = "adaspeech", steps: i
     def loss_fn(adaptee, rows):
         return cache.loss(adaptee.model, adaptee.speaker, rows, predicted_variance=predicted_variance)
 
-    config = TrainConfig(steps=steps, seed=None, device="cpu", progress=progress, progress_desc=f"adapt ({mode})")
+    config = TrainConfig(steps=steps, seed=None, device="cpu", progress=progress, progress_desc=f"adapt ({mode})",
+                         loss_is_part=True)
     if steps > 0:
         fit(_Adaptee(m, speaker), AdaptationRows(n, batch_size, seed), loss_fn, config,
             optimizer=lambda _: torch.optim.Adam([{"params": [speaker], "lr": 1e-2}, {"params": list(params.values()), "lr": lr}]))

@@ -106,3 +106,11 @@ def test_interleaved_and_stdin_equal_two_files(lambda_run, tmp_path):
                           input=(tmp_path / "inter.fq.gz").read_bytes(), capture_output=True, check=True)
     body = [line.split("\t") for line in proc.stdout.decode().splitlines() if not line.startswith("@")]
     assert body == _body(lambda_run / "pe.sam")
+
+
+def test_bad_first_record_writes_nothing_to_stdout(lambda_run, tmp_path, capsys):
+    bad = tmp_path / "bad.fq"
+    bad.write_text("@r1\nACGT\n+\nII\n")
+    assert main(["esa", "align", str(lambda_run / "idx"), str(bad), "-t", "1"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and str(bad) in out.err and "record 1" in out.err

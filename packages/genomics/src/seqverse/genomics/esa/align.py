@@ -26,6 +26,7 @@ Reads stream through in batches split over worker processes; SAM streams out in 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -784,6 +785,8 @@ def align_fastq(
     to_stdout = out_path is None or str(out_path) == "-"
     bar = tqdm(disable=not progress, desc="esa align", unit="read", file=sys.stderr)
     batches = read_batches(str(reads_path), None if reads2_path is None else str(reads2_path), interleaved, batch_size)
+    first = next(batches, None)  # the first records are read (and checked) before any SAM is written
+    batches = itertools.chain([first] if first else [], batches)
     header = sam_header(dict(zip(meta["contigs"], meta["contig_lengths"])), "seqverse-esa", "0.2.0", command_line)
     if rg_header:
         header = header.replace("\n@PG", "\n" + rg_header.rstrip("\n") + "\n@PG", 1)

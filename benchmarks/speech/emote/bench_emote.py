@@ -1,11 +1,12 @@
 """EMOTE side by side with its baselines and ablations on held-out voices and sentences.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/speech/emote/bench_emote.py [CORPUS] [RUN] [EVERY]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/speech/emote/bench_emote.py [CORPUS] [RUN] [EVERY] [SYSTEMS]
 
 (defaults runs/emote/corpus, runs/emote/run; build them with `seqverse-speech emote corpus` and
 benchmarks/speech/emote/run_training.py or `seqverse-speech emote train`). Writes results.json and
 results.md beside this file. EVERY=3 scores every third test utterance (30 of 90, all three
-held-out voices), 8 emotions each, which the README's table uses (CPU budget).
+held-out voices), 8 emotions each, which the README's table uses (CPU budget). SYSTEMS (comma-separated)
+re-scores only those and keeps the other rows of results.json.
 """
 
 import json
@@ -33,15 +34,23 @@ def markdown(rows) -> str:
     return "\n".join(out) + "\n"
 
 
+ORDER = ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote"]
+
+
 def main():
     torch.set_num_threads(1)
     corpus = sys.argv[1] if len(sys.argv) > 1 else "runs/emote/corpus"
     run = sys.argv[2] if len(sys.argv) > 2 else "runs/emote/run"
     every = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    rows = evaluate(corpus, run, "test", progress=False, every=every)
-    (HERE / "results.json").write_text(json.dumps(rows, indent=1))
-    (HERE / "results.md").write_text(markdown(rows))
-    print(markdown(rows))
+    systems = sys.argv[4].split(",") if len(sys.argv) > 4 else ORDER
+    out = HERE / "results.json"
+    rows = {r["system"]: r for r in json.loads(out.read_text())} if out.is_file() and len(systems) < len(ORDER) else {}
+    for r in evaluate(corpus, run, "test", systems=systems, progress=False, every=every):
+        rows[r["system"]] = r
+    ordered = [rows[s] for s in ORDER if s in rows]
+    out.write_text(json.dumps(ordered, indent=1))
+    (HERE / "results.md").write_text(markdown(ordered))
+    print(markdown(ordered))
 
 
 if __name__ == "__main__":

@@ -28,16 +28,27 @@ def wait_for(path: Path):
         time.sleep(20)
 
 
+def emote(variant: str):
+    wait_for(RUN / "flint")
+    wait_for(RUN / "lip_reader")
+    wait_for(RUN / "emotion_net")
+    print(variant, T.train_emote(CORPUS, RUN / variant, RUN / "flint" / "model", RUN / "lip_reader", RUN / "emotion_net",
+                                 variant, S1, S2, batch_size=BATCH, progress=False), flush=True)
+
+
 def main(lane: str):
+    """Lanes: a = FLINT, EMOTE, w/o exchange; b = judges, regression, w/o prior; flint; emote; c = w/o exchange."""
     torch.set_num_threads(1)
-    if lane == "a":
+    if lane in ("a", "flint"):
         print(T.train_flint(CORPUS, RUN / "flint", FLINT_STEPS, batch_size=16, progress=False), flush=True)
-        wait_for(RUN / "lip_reader")
-        wait_for(RUN / "emotion_net")
-        for v in ("emote", "no_exchange"):
-            print(v, T.train_emote(CORPUS, RUN / v, RUN / "flint" / "model", RUN / "lip_reader", RUN / "emotion_net", v,
-                                   S1, S2, batch_size=BATCH, progress=False), flush=True)
-    else:
+    if lane == "a":
+        emote("emote")
+        emote("no_exchange")
+    elif lane == "emote":
+        emote("emote")
+    elif lane == "c":
+        emote("no_exchange")
+    elif lane == "b":
         print(T.train_lipreader(CORPUS, RUN / "lip_reader", "conv", JUDGE_STEPS, batch_size=16, progress=False), flush=True)
         print(T.train_emotion_classifier(CORPUS, RUN / "emotion_net", JUDGE_STEPS, batch_size=16, progress=False), flush=True)
         print(T.train_lipreader(CORPUS, RUN / "lip_judge", "gru", JUDGE_STEPS, batch_size=16, seed=100, progress=False), flush=True)

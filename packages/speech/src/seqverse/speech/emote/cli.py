@@ -39,7 +39,8 @@ def _train(args):
 
     torch.set_num_threads(args.threads)
     r = train_all(args.corpus, args.out, variants=args.variants.split(","), flint_steps=args.flint_steps,
-                  judge_steps=args.judge_steps, steps1=args.steps1, steps2=args.steps2, seed=args.seed)
+                  judge_steps=args.judge_steps, steps1=args.steps1, steps2=args.steps2, seed=args.seed,
+                  flint_param_weight=args.flint_param_weight)
     clikit.emit(r, True)
 
 
@@ -97,7 +98,9 @@ def register(subparsers) -> None:
     t.add_argument("corpus", type=clikit.existing_dir, help="corpus directory from `emote corpus`")
     t.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="run directory")
     t.add_argument("--variants", default="emote,regression,no_exchange,no_prior", help="comma-separated systems to train")
-    t.add_argument("--flint-steps", type=clikit.int_range(1), default=300, help="FLINT prior steps")
+    t.add_argument("--flint-steps", type=clikit.int_range(1), default=1200, help="FLINT prior steps")
+    t.add_argument("--flint-param-weight", type=clikit.float_range(0), default=0.0,
+                   help="weight of the parameter loss in FLINT (0: vertex loss only, as inferno and the shipped model)")
     t.add_argument("--judge-steps", type=clikit.int_range(1), default=300, help="steps for each judge network")
     t.add_argument("--steps1", type=clikit.int_range(1), default=300, help="EMOTE stage-1 steps (vertex loss)")
     t.add_argument("--steps2", type=clikit.int_range(1), default=200, help="EMOTE stage-2 steps (perceptual + exchange)")

@@ -172,6 +172,8 @@ class EMOTE(nn.Module):
                 p.requires_grad_(False)
         else:
             self.head = nn.Linear(c.d_model, MOTION_DIM)
+            nn.init.zeros_(self.head.weight)    # start at the neutral face (inferno's "last_layer_init: zeros")
+            nn.init.zeros_(self.head.bias)
 
     @property
     def frames_per_step(self) -> int:

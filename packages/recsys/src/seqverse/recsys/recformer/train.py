@@ -177,11 +177,7 @@ def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, 
     from seqverse.core.train import TrainConfig, fit
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(dataset, config)
-    tok.save(out_dir / "tokenizer.json")
-    config.vocab_size = tok.vocab_size
-    items = encode_items(tok, dataset)
+    tok, items = _prepare_run(dataset, config, out_dir)
     torch.manual_seed(seed)
     model = RecformerForPretraining(config)
 
@@ -203,6 +199,19 @@ def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, 
                        if h["step"] % 25 == 0 or h["step"] == steps]
         _write_json(out_dir / "state.json", {"step": result.steps_done, "log": log_entries})
     return out_dir / "last"
+
+
+def _prepare_run(dataset: Dataset, config: RecformerConfig, out_dir: Path, tokenizer_file=None):
+    """The run directory, its tokenizer (``tokenizer_file``'s or trained on ``dataset``, saved
+    there; ``config.vocab_size`` follows it) and every item encoded."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if tokenizer_file is not None:
+        tok = RecformerTokenizer.from_file(tokenizer_file, **tokenizer_limits(config))
+    else:
+        tok = build_tokenizer(dataset, config)
+    tok.save(out_dir / "tokenizer.json")
+    config.vocab_size = tok.vocab_size
+    return tok, encode_items(tok, dataset)
 
 
 def _rank0() -> bool:
@@ -276,14 +285,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     embedding does. Items left out of the training softmax (the cold items) get no gradient, so
     their rows stay text encodings."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if tokenizer_file is not None:
-        tok = RecformerTokenizer.from_file(tokenizer_file, **tokenizer_limits(config))
-    else:
-        tok = build_tokenizer(dataset, config)
-    tok.save(out_dir / "tokenizer.json")
-    config.vocab_size = tok.vocab_size
-    items = encode_items(tok, dataset)
+    tok, items = _prepare_run(dataset, config, out_dir, tokenizer_file)
     torch.manual_seed(seed)
     model = RecformerForSeqRec(config)
     saved_items = None

@@ -247,7 +247,7 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reads", type=int, default=20_000, help="single-end reads per bacterial genome (half as many pairs)")
-    p.add_argument("--lambda-reads", type=int, default=4_000)
+    p.add_argument("--lambda-reads", type=int, default=20_000, help="single-end reads for lambda (half as many pairs)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", default="runs/esa/bench")

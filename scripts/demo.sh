@@ -29,5 +29,12 @@ step "vision / OCR: two synthetic receipts read by the embedded model, CER and w
 "$BIN/seqverse-vision" ocr read "$OUT"/receipts/*.png -o "$OUT/ocr"
 "$BIN/seqverse-vision" ocr evaluate "$OUT/ocr" "$OUT/receipts"
 
+step "vision / OAT: predict and plot the scanpath on one synthetic search display (embedded model) -> $OUT/oat/plots"
+"$BIN/seqverse-vision" oat make-displays -o "$OUT/oat" --layouts 8 --people 1 --json > /dev/null
+"$BIN/python" -c "import json,sys; d=json.load(open(sys.argv[1])); k=sorted(d)[0]; json.dump({k: d[k]}, open(sys.argv[2], 'w'))" \
+  "$OUT/oat/test_layout.json" "$OUT/oat/one.json"
+"$BIN/seqverse-vision" oat predict "$OUT/oat/one.json" -o "$OUT/oat/pred.json"
+"$BIN/seqverse-vision" oat plot "$OUT/oat/one.json" "$OUT/oat/pred.json" -o "$OUT/oat/plots"
+
 step "recsys / Recformer: top 10 MovieLens-100K recommendations for user 196"
 "$BIN/seqverse-recsys" recformer recommend --user 196 -k 10

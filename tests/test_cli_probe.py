@@ -15,6 +15,7 @@ scratch directory and holds it to the user-error rule of ``seqverse.core.clikit`
 from __future__ import annotations
 
 import functools
+import json
 import importlib
 import os
 import re
@@ -37,7 +38,7 @@ NO_INPUT = {"seqverse info", "seqverse demo", "seqverse-genomics info", "seqvers
             "seqverse-vision info", "seqverse-recsys info"}
 # Groups whose own helpers add their rows as they land (issue 21 hands them this table). Remove a
 # group from this set when its rows are in; until then its commands are probed by GENERIC rows only.
-ROWS_PENDING = {"seqverse-genomics prollama", "seqverse-speech emote", "seqverse-vision oat"}
+ROWS_PENDING = {"seqverse-genomics prollama", "seqverse-speech emote"}
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,37 @@ ROWS: list[Row] = [
     R(f"{O} export", ["{file}"], r"argument RUN_DIR: {file}: not a directory", "file for a run"),
     R(f"{O} export", ["{empty_dir}", "-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
     R(f"{O} export", ["{empty_dir}", "--chunks", "0"], r"argument --chunks: must be >= 1", "zero chunks"),
+    # ---- seqverse-vision oat
+    R(f"{OAT} predict", ["{text}", "-o", "{out}"], r"{text}: malformed JSON at line 1", "malformed JSON"),
+    R(f"{OAT} predict", ["{missing}", "-o", "{out}"], r"argument DISPLAYS.json: {missing}: no such file", "missing displays"),
+    R(f"{OAT} predict", ["{oat_empty}", "-o", "{out}"], r"display 'e.jpg': empty display", "empty display"),
+    R(f"{OAT} predict", ["{oat_outside}", "-o", "{out}"], r"display 'o.jpg': object 0 box .* lies outside", "box outside the display"),
+    R(f"{OAT} predict", ["{oat_nocrop}", "-o", "{out}"], r"display 'c.jpg' object 0 crop: image file not found", "missing crop file"),
+    R(f"{OAT} predict", ["{text}", "-o", "{out}", "--samples", "-1"], r"argument --samples: must be >= 0", "negative samples"),
+    R(f"{OAT} predict", ["{text}", "-o", "{dir}"], r"argument -o/--out: {dir}: is a directory", "output is a directory"),
+    R(f"{OAT} predict", ["{oat_outside}", "-o", "{out}", "--model", "{empty_dir}"], r"{empty_dir}: not an OAT checkpoint", "not a checkpoint"),
+    R(f"{OAT} evaluate", ["{missing}", "{text}"], r"argument PRED.json: {missing}: no such file", "missing predictions"),
+    R(f"{OAT} evaluate", ["{text}", "{oat_empty}"], r"display 'e.jpg': empty display", "empty display"),
+    R(f"{OAT} evaluate", ["{oat_outside}", "{text}"], r"{text}: malformed JSON", "malformed JSON"),
+    R(f"{OAT} evaluate", ["{dir}", "{text}"], r"argument PRED.json: {dir}: is a directory", "directory for a file"),
+    R(f"{OAT} evaluate", ["{text}"], r"the following arguments are required: HUMAN.json", "missing argument"),
+    R(f"{OAT} plot", ["{text}", "{text}", "-o", "{out}"], r"{text}: malformed JSON", "malformed JSON"),
+    R(f"{OAT} plot", ["{missing}", "{text}", "-o", "{out}"], r"argument DISPLAYS.json: {missing}: no such file", "missing displays"),
+    R(f"{OAT} plot", ["{text}", "{text}", "-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
+    R(f"{OAT} plot", ["{text}", "{text}", "-o", "{out}", "--limit", "0"], r"argument --limit: must be >= 1", "zero limit"),
+    R(f"{OAT} plot", ["{oat_empty}", "{text}", "-o", "{out}"], r"display 'e.jpg': empty display", "empty display"),
+    R(f"{OAT} make-displays", ["-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
+    R(f"{OAT} make-displays", ["-o", "{out}", "--layouts", "3"], r"argument --layouts: must be >= 8", "too few layouts"),
+    R(f"{OAT} make-displays", ["-o", "{out}", "--people", "0"], r"argument --people: must be >= 1", "zero people"),
+    R(f"{OAT} make-displays", ["-o", "{out}", "--seed", "-1"], r"argument --seed: must be >= 0", "negative seed"),
+    R(f"{OAT} make-displays", [], r"the following arguments are required: -o/--out", "missing output"),
+    R(f"{OAT} train", ["-o", "{out}"], r"train: give --train and --valid, or --human", "no data"),
+    R(f"{OAT} train", ["-o", "{out}", "--train", "{missing}"], r"argument --train: {missing}: no such file", "missing data"),
+    R(f"{OAT} train", ["-o", "{out}", "--human", "{text}"], r"{text}: malformed JSON", "malformed JSON"),
+    R(f"{OAT} train", ["-o", "{out}", "--epochs", "0"], r"argument --epochs: must be >= 1", "zero epochs"),
+    R(f"{OAT} train", ["-o", "{out}", "--lr", "nan"], r"argument --lr: expected a finite number", "nan"),
+    R(f"{OAT} train", ["-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
+    R(f"{OAT} train", ["-o", "{out}", "--train", "{oat_empty}", "--valid", "{oat_empty}"], r"display 'e.jpg': empty display", "empty display"),
     # ---- seqverse-recsys recformer
     R(f"{RF} recommend", ["--user", "196", "-k", "0"], r"-k", "zero k"),
     R(f"{RF} recommend", ["--user", "196", "-k", "x"], r"argument -k", "not a number"),
@@ -293,6 +325,11 @@ def files(tmp_path_factory):
     (d / "bad_recbole").mkdir()
     (d / "bad_recbole" / "bad.inter").write_text("user_id item_id\n1 2\n")
     (d / "bad_recbole" / "bad.item").write_text("item_id:token\tmovie_title:token_seq\n2\tx\n")
+    box = {"xmin": 0, "xmax": 10, "ymin": 0, "ymax": 10}
+    oat = {"size": {"width": 100, "height": 100}, "ground_truth": [box]}
+    (d / "oat_empty.json").write_text(json.dumps({"e.jpg": {**oat, "objects": []}}))
+    (d / "oat_outside.json").write_text(json.dumps({"o.jpg": {**oat, "objects": [{**box, "xmax": 150}]}}))
+    (d / "oat_nocrop.json").write_text(json.dumps({"c.jpg": {**oat, "objects": [{**box, "crop": "no_such_crop.png"}]}}))
     reads = Path(__file__).parent / "data" / "esa" / "lambda_reads.fq.gz"
     return {
         "garbage": d / "garbage.fa", "garbage_st": d / "garbage.safetensors", "empty": d / "empty.fa",
@@ -300,6 +337,7 @@ def files(tmp_path_factory):
         "bad_vcf": d / "bad.vcf", "variants_bad_chrom": d / "chrz.txt", "texts_missing_wav": d / "texts_missing.txt",
         "dir": d / "a_dir", "empty_dir": d / "empty_dir", "file": d / "notes.txt", "missing": d / "no_such_thing",
         "bad_recbole": d / "bad_recbole", "reads": reads,
+        "oat_empty": d / "oat_empty.json", "oat_outside": d / "oat_outside.json", "oat_nocrop": d / "oat_nocrop.json",
     }
 
 

@@ -246,3 +246,13 @@ def test_human_split_by_collage_is_fixed_and_disjoint():
     assert "7.jpg" in names["test"] and "3.jpg" in names["valid"]
     d = data["test"][0]
     assert d.crops is None and d.n_objects == 84 and len(d.scanpaths) == 6
+
+
+def test_paper_configuration_and_layout_only_mode():
+    cfg = OATConfig()  # the official sizes: d 512, 4 heads, 4 + 4 layers, feed-forward 512, 2 object heads
+    m = OAT(cfg, position_table=torch.randn(16, 86))
+    assert (cfg.d_model, cfg.n_heads, len(m.encoder.layers), len(m.decoder.layers)) == (512, 4, 4, 4)
+    assert m.cnn.fc.out_features == 256 and m.head.readout.in_features == 2
+    assert 17e6 < sum(p.numel() for p in m.parameters()) < 19e6
+    lo = OAT(OATConfig(**TINY, appearance=False), position_table=torch.randn(8, 6))
+    assert not hasattr(lo, "cnn")  # layout-only: no CNN, one learned appearance vector

@@ -271,6 +271,7 @@ class OAT(nn.Module):
         state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in
                  self.state_dict().items()}
         save_file(state, str(d / "model.safetensors"))
+        (d / "model.safetensors").chmod(0o644)  # an ordinary output file, not 0600
         (d / "config.json").write_text(json.dumps({"model": "oat", **asdict(self.config), **(extra or {})},
                                                   indent=2))
 

@@ -104,6 +104,7 @@ class PixelTransformer(nn.Module):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
+        (d / "model.safetensors").chmod(0o644)  # an ordinary output file, not 0600
         (d / "config.json").write_text(json.dumps({"model": "pixel", **asdict(self.config), **(extra or {})},
                                                   indent=2))
 

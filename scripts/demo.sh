@@ -24,6 +24,10 @@ step "genomics / HyenaDNA: bits per base of lambda phage, then 120 sampled bases
 step "speech / AdaSpeech: 'hello world' in the shipped adapted voice -> $OUT/hello.wav"
 "$BIN/seqverse-speech" adaspeech say "hello world" -o "$OUT/hello.wav"
 
+step "speech / EMOTE: a held-out espeak-ng voice says a sentence; the face speaks it, happy -> $OUT/emote.npz, $OUT/emote.mp4"
+espeak-ng -v en-gb-scotland+klatt -w "$OUT/emote_in.wav" "Bob may bring pie, and maybe a map."
+"$BIN/seqverse-speech" emote animate "$OUT/emote_in.wav" --emotion happy --intensity 3 -o "$OUT/emote" --video "$OUT/emote.mp4"
+
 step "vision / OCR: two synthetic receipts read by the embedded model, CER and word F1"
 "$BIN/seqverse-vision" ocr synth -n 2 -o "$OUT/receipts" --seed 777
 "$BIN/seqverse-vision" ocr read "$OUT"/receipts/*.png -o "$OUT/ocr"

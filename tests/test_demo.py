@@ -15,7 +15,7 @@ def test_demo_runs_every_system(tmp_path):
                          timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     for header in ("== core:", "== genomics / DNA-ESA", "== genomics / HyenaDNA", "== speech / AdaSpeech",
-                   "== vision / OCR", "== vision / OAT", "== recsys / Recformer"):
+                   "== speech / EMOTE", "== vision / OCR", "== vision / OAT", "== recsys / Recformer"):
         assert header in run.stdout
     for result in ("mapq20_error_rate", "bits_per_base", "word_f1", "item_id"):  # each job's output table
         assert result in run.stdout
@@ -27,5 +27,10 @@ def test_demo_runs_every_system(tmp_path):
     assert len(records) >= 100 and all(len(r.split("\t")) >= 11 for r in records)
     info = sf.info(str(out / "hello.wav"))
     assert info.samplerate == 16000 and 0.5 < info.duration < 10  # a spoken sentence, not a click
+    import numpy as np
+
+    face = np.load(out / "emote.npz")  # the animated face: frames at 25 fps, mouth opens and closes
+    assert face["vertices"].shape[0] == face["expression"].shape[0] > 25 and float(face["fps"]) == 25
+    assert face["mouth_opening"].max() > 6 and (out / "emote.mp4").stat().st_size > 10000
     assert len(list((out / "ocr").glob("*.txt"))) == 2
     assert len(list((out / "oat" / "plots").glob("*.png"))) == 1

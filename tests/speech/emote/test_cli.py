@@ -49,3 +49,20 @@ def test_emotions_lists_eight(capsys):
     rc, out, _ = _run(["emote", "emotions", "--json"], capsys)
     names = [r["emotion"] for r in json.loads(out)]
     assert rc == 0 and names[0] == "neutral" and len(names) == 8 and "contempt" in names
+
+
+def test_animate_with_shipped_model(wavs, capsys):
+    out = wavs / "res" / "anim"
+    rc, stdout, err = _run(["emote", "animate", str(wavs / "ok.wav"), "-o", str(out), "--emotion", "sad",
+                            "--intensity", "3", "--json"], capsys)
+    assert rc == 0, err
+    z = np.load(str(out) + ".npz")
+    t = len(z["expression"])
+    assert float(z["fps"]) == 25 and t == 25           # 1 s of audio
+    assert z["expression"].shape == (t, 20) and z["jaw"].shape == (t, 3)
+    assert z["vertices"].shape[0] == t and z["vertices"].shape[2] == 3
+    from seqverse.speech.emote.face import default_face
+    up, low = default_face().lip_vertices
+    assert np.allclose(z["mouth_opening"], np.linalg.norm(z["vertices"][:, up] - z["vertices"][:, low], axis=-1), atol=1e-4)
+    assert (out.parent / "anim.npz").stat().st_mode & 0o777 == 0o644
+    assert json.loads(stdout)["frames"] == t

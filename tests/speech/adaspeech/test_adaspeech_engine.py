@@ -167,3 +167,45 @@ def test_adaptation_on_two_processes_equals_one(items):
     # gradients of near-zero coordinates moves them by up to ~1e-4 of lr 1e-2 in 3 steps (measured
     # 5.0e-5; with dropout left on, 5.8e-2)
     assert max(abs(a - b) for a, b in zip(two, one, strict=True)) < 2e-4
+
+
+# Source training on 2 gloo processes equals one process: each rank takes its rows of every length
+# bucket, the masked means written as parts over both ranks' counts (TrainConfig.loss_is_part).
+
+
+def _source(items) -> tuple[list[float], list[float]]:
+    model = tiny(dropout=0.0)  # dropout masks depend on how the rows are split
+    result = train_source(model, items, [], None, 3, 10_000, 1e-2, random.Random(3).getstate(), progress=False)
+    return result.losses(), torch.cat([p.detach().flatten() for p in model.state_dict().values()]).tolist()
+
+
+def _source_worker(rank, size, init, items, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
+    result = _source(items)
+    if rank == 0:
+        Path(out).write_text(json.dumps(result))
+    dist.barrier()
+    sys.stdout.flush()
+    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+
+
+@pytest.mark.slow
+def test_source_training_on_two_processes_equals_one(items):
+    sizes = [len(b) for b in batches(items, 10_000, random.Random(3))]
+    assert min(sizes) >= 2, sizes  # every bucket splits over both ranks
+    losses, weights = _source(items)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "r.json")
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_source_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), items, out))
+                 for r in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(300)
+        assert [p.exitcode for p in procs] == [0, 0]
+        two_losses, two_weights = json.loads(Path(out).read_text())
+    assert len(losses) == 3
+    assert max(abs(a - b) for a, b in zip(two_losses, losses, strict=True)) < 1e-5  # measured 7.2e-7
+    assert max(abs(a - b) for a, b in zip(two_weights, weights, strict=True)) < 1e-5  # measured 3.7e-7

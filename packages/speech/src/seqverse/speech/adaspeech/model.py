@@ -291,23 +291,30 @@ class AdaSpeech(nn.Module):
         return model.eval()
 
 
-def masked_mean(x, mask):
-    """Mean of x over positions where ``mask`` (True = keep)."""
+def masked_mean(x, mask, count=None):
+    """Mean of x over positions where ``mask`` (True = keep). ``count`` (e.g.
+    ``seqverse.core.train.global_sum``) turns this rank's number of kept positions into the number
+    over every data-parallel rank, so the result is this rank's part of the global mean (the parts
+    add up to the one-process mean; ``TrainConfig.loss_is_part``). Kept counts are whole numbers,
+    exact in float, so on one process both forms give the same bits."""
     mask = mask.to(x.dtype)
     while mask.dim() < x.dim():
         mask = mask.unsqueeze(-1)
+    if count is not None:
+        return (x * mask).sum() / max(count(mask.expand_as(x).sum()), 1.0)
     return (x * mask).sum() / (mask.expand_as(x).sum().clamp(min=1.0))
 
 
-def losses(out: dict, mel, durations, pitch, energy) -> dict:
-    """FastSpeech 2 losses (mel L1, log-duration / pitch / energy MSE) + phoneme-level predictor MSE."""
+def losses(out: dict, mel, durations, pitch, energy, count=None) -> dict:
+    """FastSpeech 2 losses (mel L1, log-duration / pitch / energy MSE) + phoneme-level predictor MSE.
+    ``count``: see :func:`masked_mean` (data-parallel parts when it is ``global_sum``)."""
     keep_p, keep_f = ~out["phoneme_mask"], ~out["frame_mask"]
     model_mel_norm = out["mel_norm"]
     target = (mel - out["mel"].new_tensor(0)).to(model_mel_norm.dtype)
     return {
-        "mel": masked_mean((model_mel_norm - target).abs(), keep_f),
-        "duration": masked_mean((out["log_duration"] - torch.log(durations.float() + 1.0)) ** 2, keep_p),
-        "pitch": masked_mean((out["pitch"] - pitch) ** 2, keep_p),
-        "energy": masked_mean((out["energy"] - energy) ** 2, keep_p),
-        "phoneme": masked_mean((out["phoneme_pred"] - out["phoneme_vec"].detach()) ** 2, keep_p),
+        "mel": masked_mean((model_mel_norm - target).abs(), keep_f, count),
+        "duration": masked_mean((out["log_duration"] - torch.log(durations.float() + 1.0)) ** 2, keep_p, count),
+        "pitch": masked_mean((out["pitch"] - pitch) ** 2, keep_p, count),
+        "energy": masked_mean((out["energy"] - energy) ** 2, keep_p, count),
+        "phoneme": masked_mean((out["phoneme_pred"] - out["phoneme_vec"].detach()) ** 2, keep_p, count),
     }

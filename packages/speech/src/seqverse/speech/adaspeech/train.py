@@ -75,10 +75,11 @@ def batches(items: list[dict], max_frames: int, rng: random.Random) -> list[list
     return out
 
 
-def step_loss(model: AdaSpeech, batch: dict, speaker: torch.Tensor, utterance=None) -> tuple[torch.Tensor, dict]:
+def step_loss(model: AdaSpeech, batch: dict, speaker: torch.Tensor, utterance=None, count=None) -> tuple[torch.Tensor, dict]:
+    """``count``: see ``model.masked_mean`` (``global_sum`` gives this rank's data-parallel part)."""
     out = model(batch["phonemes"], batch["phoneme_lengths"], speaker, ref_mel=batch["mel"], ref_lengths=batch["mel_lengths"],
                 utterance=utterance, durations=batch["durations"], pitch=batch["pitch"], energy=batch["energy"], mel=batch["mel"])
-    parts = losses(out, model.normalise_mel(batch["mel"]), batch["durations"], batch["pitch"], batch["energy"])
+    parts = losses(out, model.normalise_mel(batch["mel"]), batch["durations"], batch["pitch"], batch["energy"], count)
     total = sum(LOSS_WEIGHTS[k] * v for k, v in parts.items())
     if not torch.isfinite(total):
         bad = [k for k, v in parts.items() if not torch.isfinite(v)]
@@ -105,8 +106,13 @@ class SourceBatches:
 
 
 def source_loss(model: AdaSpeech, batch: dict) -> tuple[torch.Tensor, dict]:
-    """The weighted AdaSpeech loss of a source-speaker batch (and its parts, for the log)."""
-    return step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]))
+    """The weighted AdaSpeech loss of a source-speaker batch (and its parts, for the log), as this
+    rank's part: sums over its rows / counts over every data-parallel rank (``loss_is_part``; the
+    plain masked means on one process)."""
+    from seqverse.core.train import global_sum
+
+    total, parts = step_loss(model, batch, model.speaker_vectors(batch["speaker_ids"]), count=global_sum)
+    return total, {k: global_sum(v) for k, v in parts.items()}  # the logged parts: whole-batch values
 
 
 def source_lr_factor(step: int, steps: int, warmup: int = 400) -> float:
@@ -133,7 +139,7 @@ def train_source(model: AdaSpeech, train_items: list[dict], val_items: list[dict
 
     config = TrainConfig(steps=steps, lr=lr, betas=(0.9, 0.98), weight_decay=0.0, clip_norm=1.0, seed=None,
                          out_dir=str(out) if out is not None else None, checkpoint_every=checkpoint_every,
-                         eval_every=checkpoint_every, log_every=25, progress=progress)
+                         eval_every=checkpoint_every, log_every=25, progress=progress, loss_is_part=True)
     return fit(model, SourceBatches(train_items, max_frames, rng_state, index), source_loss, config,
                eval_fn=eval_fn if val_items else None, schedule=lambda s: source_lr_factor(s, steps), on_step=on_step,
                mesh=mesh)

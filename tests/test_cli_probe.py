@@ -38,7 +38,7 @@ NO_INPUT = {"seqverse info", "seqverse demo", "seqverse-genomics info", "seqvers
             "seqverse-vision info", "seqverse-recsys info"}
 # Groups whose own helpers add their rows as they land (issue 21 hands them this table). Remove a
 # group from this set when its rows are in; until then its commands are probed by GENERIC rows only.
-ROWS_PENDING = {"seqverse-genomics prollama", "seqverse-speech emote"}
+ROWS_PENDING = {"seqverse-genomics prollama"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def R(command: str, args: str | list[str], expect: str, kind: str) -> Row:
 H, E = "seqverse-genomics hyena", "seqverse-genomics esa"
 A, O, RF = "seqverse-speech adaspeech", "seqverse-vision ocr", "seqverse-recsys recformer"
 OAT = "seqverse-vision oat"
+EM = "seqverse-speech emote"
 ROWS: list[Row] = [
     # ---- seqverse (core)
     R("seqverse bench synthetic", "--task mqar --steps -1", r"argument --steps: must be >= 1, got -1", "negative count"),
@@ -187,6 +188,34 @@ ROWS: list[Row] = [
     R(f"{A} voices", ["--model", "{missing}"], r"argument --model: {missing}: no such directory", "missing model"),
     R(f"{A} voices", ["--model", "{file}"], r"argument --model: {file}: not a directory", "file for a directory"),
     R(f"{A} voices", ["extra"], r"unrecognized arguments: extra", "stray positional"),
+    # ---- seqverse-speech emote
+    R(f"{EM} animate", ["{missing}", "-o", "{out}"], r"argument audio: {missing}: no such file", "missing audio"),
+    R(f"{EM} animate", ["{text}", "-o", "{out}"], r"{text}: cannot read audio", "text file as audio"),
+    R(f"{EM} animate", ["{empty}", "-o", "{out}"], r"{empty}: (cannot read audio|audio file is empty)", "empty file"),
+    R(f"{EM} animate", ["{text}", "-o", "{out}", "--emotion", "jolly"], r"unknown emotion 'jolly'; known: neutral, happy, sad", "unknown emotion"),
+    R(f"{EM} animate", ["{text}", "-o", "{out}", "--intensity", "5"], r"intensity 5 out of range; use 1, 2 or 3", "intensity out of range"),
+    R(f"{EM} animate", ["{text}", "-o", "{dir}"], r"argument -o/--out: {dir}: is a directory", "directory as output"),
+    R(f"{EM} animate", ["{text}", "-o", "{out}", "--model", "{missing}"], r"argument --model: {missing}: no such directory", "missing model"),
+    R(f"{EM} emotions", ["extra"], r"unrecognized arguments: extra", "stray positional"),
+    R(f"{EM} emotions", ["--emotion", "happy"], r"unrecognized arguments: --emotion happy", "flag of another command"),
+    R(f"{EM} emotions", ["-x"], r"unrecognized arguments: -x", "unknown short option"),
+    R(f"{EM} build-face", ["--menpo3d", "{missing}"], r"argument --menpo3d: {missing}: no such directory", "missing data dir"),
+    R(f"{EM} build-face", ["--menpo3d", "{file}"], r"argument --menpo3d: {file}: not a directory", "file for a directory"),
+    R(f"{EM} build-face", ["--menpo3d", "{dir}", "-o", "{out}.npz"], r"{dir}: no template.ply", "not menpo3d's data"),
+    R(f"{EM} build-face", [], r"the following arguments are required: --menpo3d", "missing data flag"),
+    R(f"{EM} corpus", ["-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
+    R(f"{EM} corpus", ["-o", "{out}", "--train-sentences", "0"], r"argument --train-sentences: must be >= 10", "too few sentences"),
+    R(f"{EM} corpus", ["-o", "{out}", "--per-voice", "x"], r"argument --per-voice: expected an integer, got 'x'", "not a number"),
+    R(f"{EM} corpus", [], r"the following arguments are required: -o/--out", "missing output"),
+    R(f"{EM} train", ["{missing}", "-o", "{out}"], r"argument corpus: {missing}: no such directory", "missing corpus"),
+    R(f"{EM} train", ["{dir}", "-o", "{out}"], r"{dir}: not an EMOTE corpus", "not a corpus"),
+    R(f"{EM} train", ["{dir}", "-o", "{out}", "--steps1", "0"], r"argument --steps1: must be >= 1", "zero steps"),
+    R(f"{EM} train", ["{dir}", "-o", "{out}", "--variants", "best"], r"argument --variants: unknown variant", "unknown variant"),
+    R(f"{EM} evaluate", ["{missing}", "{dir}"], r"argument corpus: {missing}: no such directory", "missing corpus"),
+    R(f"{EM} evaluate", ["{dir}", "{missing}"], r"argument run: {missing}: no such directory", "missing run"),
+    R(f"{EM} evaluate", ["{dir}", "{dir}", "--split", "train"], r"argument --split: invalid choice", "unknown split"),
+    R(f"{EM} evaluate", ["{dir}", "{dir}", "--every", "0"], r"argument --every: must be >= 1", "zero stride"),
+    R(f"{EM} evaluate", ["{dir}", "{dir}"], r"{dir}: not an EMOTE corpus", "not a corpus"),
     # ---- seqverse-vision ocr
     R(f"{O} read", ["{text}", "-o", "{out}"], r"{text}: not a readable image", "text file as image"),
     R(f"{O} read", ["{missing}", "-o", "{out}"], r"{missing}: no such file", "missing image"),

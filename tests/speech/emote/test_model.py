@@ -4,7 +4,14 @@ import torch
 
 from seqverse.speech.emote import judges as J
 from seqverse.speech.emote.data import Geometry
-from seqverse.speech.emote.model import EMOTE, FLINT, EMOTEConfig, FLINTConfig, from_pretrained, save_pretrained
+from seqverse.speech.emote.model import (
+    EMOTE,
+    FLINT,
+    EMOTEConfig,
+    FLINTConfig,
+    from_pretrained,
+    save_pretrained,
+)
 from seqverse.speech.emote.train import emote_loss_fn
 
 

@@ -32,20 +32,40 @@ def _corpus(args):
     clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed), args.json)
 
 
+def _variants(text: str) -> list[str]:
+    from seqverse.speech.emote.train import VARIANTS
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or [text]}; known: {', '.join(VARIANTS)}")
+    return names
+
+
 def _train(args):
     import torch
 
+    from seqverse.speech.emote.corpus import check_corpus
     from seqverse.speech.emote.train import train_all
 
+    check_corpus(args.corpus)
+
     torch.set_num_threads(args.threads)
-    r = train_all(args.corpus, args.out, variants=args.variants.split(","), flint_steps=args.flint_steps,
+    r = train_all(args.corpus, args.out, variants=args.variants, flint_steps=args.flint_steps,
                   judge_steps=args.judge_steps, steps1=args.steps1, steps2=args.steps2, seed=args.seed,
                   flint_param_weight=args.flint_param_weight)
     clikit.emit(r, True)
 
 
 def _evaluate(args):
+    from seqverse.speech.emote.corpus import check_corpus
     from seqverse.speech.emote.evaluate import evaluate
+
+    check_corpus(args.corpus)
+    from pathlib import Path
+
+    if not (Path(args.run) / "lip_judge" / "model" / "model.safetensors").is_file():
+        raise clikit.InputError(f"{args.run}: not an `emote train` run directory (no lip_judge/model)")
 
     rows = evaluate(args.corpus, args.run, args.split, every=args.every)
     if not args.json:
@@ -97,7 +117,8 @@ def register(subparsers) -> None:
     t = sub.add_parser("train", help="train FLINT, the judges and EMOTE + baselines/ablations (resumable)")
     t.add_argument("corpus", type=clikit.existing_dir, help="corpus directory from `emote corpus`")
     t.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="run directory")
-    t.add_argument("--variants", default="emote,regression,no_exchange,no_prior", help="comma-separated systems to train")
+    t.add_argument("--variants", type=_variants, default="emote,regression,no_exchange,no_prior",
+                   help="comma-separated systems to train (emote, no_exchange, no_prior, regression)")
     t.add_argument("--flint-steps", type=clikit.int_range(1), default=1200, help="FLINT prior steps")
     t.add_argument("--flint-param-weight", type=clikit.float_range(0), default=0.0,
                    help="weight of the parameter loss in FLINT (0: vertex loss only, as inferno and the shipped model)")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqverse.core.clikit import InputError
 from seqverse.speech import audio as A
 
 FPS = 25
@@ -287,6 +288,15 @@ class Utterance:
     @property
     def n_frames(self) -> int:
         return len(self.mel) // MEL_PER_FRAME
+
+
+def check_corpus(corpus: str | Path) -> Path:
+    """The corpus directory, or an InputError naming it when it is not one `emote corpus` wrote."""
+    corpus = Path(corpus)
+    missing = [f"{s}.json" for s in ("train", "val", "test") if not (corpus / f"{s}.json").is_file()]
+    if missing:
+        raise InputError(f"{corpus}: not an EMOTE corpus (no {', '.join(missing)}; build one with `emote corpus`)")
+    return corpus
 
 
 def load_split(corpus: str | Path, split: str) -> list[Utterance]:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from seqverse.speech.emote import motion as M
-from seqverse.speech.emote.corpus import BILABIAL, FPS, VISEMES, load_split
+from seqverse.speech.emote.corpus import FPS, VISEMES, load_split
 from seqverse.speech.emote.data import COMBOS, Geometry, full_sequence
 
 CLOSED_MM = 3.5

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqverse.core.clikit import InputError
+
 # Expression basis: (name, FACS action unit, {landmark: displacement in mm (x right, y up, z forward)}).
 # x of the template points to the subject's left (landmark 36, the subject's right eye corner, has x < 0);
 # _sym() mirrors a displacement to the other side.
@@ -189,6 +191,9 @@ def similarity_align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def build_face_model(menpo3d_data: str | Path, out: str | Path, cell_mm: float = 5.2) -> dict:
     """Build ``face_model.npz`` from menpo3d's ``data`` directory; returns a summary."""
     data = Path(menpo3d_data)
+    for name in ("template.ply", "template.ljson", "james.ljson"):
+        if not (data / name).is_file():
+            raise InputError(f"{data}: no {name} (give the menpo3d/data directory of the menpo3d sdist)")
     verts, faces = read_ply(data / "template.ply")
     verts, lm = verts / 1000.0, read_landmarks(data / "template.ljson") / 1000.0   # template units are um
     mouth = lm[48:68].mean(0)

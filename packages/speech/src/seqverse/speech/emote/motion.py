@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqverse.speech.emote.corpus import BILABIAL, FPS, VISEMES
+from seqverse.speech.emote.corpus import FPS, VISEMES
 
 EXPR = ["lip_corner_pull", "lip_corner_depress", "lip_pucker", "lip_funnel", "lip_press", "lip_stretch",
         "upper_lip_raise", "lower_lip_depress", "chin_raise", "lip_tighten", "inner_brow_raise", "outer_brow_raise",

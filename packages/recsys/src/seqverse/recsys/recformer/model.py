@@ -339,21 +339,32 @@ class RecformerForPretraining(_Saveable):
 
     def forward(self, a: dict, b: dict, mlm_a: tuple | None = None, mlm_b: tuple | None = None):
         """``a``: histories, ``b``: their next items (batches from the tokenizer). ``mlm_*`` are
-        (masked input ids, labels with -100 where unmasked). Returns (loss, contrastive accuracy)."""
+        (masked input ids, labels with -100 where unmasked). Returns (loss, contrastive accuracy).
+
+        Under data parallelism (inside ``seqverse.core.train.fit`` with ``loss_is_part``) both are
+        this rank's parts of the global values: each history is scored against the next items of
+        every rank (``gather_rows``: the in-batch negatives are the whole global batch) and each mean
+        is this rank's sum over the global count (``global_sum``: histories, masked tokens), so the
+        ranks' parts add up to the one-process loss. Outside a fit, the plain means."""
+        from seqverse.core.train import gather_rows, global_sum
+
         z1 = self.longformer(**a)[1]
         z2 = self.longformer(**b)[1]
-        cos = self.sim(z1.unsqueeze(1), z2.unsqueeze(0))
-        labels = torch.arange(cos.shape[0], device=cos.device)
-        loss = F.cross_entropy(cos, labels)
-        acc = (cos.argmax(1) == labels).float().mean()
+        keys, start = gather_rows(z2)
+        cos = self.sim(z1.unsqueeze(1), keys.unsqueeze(0))
+        labels = torch.arange(start, start + cos.shape[0], device=cos.device)
+        n = max(global_sum(cos.shape[0]), 1.0)
+        loss = F.cross_entropy(cos, labels, reduction="sum") / n
+        acc = (cos.argmax(1) == labels).float().sum() / n
         for batch, mlm in ((a, mlm_a), (b, mlm_b)):
             if mlm is None:
                 continue
             ids, mlm_labels = mlm
             h = self.longformer(**{**batch, "input_ids": ids})[0]
             logits = self.lm_head(h)
+            masked = max(global_sum((mlm_labels != -100).sum()), 1.0)
             loss = loss + self.config.mlm_weight * F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), mlm_labels.reshape(-1), ignore_index=-100)
+                logits.reshape(-1, logits.shape[-1]), mlm_labels.reshape(-1), ignore_index=-100, reduction="sum") / masked
         return loss, acc
 
 

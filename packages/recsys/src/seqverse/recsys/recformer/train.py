@@ -174,24 +174,25 @@ def pretrain(dataset: Dataset, sequences: list[list[int]], out_dir: str | Path, 
     """§2.3.1 pre-training on training sequences with :func:`seqverse.core.train.fit` (AdamW, 50-step
     warm-up, clipping at 1; resumable from ``out_dir/checkpoint``); returns the directory of the
     final weights (``out_dir/last``)."""
-    from seqverse.core.train import TrainConfig, fit
+    from seqverse.core.train import TrainConfig, fit, global_sum
 
     out_dir = Path(out_dir)
     tok, items = _prepare_run(dataset, config, out_dir)
     torch.manual_seed(seed)
     model = RecformerForPretraining(config)
 
-    def loss_fn(m, batch):
+    def loss_fn(m, batch):  # this rank's parts of the global loss and accuracy (loss_is_part)
         a, b, masked_a, masked_b = batch
         loss, acc = m(a, b, masked_a, masked_b)
-        return loss, {"cl_acc": float(acc)}
+        return loss, {"cl_acc": global_sum(acc)}
 
     def on_step(step, record):
         if step % 25 == 0 or step == steps:
             log(f"pretrain step {step} loss {record['loss']:.4f} contrastive acc {record['cl_acc']:.3f}")
 
     engine = TrainConfig(steps=steps, lr=lr, weight_decay=0.01, clip_norm=1.0, warmup=50, seed=None, out_dir=str(out_dir),
-                         checkpoint_every=25, log_every=25, max_seconds=time_budget, progress_desc="pretrain")
+                         checkpoint_every=25, log_every=25, max_seconds=time_budget, progress_desc="pretrain",
+                         loss_is_part=True)
     result = fit(model, PretrainPairs(sequences, tok, items, batch_size, mlm_prob, seed), loss_fn, engine, on_step=on_step)
     if _rank0():
         model.save_pretrained(out_dir / "last")

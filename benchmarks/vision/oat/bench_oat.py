@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -136,8 +137,8 @@ def main():
     sets = synthetic(args) if args.which == "synthetic" else human(args)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python benchmarks/vision/oat/bench_oat.py " + " ".join(
-        f"{k}={v}" for k, v in vars(args).items()), "seconds": time.time() - t0}
+    meta = {"command": "python benchmarks/vision/oat/bench_oat.py " + " ".join(sys.argv[1:]),
+            "args": {k: v for k, v in vars(args).items()}, "seconds": time.time() - t0}
     (results / f"{args.which}.json").write_text(json.dumps({"meta": meta, "sets": sets}, indent=2))
     title = {"synthetic": "Synthetic displays, SIMULATED searcher: held-out layouts / held-out targets",
              "human": "Amazon book covers, real people (layout-only): held-out collages"}[args.which]

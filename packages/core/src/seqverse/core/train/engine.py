@@ -430,12 +430,15 @@ def fit(
         from safetensors.torch import load_file
 
         best_state = load_file(str(out_dir / "best" / "model.safetensors"))
+    global_bn = False
     if mesh.distributed and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         if device.type == "cuda":  # batch statistics over the global batch, as one process computes them
             _sync_batchnorm(model)
-        elif rank0:
-            warnings.warn("BatchNorm under data parallelism on CPU normalises each rank's share of the batch "
-                          "(SyncBatchNorm needs CUDA): close to, not equal to, one process", stacklevel=2)
+        else:  # SyncBatchNorm needs CUDA: the same statistics from differentiable all-reduces of sums
+            from seqverse.core.train.batchnorm import convert_batchnorm
+
+            convert_batchnorm(model, mesh.grad_group)
+            global_bn = True
     wrapped = _LossModule(model, loss_fn)
     if mesh.distributed:
         ddp_kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
@@ -609,6 +612,10 @@ def fit(
                 break
     finally:
         _ACTIVE_MESH = None  # global_sum / gather_rows outside a fit: this process alone
+        if global_bn:  # plain BatchNorms again (same tensors), which need no other rank
+            from seqverse.core.train.batchnorm import restore_batchnorm
+
+            restore_batchnorm(model)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         if bar is not None:

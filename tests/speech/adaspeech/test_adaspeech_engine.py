@@ -4,10 +4,10 @@ they had before the engine (same losses step by step)."""
 from __future__ import annotations
 
 import copy
-import math
-import random
 import json
+import math
 import os
+import random
 import sys
 import tempfile
 from pathlib import Path

@@ -21,6 +21,10 @@ step "genomics / HyenaDNA: bits per base of lambda phage, then 120 sampled bases
 "$BIN/seqverse-genomics" hyena score "$OUT/lambda.fa"
 "$BIN/seqverse-genomics" hyena generate --prompt ATGAAA -n 120 --temperature 0.8 --top-k 3
 
+step "genomics / ProLLaMA: 3 Pkinase proteins from the embedded model -> $OUT/prollama.fa, then their predicted superfamilies"
+"$BIN/seqverse-genomics" prollama generate --superfamily Pkinase -n 3 --seed 1 -o "$OUT/prollama.fa"
+"$BIN/seqverse-genomics" prollama predict "$OUT/prollama.fa"
+
 step "speech / AdaSpeech: 'hello world' in the shipped adapted voice -> $OUT/hello.wav"
 "$BIN/seqverse-speech" adaspeech say "hello world" -o "$OUT/hello.wav"
 

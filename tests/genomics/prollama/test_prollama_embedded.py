@@ -4,7 +4,7 @@ import json
 
 from safetensors import safe_open
 
-from seqverse.genomics.prollama.tasks import ASSETS, AMINO_ACIDS, Decoding, ProLLaMA
+from seqverse.genomics.prollama.tasks import AMINO_ACIDS, ASSETS, Decoding, ProLLaMA
 
 
 def test_embedded_files_fp16_and_small():

@@ -59,7 +59,7 @@ class KmerLogReg:
         self.pipe = make_pipeline(CountVectorizer(analyzer="char", ngram_range=(1, k), lowercase=False),
                                   Normalizer(), LogisticRegression(C=C, max_iter=2000))
 
-    def fit(self, seqs: list[str], labels: list[str]) -> "KmerLogReg":
+    def fit(self, seqs: list[str], labels: list[str]) -> KmerLogReg:
         self.pipe.fit(seqs, labels)
         return self
 
@@ -80,7 +80,7 @@ class MarkovLM:
         for i in range(self.k, len(padded)):
             yield padded[i - self.k: i], padded[i]
 
-    def fit(self, seqs: list[str]) -> "MarkovLM":
+    def fit(self, seqs: list[str]) -> MarkovLM:
         for s in seqs:
             for ctx, sym in self._contexts("".join(c for c in s if c in AMINO_ACIDS)):
                 self.counts[ctx][sym] += 1

@@ -183,7 +183,7 @@ def build_cluster_families(proteins: list[Protein], labelled: set[str], work: Pa
     out = work / "cluster_families.hmm"
     out.write_text("")
     used_names = set()
-    for rep, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+    for _rep, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         if len(used_names) >= n_families:
             break
         if len(members) < MIN_MEMBERS or any(m in labelled for m in members):

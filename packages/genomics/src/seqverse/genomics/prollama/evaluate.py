@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import math
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path

@@ -110,7 +110,7 @@ class ProLLaMA:
         self.model, self.tokenizer, self.superfamilies = model.eval(), tokenizer, superfamilies
 
     @classmethod
-    def from_dir(cls, directory: str | Path | None = None) -> "ProLLaMA":
+    def from_dir(cls, directory: str | Path | None = None) -> ProLLaMA:
         directory = Path(directory) if directory else ASSETS
         model, tokenizer = load_causal_lm(directory)
         fams = directory / "superfamilies.json"

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, spawn_ranks
 
 
 def _finetune(out: Path, collect: bool = True) -> dict | None:
@@ -78,11 +76,7 @@ def _worker(rank, size, init, tmp, out):
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
     result = {"finetune": _finetune(Path(tmp) / f"run{rank}", collect=rank == 0),
               "pretrain": _pretrain(Path(tmp) / f"pt{rank}", collect=rank == 0)}
-    if rank == 0:
-        Path(out).write_text(json.dumps(result))
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, result, out)
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +85,7 @@ def runs(tmp_path_factory):
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("recformer_dp")
     one = {"finetune": _finetune(base / "one"), "pretrain": _pretrain(base / "pt_one")}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.json")
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), tmp, out)) for r in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(300)
-        assert [p.exitcode for p in procs] == [0, 0]
-        two = json.loads(Path(out).read_text())
+    two = spawn_ranks(_worker, 2)
     return one, two
 
 

@@ -8,15 +8,10 @@ JSON file; the tests read it and assert.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import tempfile
-
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from gloo_ranks import finish_rank, gather_by_key, spawn_ranks
 
 from seqverse.core import parallel
 from seqverse.core.parallel import comm
@@ -28,23 +23,7 @@ HEADS = {"mha": (4, 4), "gqa": (8, 2), "mqa": (4, 1)}
 
 def run(size: int, cases: list[str], timeout: float = 170) -> dict:
     """Spawn ``size`` gloo processes running ``cases``; returns rank 0's results."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "results.json")
-        ctx = mp.get_context("spawn")
-        init = "file://" + os.path.join(tmp, "store")  # a file rendezvous: no port to race for
-        procs = [ctx.Process(target=_worker, args=(r, size, init, cases, out)) for r in range(size)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout)
-        codes = [p.exitcode for p in procs]
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        if codes != [0] * size:
-            raise RuntimeError(f"gloo workers exited with {codes}")
-        with open(out) as fh:
-            return json.load(fh)
+    return spawn_ranks(_worker, size, cases, timeout=timeout)
 
 
 def _worker(rank: int, size: int, init: str, cases: list[str], out: str) -> None:
@@ -53,19 +32,7 @@ def _worker(rank: int, size: int, init: str, cases: list[str], out: str) -> None
     results = {}
     for case in cases:
         results.update(CASES[case](rank, size))
-    gathered = [None] * size
-    dist.all_gather_object(gathered, results)
-    if rank == 0:
-        merged = {k: [g[k] for g in gathered] for k in gathered[0]}
-        with open(out, "w") as fh:
-            json.dump(merged, fh)
-    dist.barrier()
-    # leave without running gloo's C++ destructors: under load a rank tearing down after its peer has
-    # gone could abort ("terminate called without an active exception", exit -6) after every result
-    # was already gathered and written
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    finish_rank(rank, gather_by_key(results), out)
 
 
 def _max_err(a: torch.Tensor, b: torch.Tensor) -> float:

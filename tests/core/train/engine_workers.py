@@ -6,14 +6,9 @@ with the same run on one process (``run_case(name, 1)``, no process group).
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import tempfile
-
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, gather_by_key, spawn_ranks
 from torch import nn
 
 
@@ -96,23 +91,7 @@ def run_case(names: list[str], size: int, timeout: float = 170, backend: str = "
         for n in names:
             out.update(CASES[n](n))
         return out
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "results.json")
-        ctx = mp.get_context("spawn")
-        init = "file://" + os.path.join(tmp, "store")
-        procs = [ctx.Process(target=_worker, args=(r, size, init, names, out, backend)) for r in range(size)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout)
-        codes = [p.exitcode for p in procs]
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        if codes != [0] * size:
-            raise RuntimeError(f"gloo workers exited with {codes}")
-        with open(out) as fh:
-            return json.load(fh)
+    return spawn_ranks(_worker, size, names, backend, timeout=timeout)
 
 
 def _worker(rank, size, init, names, out, backend="gloo"):
@@ -123,12 +102,4 @@ def _worker(rank, size, init, names, out, backend="gloo"):
     results = {}
     for n in names:
         results.update(CASES[n](n))
-    gathered = [None] * size
-    dist.all_gather_object(gathered, results)
-    if rank == 0:
-        with open(out, "w") as fh:
-            json.dump({k: [g[k] for g in gathered] for k in gathered[0]}, fh)
-    dist.barrier()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, gather_by_key(results), out)

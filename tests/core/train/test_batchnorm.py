@@ -4,16 +4,10 @@ running statistics after two training steps, with 5 rows split 3 + 2 over 2 gloo
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import tempfile
-from pathlib import Path
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, spawn_ranks
 from torch import nn
 
 ROWS = [(0, 3), (3, 5)]  # rank 0's and rank 1's rows of the global batch of 5
@@ -51,7 +45,7 @@ def _steps(bn, rows) -> dict:
     return out
 
 
-def _worker(rank, size, init, out):
+def _worker(rank, size, init, _scratch, out):
     from seqverse.core.train.batchnorm import GlobalBatchNorm, convert_batchnorm, restore_batchnorm
 
     torch.set_num_threads(1)
@@ -66,25 +60,15 @@ def _worker(rank, size, init, out):
         result[key] = t.tolist()
     restore_batchnorm(model)
     result["restored"] = type(model[0]) is nn.BatchNorm2d and model[0].running_mean.tolist() == result["running_mean"]
-    Path(out.format(rank)).write_text(json.dumps(result))
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    gathered = [None] * size
+    dist.all_gather_object(gathered, result)
+    finish_rank(rank, gathered, out)
 
 
 @pytest.mark.slow
 def test_global_batchnorm_on_two_processes_equals_batchnorm_on_the_whole_batch():
     reference = _steps(_bn(), (0, 5))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r{}.json")
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), out)) for r in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(120)
-        assert [p.exitcode for p in procs] == [0, 0]
-        ranks = [json.loads(Path(out.format(r)).read_text()) for r in range(2)]
+    ranks = spawn_ranks(_worker, 2, timeout=120)
     for step in range(2):
         for key in ("y", "x_grad"):
             got = torch.tensor(ranks[0][key][step] + ranks[1][key][step], dtype=torch.float64)

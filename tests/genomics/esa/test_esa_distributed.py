@@ -5,16 +5,13 @@ every read is contrasted with the whole global batch, as on one process."""
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, spawn_ranks
 
 
 def _train(out: Path, collect: bool = True) -> dict | None:
@@ -41,27 +38,14 @@ def _worker(rank, size, init, tmp, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
     result = _train(Path(tmp) / f"r{rank}", collect=rank == 0)  # rank 0 writes the run directory
-    if rank == 0:
-        Path(out).write_text(json.dumps(result))
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, result, out)
 
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
     torch.set_num_threads(1)
     one = _train(tmp_path / "one")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.json")
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), tmp, out)) for r in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(300)
-        assert [p.exitcode for p in procs] == [0, 0]
-        two = json.loads(Path(out).read_text())
+    two = spawn_ranks(_worker, 2)
     assert len(two["losses"]) == len(one["losses"]) == 3
     assert max(abs(a - b) for a, b in zip(two["losses"], one["losses"], strict=True)) < 1e-5
     assert max(abs(a - b) for a, b in zip(two["weights"], one["weights"], strict=True)) < 1e-5

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, gather_by_key, spawn_ranks
 
 UNIT = "AACCGGTTACGT"
 
@@ -72,35 +69,11 @@ def run(names: list[str], size: int, timeout: float = 300) -> dict:
     torch.set_num_threads(1)
     if size == 1:
         return {n: [CASES[n]()] for n in names}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "results.json")
-        ctx = mp.get_context("spawn")
-        init = "file://" + os.path.join(tmp, "store")
-        procs = [ctx.Process(target=_worker, args=(r, size, init, names, out)) for r in range(size)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout)
-        codes = [p.exitcode for p in procs]
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        if codes != [0] * size:
-            raise RuntimeError(f"gloo workers exited with {codes}")
-        with open(out) as fh:
-            return json.load(fh)
+    return spawn_ranks(_worker, size, names, timeout=timeout)
 
 
 def _worker(rank, size, init, names, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
     results = {n: CASES[n]() for n in names}
-    gathered = [None] * size
-    dist.all_gather_object(gathered, results)
-    if rank == 0:
-        with open(out, "w") as fh:
-            json.dump({n: [g[n] for g in gathered] for n in names}, fh)
-    dist.barrier()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, gather_by_key(results), out)

@@ -4,19 +4,15 @@ they had before the engine (same losses step by step)."""
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import random
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, spawn_ranks
 from torch import nn
 
 from seqverse.speech.adaspeech import text as T
@@ -143,26 +139,13 @@ def _worker(rank, size, init, items, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
     result = _adapt(items)
-    if rank == 0:
-        Path(out).write_text(json.dumps(result))
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, result, out)
 
 
 @pytest.mark.slow
 def test_adaptation_on_two_processes_equals_one(items):
     one = _adapt(items)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.json")
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), items, out)) for r in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(300)
-        assert [p.exitcode for p in procs] == [0, 0]
-        two = json.loads(Path(out).read_text())
+    two = spawn_ranks(_worker, 2, items)
     # Adam divides each coordinate by its gradient's running RMS, so float rounding in the summed
     # gradients of near-zero coordinates moves them by up to ~1e-4 of lr 1e-2 in 3 steps (measured
     # 5.0e-5; with dropout left on, 5.8e-2)
@@ -183,11 +166,7 @@ def _source_worker(rank, size, init, items, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
     result = _source(items)
-    if rank == 0:
-        Path(out).write_text(json.dumps(result))
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, result, out)
 
 
 @pytest.mark.slow
@@ -195,17 +174,7 @@ def test_source_training_on_two_processes_equals_one(items):
     sizes = [len(b) for b in batches(items, 10_000, random.Random(3))]
     assert min(sizes) >= 2, sizes  # every bucket splits over both ranks
     losses, weights = _source(items)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.json")
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_source_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), items, out))
-                 for r in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(300)
-        assert [p.exitcode for p in procs] == [0, 0]
-        two_losses, two_weights = json.loads(Path(out).read_text())
+    two_losses, two_weights = spawn_ranks(_source_worker, 2, items)
     assert len(losses) == 3
     assert max(abs(a - b) for a, b in zip(two_losses, losses, strict=True)) < 1e-5  # measured 7.2e-7
     assert max(abs(a - b) for a, b in zip(two_weights, weights, strict=True)) < 1e-5  # measured 3.7e-7

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import finish_rank, spawn_ranks
 
 from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, OCRConfig, build_model
 from seqverse.vision.ocr.train import TrainConfig, ctc_loss, make_batch, train
@@ -95,27 +92,14 @@ def _worker(rank, size, init, tmp, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
     result = _ocr_run(Path(tmp) / f"run{rank}", collect=rank == 0)
-    if rank == 0:
-        Path(out).write_text(json.dumps(result))
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)  # skip gloo's teardown (see tests/core/parallel/sp_workers.py)
+    finish_rank(rank, result, out)
 
 
 @pytest.mark.slow
 def test_training_on_two_processes_equals_one(tmp_path):
     torch.set_num_threads(1)
     one = _ocr_run(tmp_path / "one")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.json")
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(r, 2, "file://" + os.path.join(tmp, "store"), tmp, out)) for r in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(300)
-        assert [p.exitcode for p in procs] == [0, 0]
-        two = json.loads(Path(out).read_text())
+    two = spawn_ranks(_worker, 2)
     assert len(two["losses"]) == len(one["losses"]) == 3
     # measured: losses 2.4e-7, weights 3.7e-6; with each rank's BatchNorm on its own rows (the engine
     # before GlobalBatchNorm) 4.6e-3 and 8.8e-2

@@ -15,8 +15,8 @@ scratch directory and holds it to the user-error rule of ``seqverse.core.clikit`
 from __future__ import annotations
 
 import functools
-import json
 import importlib
+import json
 import os
 import re
 import traceback
@@ -38,7 +38,7 @@ NO_INPUT = {"seqverse info", "seqverse demo", "seqverse-genomics info", "seqvers
             "seqverse-vision info", "seqverse-recsys info"}
 # Groups whose own helpers add their rows as they land (issue 21 hands them this table). Remove a
 # group from this set when its rows are in; until then its commands are probed by GENERIC rows only.
-ROWS_PENDING = {"seqverse-genomics prollama"}
+ROWS_PENDING: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ H, E = "seqverse-genomics hyena", "seqverse-genomics esa"
 A, O, RF = "seqverse-speech adaspeech", "seqverse-vision ocr", "seqverse-recsys recformer"
 OAT = "seqverse-vision oat"
 EM = "seqverse-speech emote"
+PL = "seqverse-genomics prollama"
+# train reads its inputs before it loads --base: the input rows pass {not_lm} (config.json, so the cheap check passes)
+PL_TRAIN = ["--proteins", "{prot_fa}", "--labeled-fasta", "{prot_fa}", "--labels", "{labels}", "-o", "{out}"]
 ROWS: list[Row] = [
     # ---- seqverse (core)
     R("seqverse bench synthetic", "--task mqar --steps -1", r"argument --steps: must be >= 1, got -1", "negative count"),
@@ -156,6 +159,86 @@ ROWS: list[Row] = [
     R(f"{E} evaluate", ["{dir}", "--truth", "{text}"], r"argument sam: {dir}: is a directory", "directory for a file"),
     R(f"{E} evaluate", ["{text}", "--truth", "{text}", "--tolerance", "-1"], r"argument --tolerance: must be >= 0", "negative tolerance"),
     R(f"{E} evaluate", ["{text}"], r"the following arguments are required: --truth", "missing truth flag"),
+    # ---- seqverse-genomics prollama (only --superfamily needs a model loaded: the embedded 2.6 MB one)
+    R(f"{PL} prepare", ["--data-dir", "{file}"], r"argument --data-dir: {file}: exists and is not a directory", "data dir is a file"),
+    R(f"{PL} prepare", ["--data-dir", ""], r"argument --data-dir: empty output path", "empty data dir"),
+    R(f"{PL} prepare", ["extra"], r"unrecognized arguments: extra", "stray positional"),
+    R(f"{PL} prepare", ["--force=1"], r"ignored explicit argument '1'", "value for --force"),
+    R(f"{PL} prepare", ["-x"], r"unrecognized arguments: -x", "unknown short option"),
+    R(f"{PL} pretrain-base", ["-o", "{out}", "--data-dir", "{missing}"], r"argument --data-dir: {missing}: no such directory", "missing data dir"),
+    R(f"{PL} pretrain-base", ["-o", "{out}", "--data-dir", "{empty_dir}"],
+      r"argument --data-dir: {empty_dir}: not prepared ProLLaMA data \(no english.txt", "data not prepared"),
+    R(f"{PL} pretrain-base", ["-o", "{out}"], r"argument --data-dir: runs/prollama/data: no such directory", "default data absent"),
+    R(f"{PL} pretrain-base", ["-o", "{file}"], r"argument -o/--out: {file}: exists and is not a directory", "output is a file"),
+    R(f"{PL} pretrain-base", ["-o", "{out}", "--steps", "0"], r"argument --steps: must be >= 1, got 0", "zero steps"),
+    R(f"{PL} pretrain-base", ["-o", "{out}", "--lr", "nan"], r"argument --lr: expected a finite number, got 'nan'", "nan"),
+    R(f"{PL} pretrain-base", ["-o", "{out}", "--steps", "10", "--stop-step", "20"], r"argument --stop-step: 20 is beyond --steps 10",
+      "stop beyond the schedule"),
+    R(f"{PL} pretrain-base", [], r"the following arguments are required: -o/--out", "missing output"),
+    R(f"{PL} train", ["--base", "{missing}", *PL_TRAIN], r"argument --base: {missing}: no such directory", "missing base"),
+    R(f"{PL} train", ["--base", "{empty_dir}", *PL_TRAIN], r"--base {empty_dir}: not a Hugging Face model directory \(no config.json\)",
+      "base not a model"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN], r"{not_lm}: model type 'vit' is not a causal language model", "base not a causal LM"),
+    R(f"{PL} train", ["--base", "{bad_config}", *PL_TRAIN], r"{bad_config}/config.json: not a model config", "corrupt config"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--proteins", "{bad_aa_fa}"],
+      r"{bad_aa_fa}: record 2 \(b\): position 4: '1' is not an amino-acid letter", "not amino acids"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--proteins", "{text}"], r"{text}: line 1: not FASTA", "not FASTA"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--labeled-fasta", "{empty}"], r"{empty}: no FASTA records", "empty FASTA"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--labels", "{labels_notab}"],
+      r"{labels_notab}: line 1: expected 'id<TAB>superfamily'", "malformed labels"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--labels", "{labels_unknown}"],
+      r"{labels_unknown}: line 1: id 'zz' is not in {prot_fa}", "label for an unknown id"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--labels", "{garbage}"], r"{garbage}: not a readable text file", "binary labels"),
+    R(f"{PL} train", ["--base", "{not_lm}", *PL_TRAIN, "--stage1-steps", "0"], r"argument --stage1-steps: must be >= 1", "zero steps"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "-n", "0"], r"argument -n: must be >= 1 and <= 100000, got 0", "zero count"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "-n", "1e9"], r"argument -n: must be >= 1 and <= 100000, got 1e9", "runaway count"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--temperature", "0"], r"argument --temperature: must be > 0, got 0", "zero temperature"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--temperature", "nan"], r"argument --temperature: expected a finite number", "nan"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--top-p", "1.5"], r"argument --top-p: must be > 0 and <= 1, got 1.5", "top-p above 1"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--prefix", "MK1"], r"argument --prefix: position 3: '1' is not an amino-acid letter",
+      "not amino acids"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--superfamily", "Nope"], r"unknown superfamily 'Nope'; known: .*Pkinase", "unknown superfamily"),
+    R(f"{PL} generate", ["-o", "{dir}"], r"argument -o/--out: {dir}: is a directory", "output is a directory"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--model", "{empty_dir}"], r"{empty_dir}: not a Hugging Face model directory", "not a model"),
+    R(f"{PL} generate", ["-o", "{out}.fa", "--model", "{not_lm}"], r"{not_lm}: model type 'vit' is not a causal language model",
+      "not a causal LM"),
+    R(f"{PL} generate", [], r"the following arguments are required: -o/--out", "missing output"),
+    R(f"{PL} predict", ["{missing}"], r"argument fasta: {missing}: no such file", "missing file"),
+    R(f"{PL} predict", ["{empty}"], r"{empty}: no FASTA records", "empty file"),
+    R(f"{PL} predict", ["{text}"], r"{text}: line 1: not FASTA", "not FASTA"),
+    R(f"{PL} predict", ["{garbage}"], r"{garbage}: not a readable text file", "binary file"),
+    R(f"{PL} predict", ["{bad_aa_fa}"], r"{bad_aa_fa}: record 2 \(b\): position 4: '1' is not an amino-acid letter", "not amino acids"),
+    R(f"{PL} predict", ["{dir}"], r"argument fasta: {dir}: is a directory", "directory for a file"),
+    R(f"{PL} predict", ["{prot_fa}", "--model", "{empty_dir}"], r"{empty_dir}: not a Hugging Face model directory", "not a model"),
+    R(f"{PL} superfamilies", ["--model", "{missing}"], r"argument --model: {missing}: no such directory", "missing model"),
+    R(f"{PL} superfamilies", ["--model", "{file}"], r"argument --model: {file}: not a directory", "file for a directory"),
+    R(f"{PL} superfamilies", ["--model", "{empty_dir}"], r"{empty_dir}: not a Hugging Face model directory", "not a model"),
+    R(f"{PL} superfamilies", ["--model", "{not_lm}"], r"{not_lm}: model type 'vit' is not a causal language model", "not a causal LM"),
+    R(f"{PL} superfamilies", ["--model", "{bad_config}"], r"{bad_config}/config.json: not a model config", "corrupt config"),
+    R(f"{PL} superfamilies", ["extra"], r"unrecognized arguments: extra", "stray positional"),
+    R(f"{PL} score-mutations", ["{missing}", "{text}"], r"argument wild_type: {missing}: no such file", "missing wild type"),
+    R(f"{PL} score-mutations", ["{two_prot_fa}", "{mut_wt}"], r"{two_prot_fa}: expected one wild-type record, found 2", "two wild types"),
+    R(f"{PL} score-mutations", ["{bad_aa_fa}", "{mut_wt}"], r"{bad_aa_fa}: record 2 \(b\): position 4", "not amino acids"),
+    R(f"{PL} score-mutations", ["{prot_fa}", "{mut_format}"], r"{mut_format}: line 1: 'X23' is not a substitution like A23G",
+      "malformed mutation"),
+    R(f"{PL} score-mutations", ["{prot_fa}", "{mut_outside}"], r"{mut_outside}: line 1: position 99 is outside the wild type \(1-7\)",
+      "position outside"),
+    R(f"{PL} score-mutations", ["{prot_fa}", "{mut_wt}"], r"{mut_wt}: line 1: wild type has K at 2, not A", "wrong wild-type residue"),
+    R(f"{PL} score-mutations", ["{prot_fa}", "{mut_new}"], r"{mut_new}: line 1: 'J' is not one of the 20 amino acids", "not an amino acid"),
+    R(f"{PL} score-mutations", ["{prot_fa}", "{empty}"], r"{empty}: no mutations", "empty mutations"),
+    R(f"{PL} score-mutations", ["{prot_fa}", "{garbage}"], r"{garbage}: not a readable text file", "binary mutations"),
+    R(f"{PL} evaluate", ["--data-dir", "{missing}"], r"argument --data-dir: {missing}: no such directory", "missing data dir"),
+    R(f"{PL} evaluate", ["--data-dir", "{empty_dir}"], r"argument --data-dir: {empty_dir}: not prepared ProLLaMA data \(no uniprot.fasta",
+      "data not prepared"),
+    R(f"{PL} evaluate", [], r"argument --data-dir: runs/prollama/data: no such directory", "default data absent"),
+    R(f"{PL} evaluate", ["--data-dir", "{pl_data}", "--families", "Pkinase,Nope"],
+      r"argument --families: unknown superfamily 'Nope'; known: Pkinase, fn3", "unknown superfamily"),
+    R(f"{PL} evaluate", ["--model", "{empty_dir}"], r"--model {empty_dir}: not a Hugging Face model directory", "not a model"),
+    R(f"{PL} evaluate", ["--peer", "oops"], r"--peer 'oops': expected NAME=DIR", "malformed peer"),
+    R(f"{PL} evaluate", ["--peer", "p={empty_dir}"], r"--peer {empty_dir}: not a Hugging Face model directory", "peer not a model"),
+    R(f"{PL} evaluate", ["-n", "0"], r"argument -n: must be >= 1, got 0", "zero count"),
+    R(f"{PL} evaluate", ["--workers", "65"], r"argument --workers: must be >= 1 and <= 64, got 65", "too many workers"),
+    R(f"{PL} evaluate", ["-o", "{dir}"], r"argument -o/--out: {dir}: is a directory", "output is a directory"),
     # ---- seqverse-speech adaspeech
     R(f"{A} say", ["hello", "-o", "{out}.wav", "--speed", "1e9"], r"argument --speed: must be >= 0.25 and <= 4, got 1e9", "runaway speed"),
     R(f"{A} say", ["hello", "-o", "{out}.wav", "--speed", "0"], r"argument --speed: must be >= 0.25", "zero speed"),
@@ -359,6 +442,22 @@ def files(tmp_path_factory):
     (d / "oat_empty.json").write_text(json.dumps({"e.jpg": {**oat, "objects": []}}))
     (d / "oat_outside.json").write_text(json.dumps({"o.jpg": {**oat, "objects": [{**box, "xmax": 150}]}}))
     (d / "oat_nocrop.json").write_text(json.dumps({"c.jpg": {**oat, "objects": [{**box, "crop": "no_such_crop.png"}]}}))
+    (d / "prot.fa").write_text(">p1\nMKVLAAG\n")
+    (d / "two_prot.fa").write_text(">a\nMKV\n>b\nMKL\n")
+    (d / "bad_aa.fa").write_text(">a\nMKVLA\n>b\nMKV1A\n")
+    (d / "labels.tsv").write_text("p1\tfn3\n")
+    (d / "labels_notab.tsv").write_text("p1 fn3\n")
+    (d / "labels_unknown.tsv").write_text("zz\tfn3\n")
+    for name, text in (("format", "X23\n"), ("outside", "K99A\n"), ("wt", "A2G\n"), ("new", "K2J\n")):
+        (d / f"mut_{name}.txt").write_text(text)
+    (d / "not_lm").mkdir()
+    (d / "not_lm" / "config.json").write_text('{"model_type": "vit"}')
+    (d / "bad_config").mkdir()
+    (d / "bad_config" / "config.json").write_text("not json")
+    (d / "pl_data").mkdir()  # looks prepared (ProLLaMA evaluate); --families is checked against the profiles
+    for name in ("english.txt", "uniprot.fasta", "splits.tsv", "labels.tsv", "external_test.fasta"):
+        (d / "pl_data" / name).write_text("")
+    (d / "pl_data" / "superfamilies.hmm").write_text("HMMER3/f\nNAME  Pkinase\n//\nHMMER3/f\nNAME  fn3\n//\n")
     reads = Path(__file__).parent / "data" / "esa" / "lambda_reads.fq.gz"
     return {
         "garbage": d / "garbage.fa", "garbage_st": d / "garbage.safetensors", "empty": d / "empty.fa",
@@ -367,6 +466,10 @@ def files(tmp_path_factory):
         "dir": d / "a_dir", "empty_dir": d / "empty_dir", "file": d / "notes.txt", "missing": d / "no_such_thing",
         "bad_recbole": d / "bad_recbole", "reads": reads,
         "oat_empty": d / "oat_empty.json", "oat_outside": d / "oat_outside.json", "oat_nocrop": d / "oat_nocrop.json",
+        "prot_fa": d / "prot.fa", "two_prot_fa": d / "two_prot.fa", "bad_aa_fa": d / "bad_aa.fa", "labels": d / "labels.tsv",
+        "labels_notab": d / "labels_notab.tsv", "labels_unknown": d / "labels_unknown.tsv",
+        **{f"mut_{name}": d / f"mut_{name}.txt" for name in ("format", "outside", "wt", "new")},
+        "not_lm": d / "not_lm", "bad_config": d / "bad_config", "pl_data": d / "pl_data",
     }
 
 

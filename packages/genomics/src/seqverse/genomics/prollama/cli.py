@@ -36,7 +36,7 @@ def register(subparsers) -> None:
                        description="Labels UniProt (mmseqs2-examples) with hmmsearch (E <= 1e-5) against Pfam HMMs "
                        "(hmmer-examples), hmmbuild profiles of Pfam seeds (python-biopython-doc) and mmseqs2/mafft cluster "
                        "families; splits by 50%%-identity mmseqs2 components; cached in --data-dir.")
-    p.add_argument("--data-dir", default=DATA_DIR, type=clikit.output_dir, help="where the data files go")
+    p.add_argument("--data-dir", default=None, type=clikit.output_dir, help=f"where the data files go (default: {DATA_DIR})")
     p.add_argument("--force", action="store_true", help="rebuild even when the data directory is complete")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_prepare)
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("pretrain-base", formatter_class=fmt, help="pre-train the small general LLM on English text",
                        description="A byte-level BPE (2,048) and a LLaMA-architecture model trained on Debian English text "
                        "(GCIDE, WordNet glosses, fortunes). Run the same command again to resume.")
-    p.add_argument("--data-dir", default=DATA_DIR, type=clikit.existing_dir, help="prepared data (english.txt)")
+    p.add_argument("--data-dir", default=None, type=clikit.existing_dir, help=f"prepared data (english.txt; default: {DATA_DIR})")
     p.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="HF model directory to write (and resume)")
     p.add_argument("--steps", type=clikit.positive_int, default=400, help="optimizer steps (cosine schedule length)")
     p.add_argument("--stop-step", type=clikit.positive_int, default=None, help="stop, resumably, at this step")
@@ -115,7 +115,7 @@ def register(subparsers) -> None:
                        "any --peer model (e.g. protein-only from scratch).")
     p.add_argument("--model", type=clikit.existing_dir, default=None, help="merged model directory (default: embedded)")
     p.add_argument("--peer", action="append", default=[], metavar="NAME=DIR", help="more model directories to evaluate alike")
-    p.add_argument("--data-dir", default=DATA_DIR, type=clikit.existing_dir, help="prepared data")
+    p.add_argument("--data-dir", default=None, type=clikit.existing_dir, help=f"prepared data (default: {DATA_DIR})")
     p.add_argument("-n", type=clikit.positive_int, default=20, help="sequences generated per family")
     p.add_argument("--families", default="Pkinase,fn3,RRM_1,SMC_N", help="families to generate")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
@@ -123,6 +123,38 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", type=clikit.output_file, default=None, help="write the results JSON here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
+
+
+# Flags with a path default take default=None and are resolved in the command (_data_dir): argparse
+# runs `type` on a string default after parsing, so a default that does not exist here would be
+# reported instead of the user's own mistake (an unknown option, a missing required flag).
+EVALUATE_FILES = ("uniprot.fasta", "splits.tsv", "labels.tsv", "external_test.fasta", "superfamilies.hmm")
+
+
+def _data_dir(given: str | None, needs: tuple[str, ...]) -> Path:
+    """--data-dir (or the default), an existing directory holding ``needs``: else one-line InputError."""
+    directory = Path(given if given is not None else DATA_DIR)
+    hint = "run `seqverse-genomics prollama prepare` first"
+    if not directory.is_dir():
+        raise clikit.InputError(f"argument --data-dir: {directory}: no such directory ({hint})")
+    missing = [name for name in needs if not (directory / name).is_file()]
+    if missing:
+        raise clikit.InputError(f"argument --data-dir: {directory}: not prepared ProLLaMA data (no {missing[0]}; {hint})")
+    return directory
+
+
+def _model_dir(directory: str, flag: str) -> str:
+    """A cheap check (no weights loaded) that ``directory`` looks like a model directory."""
+    if not (Path(directory) / "config.json").is_file():
+        raise clikit.InputError(f"{flag} {directory}: not a Hugging Face model directory (no config.json)")
+    return directory
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except UnicodeDecodeError:
+        raise clikit.InputError(f"{path}: not a readable text file") from None
 
 
 def _load(args):
@@ -134,7 +166,7 @@ def _load(args):
 def _prepare(args) -> int:
     from seqverse.genomics.prollama.data import prepare
 
-    clikit.emit(prepare(args.data_dir, force=args.force), args.json)
+    clikit.emit(prepare(args.data_dir if args.data_dir is not None else DATA_DIR, force=args.force), args.json)
     return 0
 
 
@@ -143,8 +175,11 @@ def _pretrain_base(args) -> int:
 
     from seqverse.genomics.prollama.base import pretrain_base
 
+    if args.stop_step is not None and args.stop_step > args.steps:
+        raise clikit.InputError(f"argument --stop-step: {args.stop_step} is beyond --steps {args.steps}")
+    data_dir = _data_dir(args.data_dir, ("english.txt",))
     torch.set_num_threads(1)
-    card = pretrain_base(Path(args.data_dir) / "english.txt", args.out, steps=args.steps, batch_size=args.batch_size,
+    card = pretrain_base(data_dir / "english.txt", args.out, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, stop_step=args.stop_step)
     print(json.dumps(card, indent=1))
     return 0
@@ -155,11 +190,11 @@ def _train(args) -> int:
     from seqverse.genomics.prollama.stages import continual_pretrain, instruction_tune, load_causal_lm
     from seqverse.genomics.prollama.tasks import read_proteins
 
-    load_causal_lm(args.base)  # a bad --base fails before any work
+    _model_dir(args.base, "--base")  # inputs are checked before any weights are loaded
     proteins = read_proteins(args.proteins)
     labelled = dict(read_proteins(args.labeled_fasta))
     examples = []
-    for n, line in enumerate(Path(args.labels).read_text().splitlines(), 1):
+    for n, line in enumerate(_read_text(args.labels).splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t")
@@ -170,6 +205,7 @@ def _train(args) -> int:
         examples.append((parts[0], labelled[parts[0]], parts[1].strip()))
     if not examples:
         raise InputError(f"{args.labels}: no labels")
+    load_causal_lm(args.base)  # a bad --base fails before any training
     out = Path(args.out)
     card1 = continual_pretrain(args.base, [f"Seq=<{s}>" for _, s in proteins], out / "stage1", args.stage1_steps,
                                args.batch_size, lr=args.stage1_lr, seed=args.seed)
@@ -239,10 +275,19 @@ def _evaluate(args) -> int:
     peers = {}
     for spec in args.peer:
         name, _, directory = spec.partition("=")
-        if not directory or not Path(directory).is_dir():
+        if not name or not directory or not Path(directory).is_dir():
             raise clikit.InputError(f"--peer {spec!r}: expected NAME=DIR with an existing directory")
-        peers[name] = directory
-    result = evaluate(args.model, args.data_dir, families=args.families.split(","), n=args.n, seed=args.seed, peers=peers,
+        peers[name] = _model_dir(directory, "--peer")
+    if args.model is not None:
+        _model_dir(args.model, "--model")
+    data_dir = _data_dir(args.data_dir, EVALUATE_FILES)
+    families = [f.strip() for f in args.families.split(",")]
+    known = [line.split()[1] for line in _read_text(str(data_dir / "superfamilies.hmm")).splitlines()
+             if line.startswith("NAME ") and len(line.split()) > 1]
+    for fam in families:
+        if fam not in known:
+            raise clikit.InputError(f"argument --families: unknown superfamily {fam!r}; known: {', '.join(known) or '(none)'}")
+    result = evaluate(args.model, data_dir, families=families, n=args.n, seed=args.seed, peers=peers,
                       workers=args.workers)
     if args.out:
         with clikit.atomic_write(args.out) as handle:

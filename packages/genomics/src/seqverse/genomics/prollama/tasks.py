@@ -206,7 +206,11 @@ MUTATION = re.compile(r"^([A-Z])(\d+)([A-Z])$")
 def read_mutations(path: str | Path, wild_type: str) -> list[tuple[str, list[tuple[str, int, str]]]]:
     """One mutant per line, substitutions like ``A23G`` joined by ':' or ','; checked against the wild type."""
     out = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a readable text file") from None
+    for n, line in enumerate(text.splitlines(), 1):
         name = line.strip()
         if not name or name.startswith("#"):
             continue

@@ -14,11 +14,18 @@ def test_demo_runs_every_system(tmp_path):
     run = subprocess.run([str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    for header in ("== core:", "== genomics / DNA-ESA", "== genomics / HyenaDNA", "== speech / AdaSpeech",
-                   "== speech / EMOTE", "== vision / OCR", "== vision / OAT", "== recsys / Recformer"):
+    for header in ("== core:", "== genomics / DNA-ESA", "== genomics / HyenaDNA", "== genomics / ProLLaMA",
+                   "== speech / AdaSpeech", "== speech / EMOTE", "== vision / OCR", "== vision / OAT",
+                   "== recsys / Recformer"):
         assert header in run.stdout
     for result in ("mapq20_error_rate", "bits_per_base", "word_f1", "item_id"):  # each job's output table
         assert result in run.stdout
+    import re
+
+    assert re.search(r"^id +superfamily +score", run.stdout, re.M)  # ProLLaMA predict's table
+    proteins = (out / "prollama.fa").read_text().splitlines()
+    assert len(proteins) == 6 and all(h.startswith(">gen") and "superfamily=Pkinase" in h for h in proteins[::2])
+    assert all(seq and seq.isalpha() for seq in proteins[1::2])
     import soundfile as sf
 
     check = subprocess.run(["samtools", "quickcheck", "-vvv", str(out / "lambda.sam")], capture_output=True, text=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from .displays import Display
@@ -72,9 +71,43 @@ def collate(displays: Sequence[Display], items: Sequence[tuple[int, list[int]]],
     return batch
 
 
-def oat_loss(model, batch) -> torch.Tensor:
-    """Teacher-forced cross-entropy over [objects..., end, PAD], PAD ignored (official ``loss_fn``)."""
+def oat_loss(model, batch, count=None) -> torch.Tensor:
+    """Teacher-forced cross-entropy over [objects..., end, PAD], PAD ignored (official ``loss_fn``).
+
+    ``count`` (``seqverse.core.train.global_sum``) turns the mean into this rank's data-parallel part:
+    the sum over its non-PAD targets / the number of non-PAD targets over every rank
+    (``TrainConfig.loss_is_part``); the plain mean on one process."""
     logits = model(batch)
     N = batch["obj_rows"].shape[1]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1),
-                                             ignore_index=N + 1)
+    flat, targets = logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1)
+    if count is None:
+        return torch.nn.functional.cross_entropy(flat, targets, ignore_index=N + 1)
+    total = torch.nn.functional.cross_entropy(flat, targets, ignore_index=N + 1, reduction="sum")
+    return total / max(count(int((targets != N + 1).sum())), 1.0)
+
+
+def shard_displays(batch: dict, rank: int, world: int) -> tuple[dict, float]:
+    """This data-parallel rank's share of a :func:`collate` batch: a contiguous share of its displays
+    with every scanpath row on them (``row_display`` renumbered), weight = its rows / all rows.
+
+    (``seqverse.core.train.shard_batch`` would cut display tensors and row tensors at different
+    places.) A rank with no display gets the first one at weight 0, so it still runs backward."""
+    n = batch["obj_rows"].shape[0]
+    if world == 1:
+        return batch, 1.0
+    bounds = [-(-n * r // world) for r in range(world + 1)]
+    start, stop = bounds[rank], bounds[rank + 1]
+    empty = stop == start
+    if empty:
+        start, stop = 0, 1
+    rows = (batch["row_display"] >= start) & (batch["row_display"] < stop)
+    total = int(batch["row_display"].shape[0])
+    out = {}
+    for k, v in batch.items():
+        if k == "row_display":
+            out[k] = v[rows] - start
+        elif k in ("dec_inputs", "dec_pad", "targets"):
+            out[k] = v[rows]
+        else:
+            out[k] = v[start:stop]
+    return out, 0.0 if empty else int(rows.sum()) / total

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import collate, examples, oat_loss
+from .data import collate, examples, oat_loss, shard_displays
 from .displays import Display
 from .metrics import behavioural_delta, mean_behaviour, sequence_score
 from .model import OAT, OATConfig
@@ -80,23 +80,28 @@ class DisplayBatches:
 
 def fit_displays(model, items: Sequence, make_batch: Callable, loss_fn: Callable, eval_fn: Callable,
                  out_dir: str | Path, epochs: int = 30, displays_per_batch: int = 4, lr: float = 1e-4,
-                 patience: int = 5, seed: int = 0, progress: bool = True, extra: dict | None = None) -> dict:
+                 patience: int = 5, seed: int = 0, progress: bool = True, extra: dict | None = None,
+                 shard_fn: Callable | None = None, loss_is_part: bool = False) -> dict:
     """Adam (official), clip 1.0, evaluate every epoch, early stopping on the validation delta; OUT/best
-    gets the selected weights with config.json (``from_pretrained`` loads it)."""
+    gets the selected weights with config.json (``from_pretrained`` loads it). ``shard_fn`` /
+    ``loss_is_part``: how batches split over data-parallel ranks and whether ``loss_fn`` returns this
+    rank's part of the global loss (see ``seqverse.core.train.fit``)."""
     from seqverse.core.train import TrainConfig, fit
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(epochs=epochs, lr=lr, optimizer="adam", clip_norm=1.0, seed=seed, out_dir=str(out),
                          monitor="valid_delta", monitor_mode="min", patience=patience, restore_best=True,
-                         progress=progress, progress_desc="oat train", checkpoint_seconds=300, log_every=10)
-    result = fit(model, DisplayBatches(items, make_batch, displays_per_batch, seed), loss_fn, config, eval_fn=eval_fn)
+                         progress=progress, progress_desc="oat train", checkpoint_seconds=300, log_every=10,
+                         loss_is_part=loss_is_part)
+    result = fit(model, DisplayBatches(items, make_batch, displays_per_batch, seed), loss_fn, config, eval_fn=eval_fn,
+                 shard_fn=shard_fn)
     evals = [h for h in result.history if "valid_delta" in h]
     best_epoch = next((k + 1 for k, h in enumerate(evals) if h["valid_delta"] == result.best_metric), None)
     model.save_pretrained(out / "best", extra={"best_epoch": best_epoch, "best_valid_delta": result.best_metric,
                                                **(extra or {})})
     return {"best": result.best_metric, "best_epoch": best_epoch, "history": evals,
-            "stopped_early": result.stopped_early, "steps": result.steps_done}
+            "stopped_early": result.stopped_early, "steps": result.steps_done, "losses": result.losses()}
 
 
 def train_oat(train: Sequence[Display], valid: Sequence[Display], out_dir: str | Path,
@@ -107,6 +112,10 @@ def train_oat(train: Sequence[Display], valid: Sequence[Display], out_dir: str |
     config = config or OATConfig(appearance=train[0].crops is not None)
     model = OAT(config)
     items = examples(train, min(max_len, config.max_len))
-    return fit_displays(model, items, lambda its: collate(train, its, config.appearance), oat_loss,
+    from seqverse.core.train import global_sum
+
+    return fit_displays(model, items, lambda its: collate(train, its, config.appearance),
+                        lambda m, b: oat_loss(m, b, count=global_sum),  # this rank's part (one process: the mean)
                         lambda m: validation_metrics(m, valid), out_dir, epochs=epochs,
-                        displays_per_batch=displays_per_batch, lr=lr, patience=patience, seed=seed, progress=progress)
+                        displays_per_batch=displays_per_batch, lr=lr, patience=patience, seed=seed, progress=progress,
+                        shard_fn=shard_displays, loss_is_part=True)

@@ -175,10 +175,18 @@ def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool
             loss = loss + weights["lip"] * lip + weights["emotion"] * emo
             logs.update(lip=lip.item(), emotion=emo.item())
             if exchange:
-                perm = torch.roll(torch.arange(len(pred)), 1)
-                swapped = model(b["mel"], b["emotion"][perm], b["intensity"][perm], b["actor"])
+                # the emotion donor of each row is the previous row of the global batch (on N
+                # data-parallel ranks the first row's donor is the previous rank's last row, as on one
+                # process): the conditions and emotion targets are gathered (seqverse.core.train.gather_rows)
+                from seqverse.core.train import gather_rows
+
+                cond, start = gather_rows(torch.stack([b["emotion"], b["intensity"]], 1).float())
+                emo_all, _ = gather_rows(emo_gt)
+                perm = torch.roll(torch.arange(len(cond), device=pred.device), 1)[start : start + len(pred)]
+                cond = cond.long()
+                swapped = model(b["mel"], cond[perm, 0], cond[perm, 1], b["actor"])
                 lip_s = _cos_loss(lip_reader.features(geo.displacement(swapped, ident, geo.lips)), lip_gt)
-                emo_s = _cos_loss(emotion_net.features(geo.displacement(swapped, ident, geo.landmarks)), emo_gt[perm])
+                emo_s = _cos_loss(emotion_net.features(geo.displacement(swapped, ident, geo.landmarks)), emo_all[perm])
                 loss = loss + weights["lip"] * lip_s + weights["emotion"] * emo_s
                 logs.update(lip_exchange=lip_s.item(), emotion_exchange=emo_s.item())
         return loss, logs

@@ -152,10 +152,27 @@ def answer_loss(model, batch) -> torch.Tensor:
     return model(**batch).loss
 
 
+def answer_loss_part(model, batch) -> torch.Tensor:
+    """:func:`answer_loss` as this rank's data-parallel part: the next-token cross-entropy summed over
+    this rank's answer tokens / the answer tokens of every rank (``seqverse.core.train.global_sum``;
+    ``TrainConfig.loss_is_part``), so ranks whose rows hold different numbers of answer tokens add
+    up to the one-process loss; on one process, the mean over the batch's answer tokens."""
+    from seqverse.core.train import global_sum
+
+    labels = batch["labels"]
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = labels[:, 1:]
+    total = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                              targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+    return total / max(global_sum(int((targets != IGNORE_INDEX).sum())), 1.0)
+
+
 # ----------------------------------------------------------------------------- training
 def _train_lora(model, recipe: StageRecipe, data, loss_fn, out_dir: Path, steps: int, batch_size: int, seed: int,
-                collate_fn=None, eval_fn=None, stop_step: int | None = None, desc: str = "lora"):
-    """Wrap ``model`` with the stage's LoRA, train it through the shared engine (resumable), merge."""
+                collate_fn=None, eval_fn=None, stop_step: int | None = None, desc: str = "lora",
+                loss_is_part: bool = False, progress: bool = True):
+    """Wrap ``model`` with the stage's LoRA, train it through the shared engine (resumable), merge.
+    ``loss_is_part``: ``loss_fn`` returns this rank's part of the global loss (``answer_loss_part``)."""
     from peft import get_peft_model
 
     from seqverse.core.train import TrainConfig, fit
@@ -167,7 +184,8 @@ def _train_lora(model, recipe: StageRecipe, data, loss_fn, out_dir: Path, steps:
                  TrainConfig(steps=steps, batch_size=batch_size, lr=recipe.lr, weight_decay=recipe.weight_decay,
                              schedule=recipe.schedule, warmup=recipe.warmup, clip_norm=1.0, seed=seed,
                              out_dir=str(out_dir / "train"), checkpoint_every=25, eval_every=max(1, steps // 4),
-                             log_every=5, stop_step=stop_step, progress_desc=desc),
+                             log_every=5, stop_step=stop_step, progress_desc=desc, progress=progress,
+                             loss_is_part=loss_is_part),
                  eval_fn=eval_fn, collate_fn=collate_fn)
     if result.steps_done < steps:  # stopped (stop_step, SIGINT/SIGTERM): checkpointed, nothing merged yet
         return None, result, trainable
@@ -225,9 +243,9 @@ def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]
     records = instruction_records(examples)
     random.Random(seed).shuffle(records)
     data = ListDataset([encode_instruction(tokenizer, r, max_len) for r in records])
-    merged, result, trainable = _train_lora(model, recipe, data, answer_loss, out_dir, steps, batch_size, seed,
+    merged, result, trainable = _train_lora(model, recipe, data, answer_loss_part, out_dir, steps, batch_size, seed,
                                             collate_fn=collate_instructions(tokenizer.pad_token_id),
-                                            stop_step=stop_step, desc="stage 2")
+                                            stop_step=stop_step, desc="stage 2", loss_is_part=True)
     if merged is None:
         return {"stage": 2, "finished": False, "steps_done": result.steps_done, "steps": steps}
     families = sorted({fam for _, _, fam in examples})

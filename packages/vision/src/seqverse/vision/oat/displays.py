@@ -243,9 +243,9 @@ def parse_display(name: str, rec, base: Path, crop_hw: tuple[int, int] | None = 
     return disp
 
 
-def load_displays(path: str | Path, crop_hw: tuple[int, int] | None = (75, 48)) -> list[Display]:
-    """Read and validate a displays file; any problem raises InputError naming the file and display."""
-    path = Path(path)
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON file holding one object (display name -> ``what``); a missing, non-UTF-8 or malformed
+    file, or another JSON type, is an InputError naming the file (and the line, for bad JSON)."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
@@ -254,7 +254,16 @@ def load_displays(path: str | Path, crop_hw: tuple[int, int] | None = (75, 48)) 
         raise InputError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 JSON file") from None
-    if not isinstance(data, dict) or not data:
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object mapping display names to {what}")
+    return data
+
+
+def load_displays(path: str | Path, crop_hw: tuple[int, int] | None = (75, 48)) -> list[Display]:
+    """Read and validate a displays file; any problem raises InputError naming the file and display."""
+    path = Path(path)
+    data = read_json_object(path, "displays")
+    if not data:
         raise InputError(f"{path}: expected a JSON object mapping display names to displays")
     out = []
     for name, rec in data.items():

@@ -16,7 +16,7 @@ import numpy as np
 
 from seqverse.core.clikit import InputError, atomic_path, atomic_write
 
-from .displays import Display, load_displays
+from .displays import Display, load_displays, read_json_object
 from .metrics import (
     BEHAVIOUR_NAMES,
     MULTIMATCH_NAMES,
@@ -90,16 +90,7 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
 
 def _read_predictions(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 JSON file") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object mapping display names to predictions")
+    data = read_json_object(path, "predictions")
     out = {}
     for name, rec in data.items():
         pts = rec.get("fixations") if isinstance(rec, dict) else rec

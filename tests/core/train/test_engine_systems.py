@@ -6,7 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from seqverse.core.backbones import build
-from seqverse.core.bench.synthetic import DEFAULTS, TASKS, SyntheticRun, TaskModel, lr_at, param_groups, run_synthetic
+from seqverse.core.bench.synthetic import (
+    DEFAULTS,
+    TASKS,
+    SyntheticRun,
+    TaskModel,
+    lr_at,
+    param_groups,
+    run_synthetic,
+)
 
 
 def reference_losses(run: SyntheticRun) -> list[float]:

@@ -111,7 +111,6 @@ def run_synthetic(run: SyntheticRun, progress: bool = True, device: str | None =
         backbone_options.setdefault("l_max", _input_length(run.task, options))
     backbone = build(run.backbone, d_model=run.d_model, n_layers=run.n_layers, **backbone_options)
     model = TaskModel(options["vocab_size"], backbone, run.d_model).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, run.weight_decay), lr=run.lr)
     test_inputs, test_targets = generate(run.test_size, seed=10**6 + run.seed, **options)
     test_inputs, test_targets = test_inputs.to(device), test_targets.to(device)
 

@@ -9,7 +9,16 @@
 - :mod:`.lm`: a small causal transformer on Markov-chain tokens (``python -m seqverse.core.train``).
 """
 
-from seqverse.core.train.engine import FitResult, GlobalBatchSampler, TrainConfig, fit, gather_rows, global_sum, lr_factor, shard_batch
+from seqverse.core.train.engine import (
+    FitResult,
+    GlobalBatchSampler,
+    TrainConfig,
+    fit,
+    gather_rows,
+    global_sum,
+    lr_factor,
+    shard_batch,
+)
 from seqverse.core.train.lm import LanguageModel, LMConfig, markov_batch, markov_entropy, train_lm
 from seqverse.core.train.mesh import Mesh, init_distributed, make_mesh
 

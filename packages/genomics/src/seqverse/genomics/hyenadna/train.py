@@ -117,9 +117,8 @@ def pretrain(model: HyenaDNAForCausalLM, out_dir: str | Path | None, genome: Gen
     end. ``mesh`` (:func:`seqverse.core.train.make_mesh`): data parallelism over its rows and, with
     ``sp_size`` > 1, every window split over the SP group (:mod:`seqverse.core.parallel.hyena`);
     ``loss_fn`` replaces the next-token loss. Returns the engine's :class:`~seqverse.core.train.FitResult`."""
-    from seqverse.core.train import TrainConfig, fit
-
     from seqverse.core.parallel.hyena import parallelize_hyena, sequence_parallel_off
+    from seqverse.core.train import TrainConfig, fit
 
     mixer = model.config.mixer
     out = Path(out_dir) if out_dir is not None else None

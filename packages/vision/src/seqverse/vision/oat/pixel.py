@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .displays import Display, resize_crop
-from .model import ObjectCNN, OATConfig, sinusoidal_order_code
+from .model import OATConfig, ObjectCNN, sinusoidal_order_code
 from .position import learn_position_table, object_position_code
 
 

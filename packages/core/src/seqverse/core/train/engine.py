@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import signal
 import sys
@@ -42,6 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from seqverse.core.clikit import atomic_path
 from seqverse.core.train import checkpoint as ckpt
 from seqverse.core.train.mesh import Mesh, init_distributed, make_mesh
 
@@ -706,8 +706,5 @@ def _jsonable_config(config: TrainConfig) -> dict:
 def _save_weights(state: dict, directory: Path) -> None:
     from safetensors.torch import save_file
 
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / "model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    os.chmod(tmp, 0o644)
-    tmp.replace(directory / "model.safetensors")
+    with atomic_path(directory / "model.safetensors") as tmp:  # 0644, not safetensors' 0600
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp)

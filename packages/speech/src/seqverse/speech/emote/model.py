@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from seqverse.core.clikit import atomic_path, atomic_write
 from seqverse.speech.emote.motion import EMOTIONS, N_ACTORS
 
 MOTION_DIM = 23   # 20 expression + 3 jaw
@@ -207,10 +208,10 @@ def save_pretrained(model: nn.Module, directory: str | Path, extra: dict | None 
     cfg = asdict(model.config)
     cfg["class"] = type(model).__name__
     cfg.update(extra or {})
-    (directory / "config.json.tmp").write_text(json.dumps(cfg, indent=1))
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(directory / "model.safetensors.tmp"))
-    (directory / "config.json.tmp").replace(directory / "config.json")
-    (directory / "model.safetensors.tmp").replace(directory / "model.safetensors")
+    with atomic_path(directory / "model.safetensors") as tmp:  # 0644, not safetensors' 0600
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp)
+        with atomic_write(directory / "config.json") as f:  # a failure here leaves neither file
+            f.write(json.dumps(cfg, indent=1))
 
 
 def load_config(directory: str | Path) -> dict:

@@ -15,12 +15,12 @@ whether a model can learn object-level guidance; they are not evidence about peo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from seqverse.core.clikit import atomic_write
 
 WIDTH, HEIGHT = 1280, 800
 SHAPES = ("circle", "square", "triangle", "diamond", "bar")
@@ -250,15 +250,5 @@ def make_displays(out_dir: str | Path, spec: SynthSpec = SynthSpec(), progress: 
 
 def write_json_atomic(path: str | Path, obj) -> None:
     """Write JSON through a temporary file and rename, mode 0644 (no partial output on failure)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        json.dump(obj, f)

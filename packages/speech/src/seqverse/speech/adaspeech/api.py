@@ -135,8 +135,9 @@ def adapt_files(model_dir, wavs_dir, texts_file, out, mode: str = "adaspeech", s
             "stored_parameters": stored.n_adapted, "final_loss": voice.meta.get("final_loss")}
 
 
-def export_model(model_dir, corpus_dir, out_dir) -> None:
-    """Copy a trained model plus aligner and source-speaker reference vectors into ``out_dir``."""
+def export_model(model_dir, corpus_dir, out_dir, half: bool = False) -> None:
+    """Copy a trained model plus aligner and source-speaker reference vectors into ``out_dir``
+    (``half``: weights stored as float16, as the shipped paper-size model is, to stay under 10 MB)."""
     import shutil
 
     from safetensors.torch import save_file
@@ -146,12 +147,14 @@ def export_model(model_dir, corpus_dir, out_dir) -> None:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if half:
+        load_model(model_dir).save_pretrained(out, dtype=torch.float16)
     for f in ("config.json", "model.safetensors"):
-        if (out / f).resolve() != (Path(model_dir) / f).resolve():
+        if not half and (out / f).resolve() != (Path(model_dir) / f).resolve():
             shutil.copy(Path(model_dir) / f, out / f)
     al = np.load(Path(corpus_dir) / "aligner.npz")
     save_file({"mean": torch.from_numpy(al["mean"]), "var": torch.from_numpy(al["var"])}, str(out / "aligner.safetensors"))
-    model = load_model(model_dir)
+    model = load_model(out if half else model_dir)
     utts, _ = load_corpus(corpus_dir)
     refs = {}
     with torch.no_grad():

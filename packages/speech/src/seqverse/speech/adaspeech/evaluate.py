@@ -5,7 +5,11 @@
 * Speaker similarity: cosine between resemblyzer embeddings of the synthesised and the real
   recording of the same held-out sentence.
 * Intelligibility: pocketsphinx (en-us acoustic model and LM from its wheel) transcripts scored
-  with jiwer's corpus WER against the normalised text.
+  with jiwer's corpus WER against the normalised text. CLI-free: the wheel's Python ``Decoder``
+  is driven in-process (``Decoder(samprate=16000)``, ``start_utt`` / ``process_raw`` of 16-bit PCM
+  / ``end_utt`` / ``hyp()``), so no ``pocketsphinx`` executable or model download is needed.
+* Intervals: :func:`bootstrap_interval` resamples the held-out sentences (percentile, 95%), also
+  for the paired difference of two systems on the same sentences.
 The ceiling is the target's real recordings passed through the same Griffin-Lim vocoder.
 """
 
@@ -92,24 +96,49 @@ def transcribe(audio: np.ndarray) -> str:
     return hyp.hypstr if hyp is not None else ""
 
 
+def _wer_words(references: list[str], hypotheses: list[str]) -> tuple[list[str], list[str]]:
+    refs = [" ".join(w for w in T.normalise(r).split() if w[0].isalpha()) for r in references]
+    hyps = [h.lower().strip() or "<empty>" for h in hypotheses]
+    return refs, hyps
+
+
 def wer(references: list[str], hypotheses: list[str]) -> float:
     import jiwer
 
-    refs = [" ".join(w for w in T.normalise(r).split() if w[0].isalpha()) for r in references]
-    hyps = [h.lower().strip() or "<empty>" for h in hypotheses]
-    return float(jiwer.wer(refs, hyps))
+    return float(jiwer.wer(*_wer_words(references, hypotheses)))
 
 
-def score(pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> dict:
-    """Mean MCD, speaker similarity and corpus WER over (real, synthesised, text) triples."""
+def word_errors(references: list[str], hypotheses: list[str]) -> tuple[list[int], list[int]]:
+    """Per sentence (edit errors S+D+I, reference words): corpus WER = sum(errors) / sum(words),
+    the same number as :func:`wer`, in a form a bootstrap over sentences can resample."""
+    import jiwer
+
+    errors, words = [], []
+    for ref, hyp in zip(*_wer_words(references, hypotheses)):
+        o = jiwer.process_words(ref, hyp)
+        errors.append(o.substitutions + o.deletions + o.insertions)
+        words.append(o.substitutions + o.deletions + o.hits)
+    return errors, words
+
+
+def score(pairs: list[tuple[np.ndarray, np.ndarray, str]], with_wer: bool = True) -> dict:
+    """Mean MCD, speaker similarity and corpus WER over (real, synthesised, text) triples, and the
+    per-sentence values (``per_sentence``) that bootstrap intervals resample. ``with_wer=False``
+    skips the ASR (for targets whose vocoded truth pocketsphinx cannot read)."""
     mcd = [mcd_dtw(r, s) for r, s, _ in pairs]
     sim = [speaker_similarity(s, r) for r, s, _ in pairs]
-    hyps = [transcribe(s) for _, s, _ in pairs]
-    return {"mcd": float(np.mean(mcd)), "similarity": float(np.mean(sim)), "wer": wer([t for _, _, t in pairs], hyps),
-            "n": len(pairs)}
+    out = {"mcd": float(np.mean(mcd)), "similarity": float(np.mean(sim)), "n": len(pairs)}
+    per = {"mcd": [round(float(x), 5) for x in mcd], "similarity": [round(float(x), 5) for x in sim]}
+    if with_wer:
+        hyps = [transcribe(s) for _, s, _ in pairs]
+        errors, words = word_errors([t for _, _, t in pairs], hyps)
+        out["wer"] = wer([t for _, _, t in pairs], hyps)
+        per.update(word_errors=errors, words=words)
+    out["per_sentence"] = per
+    return out
 
 
-def evaluate_voice(model, voice, tests: list[tuple[str, str]], progress: bool = False) -> dict:
+def evaluate_voice(model, voice, tests: list[tuple[str, str]], progress: bool = False, with_wer: bool = True) -> dict:
     """Scores of ``voice`` on held-out (wav path, text) pairs of its target speaker."""
     from tqdm import tqdm
 
@@ -119,16 +148,43 @@ def evaluate_voice(model, voice, tests: list[tuple[str, str]], progress: bool = 
         real = A.load_wav(wav)
         synth, _ = synthesise(applied, _Bare(voice), sentence)
         pairs.append((real, synth, sentence))
-    return score(pairs)
+    return score(pairs, with_wer)
 
 
-def evaluate_ceiling(tests: list[tuple[str, str]]) -> dict:
+def evaluate_ceiling(tests: list[tuple[str, str]], with_wer: bool = True) -> dict:
     """The same scores for the real recordings vocoded by Griffin-Lim (log-mel -> waveform)."""
     pairs = []
     for wav, sentence in tests:
         real = A.load_wav(wav)
         pairs.append((real, A.griffin_lim(A.log_mel(real)), sentence))
-    return score(pairs)
+    return score(pairs, with_wer)
+
+
+def bootstrap_interval(per_sentence: dict, metric: str, other: dict | None = None, n_boot: int = 2000,
+                       seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval over held-out sentences of ``metric`` ('mcd', 'similarity' or
+    'wer'), or, with ``other`` (the same sentences scored for another system), of the paired
+    difference this - other. WER is resampled as corpus WER: sum of errors / sum of words."""
+    rng = np.random.default_rng(seed)
+
+    def values(per):
+        if metric == "wer":
+            return np.asarray(per["word_errors"], float), np.asarray(per["words"], float)
+        return np.asarray(per[metric], float), None
+
+    a, aw = values(per_sentence)
+    b, bw = values(other) if other is not None else (None, None)
+    n = len(a)
+    if b is not None and len(b) != n:
+        raise ValueError(f"paired bootstrap needs the same sentences ({n} vs {len(b)})")
+    idx = rng.integers(0, n, size=(n_boot, n))
+
+    def stat(x, w):
+        return x[idx].sum(1) / w[idx].sum(1) if w is not None else x[idx].mean(1)
+
+    draws = stat(a, aw) - (stat(b, bw) if b is not None else 0.0)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 class _Bare:

@@ -39,6 +39,14 @@ class AdaSpeechConfig:
     stats: dict = field(default_factory=dict)  # pitch/energy normalisation of the corpus
 
 
+# The paper's sizes (Sec. 3.1) where they matter for adaptation: hidden 256, 4 decoder FFT blocks
+# (8 CLNs), a 256-dim speaker embedding E^s, so a deployed voice stores 8 x 2 x 256 + 256 = 4,352
+# numbers ("about 5K"). To keep the checkpoint under 10 MB (fp16) and trainable on a CPU: 2 encoder
+# blocks, FFN filter 192 with kernel 3 (the paper: 1024, kernel 9), acoustic-condition convs 128 wide.
+PAPER_SIZE = {"d_model": 256, "decoder_layers": 4, "encoder_layers": 2, "speaker_dim": 256, "ffn_filter": 192,
+              "ffn_kernel": 3, "variance_filter": 128}
+
+
 def sinusoid_table(length: int, d: int, device=None) -> torch.Tensor:
     pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
     div = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
@@ -131,11 +139,11 @@ class UtteranceLevelEncoder(nn.Module):
 
     def __init__(self, cfg: AdaSpeechConfig):
         super().__init__()
-        d = cfg.d_model
-        self.conv1 = nn.Conv1d(cfg.n_mels, d, 5, stride=3, padding=2)
-        self.conv2 = nn.Conv1d(d, d, 5, stride=3, padding=2)
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.proj = nn.Linear(d, d)
+        c = cfg.variance_filter  # conv width (= d_model in the small config)
+        self.conv1 = nn.Conv1d(cfg.n_mels, c, 5, stride=3, padding=2)
+        self.conv2 = nn.Conv1d(c, c, 5, stride=3, padding=2)
+        self.ln1, self.ln2 = nn.LayerNorm(c), nn.LayerNorm(c)
+        self.proj = nn.Linear(c, cfg.d_model)
 
     def forward(self, mel, mel_lengths):
         h = self.ln1(F.relu(self.conv1(mel.transpose(1, 2))).transpose(1, 2))
@@ -179,8 +187,8 @@ class AdaSpeech(nn.Module):
         nn.init.normal_(self.speaker_embedding.weight, std=1.0)
         self.speaker_proj = nn.Linear(cfg.speaker_dim, d)
         self.utterance_encoder = UtteranceLevelEncoder(cfg)
-        self.phoneme_encoder = ConvStack(cfg.n_mels, d, cfg.phoneme_acoustic_dim, dropout=cfg.dropout)
-        self.phoneme_predictor = ConvStack(d, d, cfg.phoneme_acoustic_dim, dropout=cfg.dropout)
+        self.phoneme_encoder = ConvStack(cfg.n_mels, cfg.variance_filter, cfg.phoneme_acoustic_dim, dropout=cfg.dropout)
+        self.phoneme_predictor = ConvStack(d, cfg.variance_filter, cfg.phoneme_acoustic_dim, dropout=cfg.dropout)
         self.phoneme_proj = nn.Linear(cfg.phoneme_acoustic_dim, d)
         self.duration_predictor = ConvStack(d, cfg.variance_filter, 1, dropout=cfg.dropout)
         self.pitch_predictor = ConvStack(d, cfg.variance_filter, 1, dropout=cfg.dropout)
@@ -269,13 +277,15 @@ class AdaSpeech(nn.Module):
         return self.speaker_embedding(speaker_ids)
 
     # -- save / load ----------------------------------------------------------------------
-    def save_pretrained(self, directory) -> None:
+    def save_pretrained(self, directory, dtype: torch.dtype | None = None) -> None:
+        """``dtype=torch.float16`` halves the file (the shipped paper-size model); loading casts back to float32."""
         from safetensors.torch import save_file
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(asdict(self.config), indent=1))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
+        save_file({k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+                   for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
 
     @classmethod
     def from_pretrained(cls, directory) -> AdaSpeech:
@@ -287,7 +297,8 @@ class AdaSpeech(nn.Module):
         if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
             raise InputError(f"{d}: not an AdaSpeech model directory (needs config.json and model.safetensors)")
         model = cls(AdaSpeechConfig(**json.loads((d / "config.json").read_text())))
-        model.load_state_dict(load_file(str(d / "model.safetensors")))
+        state = load_file(str(d / "model.safetensors"))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         return model.eval()
 
 

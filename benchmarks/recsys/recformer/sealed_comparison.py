@@ -2,6 +2,9 @@
 "Sealed comparison"), resumable: every finished run is a file and is never rerun.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/recsys/recformer/sealed_comparison.py [--gpu]
+    # the CPU edition (README, "Sealed comparison, CPU edition"): Recformer stages only
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/recsys/recformer/sealed_comparison.py \
+        --protocol cpu --stage candidates   # then --stage seeds, --stage test, --stage report
     .venv/bin/python benchmarks/recsys/recformer/sealed_comparison.py --stage report   # tables from finished runs
 
 Stages (``--stage all`` runs them in this order; each skips what exists):
@@ -40,8 +43,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-RUNS = ROOT / "runs" / "recsys" / "sealed"
+SEALED = ROOT / "runs" / "recsys" / "sealed"
+RUNS = SEALED / "full"  # --protocol: runs/recsys/sealed/<protocol>
 TARGET = "ml-100k"  # --target; ml-1m runs live under RUNS / "ml-1m"
+PROTOCOL = "full"
 SEEDS = (2020, 2021, 2022)
 RECBOLE_MODELS = ("SASRec", "GRU4Rec", "BERT4Rec")
 RESULTS = HERE / "results"
@@ -59,6 +64,16 @@ CANDIDATES = {
     "minilm": {"base_model": "all-MiniLM-L6-v2", "pretrain_data": None,
                "config_overrides": {"max_token_num": 256, "lora_rank": 8, "align_weight": 0.1}},
 }
+# The CPU edition (README, "Sealed comparison, CPU edition"; written before its runs): 128 tokens, no
+# pre-training stage, a fixed 2 + 1 epochs of one sampled target per user, and two candidates: the
+# paper's two-stage recipe (I only ever text encodings) and stage-2 fine-tuned I with alignment 1.0.
+CPU_COMMON = {"stage1_epochs": 2, "stage2_epochs": 1, "patience": 3, "samples_per_user": 1, "batch_size": 16,
+              "lr": 1e-3, "item_lr": 0.0, "stage2_decay": True, "pretrain_steps": 0, "valid_users": 400}
+CPU_CANDIDATES = {  # amended before any validation number: one candidate, the paper's recipe
+    "paper": {"base_model": "all-MiniLM-L6-v2", "pretrain_data": None,
+              "config_overrides": {"max_token_num": 64, "lora_rank": 8, "align_weight": 0.0}},
+}
+RETAIN = 0.8  # CPU edition: eligible when I re-encoded from text keeps >= 80% of validation NDCG@10
 # one learned part removed from a candidate's recipe (seed 2020): the language start, the alignment term
 ABLATIONS = {
     "random-init": {"base_model": "all-MiniLM-L6-v2",
@@ -116,6 +131,14 @@ def run_recbole(args) -> None:
                 subprocess.run(["nice", "-n", "10", *cmd], stdout=log, stderr=subprocess.STDOUT, check=False)
 
 
+def set_protocol(name: str) -> None:
+    """``full`` (the README's protocol) or ``cpu`` (its CPU edition): constants and run directory."""
+    global PROTOCOL, RUNS, COMMON, CANDIDATES, ABLATIONS
+    PROTOCOL, RUNS = name, SEALED / name
+    if name == "cpu":
+        COMMON, CANDIDATES, ABLATIONS = CPU_COMMON, CPU_CANDIDATES, {}
+
+
 def recipe(name: str) -> dict:
     if name in CANDIDATES:
         return {**COMMON, **CANDIDATES[name]}
@@ -135,23 +158,50 @@ def train_recformer(name: str, seed: int, args) -> dict:
 
     out = run_dir(name, seed)
     if (out / "metrics.json").exists() and json.loads((out / "metrics.json").read_text()).get("finished"):
-        return json.loads((out / "metrics.json").read_text())
+        result = json.loads((out / "metrics.json").read_text())
+        if "valid_text_I" not in result:
+            result["valid_text_I"] = valid_text_i(out)
+            api.write_json(out / "metrics.json", result)
+        return result
     r = recipe(name)
     if TARGET != "ml-100k" and r.get("pretrain_data") == TARGET:  # transfer: pre-train on the other dataset
         r["pretrain_data"] = "ml-100k"
     print(f"Recformer {name} seed {seed}: {r}", file=sys.stderr, flush=True)
-    return api.train(out, data_dir(), "standard", seed=seed, evaluate_test=False,
-                     log=lambda m: print(m, file=sys.stderr, flush=True), **r)
+    result = api.train(out, data_dir(), "standard", seed=seed, evaluate_test=False,
+                       log=lambda m: print(m, file=sys.stderr, flush=True), **r)
+    if result.get("finished"):
+        result["valid_text_I"] = valid_text_i(out)
+        api.write_json(out / "metrics.json", result)
+    return result
+
+
+def valid_text_i(out: Path) -> dict:
+    """Validation metrics of a finished run with every row of ``I`` re-encoded from text by its
+    final encoder, on the users its epochs were validated on (part of the CPU selection rule)."""
+    from seqverse.recsys import data as D
+    from seqverse.recsys.recformer import api
+    from seqverse.recsys.recformer.train import evaluate, validation_users
+
+    rec = api.load(out / "model", data_dir(), "standard", item_rows="text")
+    sp = D.make_split(rec.dataset, "standard")
+    users = validation_users(sp, recipe(out.name.rsplit("-seed", 1)[0]).get("valid_users", 0))
+    return evaluate(rec.model, rec.tokenizer, rec.items, sp, "valid", users=users)
 
 
 def finalist() -> str:
-    """The selection rule: best seed-2020 validation NDCG@10 on ML-100K; under 0.001 apart, the first listed."""
-    def valid(n):
-        return json.loads((RUNS / "recformer" / f"{n}-seed2020" / "metrics.json").read_text())["best_valid_ndcg@10"]
+    """The selection rule: best seed-2020 validation NDCG@10 on ML-100K; under 0.001 apart, the first
+    listed. CPU edition: among candidates whose validation NDCG@10 with ``I`` re-encoded from text keeps
+    at least ``RETAIN`` of it (none: among all)."""
+    def metrics(n):
+        return json.loads((RUNS / "recformer" / f"{n}-seed2020" / "metrics.json").read_text())
 
-    scores = {n: valid(n) for n in CANDIDATES}
-    best = max(scores.values())
-    return next(n for n in CANDIDATES if scores[n] >= best - 0.001)
+    scores = {n: metrics(n)["best_valid_ndcg@10"] for n in CANDIDATES}
+    pool = list(CANDIDATES)
+    if PROTOCOL == "cpu":
+        eligible = [n for n in CANDIDATES if metrics(n)["valid_text_I"]["ndcg@10"] >= RETAIN * scores[n]]
+        pool = eligible or pool
+    best = max(scores[n] for n in pool)
+    return next(n for n in pool if scores[n] >= best - 0.001)
 
 
 def test_once(name: str, seed: int) -> dict:
@@ -225,11 +275,21 @@ def report() -> dict:
                 r = json.loads(f.read_text())["saved"]
                 systems[f"Recformer {fin}+{ablation} (ablation)"] = [
                     {"ndcg": {u: ndcg(p) for u, p in r["positions"].items()}}]
+    from seqverse.recsys import data as D
+    from seqverse.recsys.recformer import api
+
+    ds = D.load_dataset(data_dir())  # popularity: training-interaction counts, same protocol
+    sp = D.make_split(ds, "standard")
+    pop = api.popularity_positions(sp, ds.n_items, sp.users)
+    systems["Popularity"] = [{"ndcg": {ds.user_tokens[u]: ndcg(p) for u, p in zip(sp.users, pop)}}]
     table = []
     for name, runs in systems.items():
         per_seed = [statistics.mean(r["ndcg"].values()) for r in runs]
+        users = sorted(runs[0]["ndcg"])
+        per_user = [statistics.mean(r["ndcg"].get(u, 0.0) for r in runs) for u in users]
         table.append({"system": name, "seeds": len(runs), "mean": statistics.mean(per_seed),
-                      "sd": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0, "per_seed": per_seed})
+                      "sd": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0, "per_seed": per_seed,
+                      "ci95": list(bootstrap(per_user))})  # users resampled, each user's mean over seeds
     diffs = []
     rec = next((n for n in systems if n.startswith("Recformer") and "re-encoded" not in n and "ablation" not in n),
                None)
@@ -241,16 +301,34 @@ def report() -> dict:
             d = [mean_r[u] - mean_p[u] for u in users]
             lo, hi = bootstrap(d)
             diffs.append({"recformer_minus": peer, "mean_diff": statistics.mean(d), "ci95": [lo, hi]})
-    result = {"target": TARGET, "finalist": fin, "systems": table, "paired_bootstrap": diffs, "configurations_tried": tried}
+    if fin and (run_dir(fin, SEEDS[0]) / "test.json").exists():  # I re-encoded from text vs as trained, paired
+        both = [json.loads((run_dir(fin, s) / "test.json").read_text()) for s in SEEDS
+                if (run_dir(fin, s) / "test.json").exists()]
+        users = sorted(both[0]["saved"]["positions"])
+        d = [statistics.mean(ndcg(b["text"]["positions"][u]) - ndcg(b["saved"]["positions"][u]) for b in both)
+             for u in users]
+        saved = statistics.mean(b["saved"]["metrics"]["ndcg@10"] for b in both)
+        text = statistics.mean(b["text"]["metrics"]["ndcg@10"] for b in both)
+        diffs.append({"recformer_minus": "the same runs with I re-encoded from text (text - trained)",
+                      "mean_diff": statistics.mean(d), "ci95": list(bootstrap(d)), "retained": text / saved if saved else None})
+    result = {"target": TARGET, "protocol": PROTOCOL, "finalist": fin, "systems": table, "paired_bootstrap": diffs,
+              "configurations_tried": tried}
     RESULTS.mkdir(exist_ok=True)
-    stem = "sealed" if TARGET == "ml-100k" else f"sealed-{TARGET}"
+    stem = ("sealed" if TARGET == "ml-100k" else f"sealed-{TARGET}") + ("-cpu" if PROTOCOL == "cpu" else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    md = ["| system | seeds | test NDCG@10 mean | sd | per seed |", "|---|---:|---:|---:|---|"]
+    md = ["| system | seeds | test NDCG@10 mean | sd | 95% bootstrap interval of the mean (users) | per seed |",
+          "|---|---:|---:|---:|---|---|"]
     md += [f"| {t['system']} | {t['seeds']} | {t['mean']:.4f} | {t['sd']:.4f} | "
-           f"{' / '.join(f'{x:.4f}' for x in t['per_seed'])} |" for t in table]
+           f"[{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}] | {' / '.join(f'{x:.4f}' for x in t['per_seed'])} |" for t in table]
     md += ["", "| difference | mean | 95% paired bootstrap interval (users) |", "|---|---:|---|"]
     md += [f"| Recformer - {d['recformer_minus']} | {d['mean_diff']:+.4f} | [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
-           for d in diffs]
+           + (f" (re-encoded keeps {d['retained']:.0%})" if d.get("retained") else "") for d in diffs]
+    md += ["", "| run | best valid NDCG@10 | valid NDCG@10, I re-encoded from text |", "|---|---:|---:|"]
+    for t in tried:
+        m = json.loads((runs_root() / "recformer" / t["run"] / "metrics.json").read_text()) \
+            if (runs_root() / "recformer" / t["run"] / "metrics.json").exists() else {}
+        v, tv = m.get("best_valid_ndcg@10"), (m.get("valid_text_I") or {}).get("ndcg@10")
+        md.append(f"| {t['run']} | {'' if v is None else f'{v:.4f}'} | {'' if tv is None else f'{tv:.4f}'} |")
     (RESULTS / f"{stem}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return result
@@ -264,9 +342,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--target", choices=["ml-100k", "ml-1m"], default="ml-100k",
                     help="target dataset; ml-1m (second target) reuses ML-100K's finalist, no re-selection")
+    ap.add_argument("--protocol", choices=["full", "cpu"], default="full",
+                    help="full: the README's sealed protocol; cpu: its CPU edition (Recformer side only)")
     args = ap.parse_args()
     global TARGET
     TARGET = args.target
+    set_protocol(args.protocol)
     import torch
 
     torch.set_num_threads(args.threads)

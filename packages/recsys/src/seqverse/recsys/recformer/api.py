@@ -271,7 +271,8 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
           patience: int = 3, stage2_decay: bool = False, item_lr: float = 0.0, pretrain_lr: float = 1e-3,
           time_budget: float | None = None, pretrain_budget: float | None = None,
           config_overrides: dict | None = None, seed: int = 2020, base_model: str = "",
-          pretrain_data: str | Path | None = None, evaluate_test: bool = True, log=print) -> dict:
+          pretrain_data: str | Path | None = None, evaluate_test: bool = True, valid_users: int = 0,
+          log=print) -> dict:
     """Pre-train (unless ``pretrained`` is given), two-stage fine-tune, test; resumable in ``out_dir``.
 
     Pre-training (§2.3.1, MLM + item-item contrastive) uses, by default, the training sequences of
@@ -280,22 +281,26 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
     a name such as ``ml-1m``, :func:`seqverse.recsys.data.load_dataset`) pre-trains on another
     dataset instead, as the paper does (pre-train elsewhere, fine-tune on the target): on its
     leave-one-out training sequences, so its own validation/test interactions stay unseen.
-    ``base_model`` (e.g. ``all-MiniLM-L6-v2``): the encoder starts from that pretrained language
+    ``pretrain_steps=0``: no pre-training stage; fine-tuning starts from ``base_model`` (or a random
+    initialisation without one). ``base_model`` (e.g. ``all-MiniLM-L6-v2``): the encoder starts from that pretrained language
     model (:func:`seqverse.recsys.recformer.model.base_config`, ``config_overrides`` on top).
     Writes ``out_dir/model`` (weights, tokenizer, items.txt) and ``out_dir/metrics.json``; the
     model's config records ``split`` and ``split_seed``. ``evaluate_test=False``: no test number is
     computed (a candidate chosen on validation only; the sealed comparison tests finalists once).
+    ``valid_users`` > 0: per-epoch validation on that fixed subset of users (``train.finetune``).
     """
     from seqverse.recsys.recformer.model import RecformerConfig, base_config
     from seqverse.recsys.recformer.train import finetune, pretrain
 
     out_dir = Path(out_dir)
     dataset = D.load_dataset(data_dir)  # bad data is reported before anything is written
-    pt_loaded = D.load_dataset(pretrain_data) if pretrained is None and pretrain_data is not None else None
+    pretraining = pretrained is None and pretrain_steps > 0
+    pt_loaded = D.load_dataset(pretrain_data) if pretraining and pretrain_data is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     config = base_config(base_model, **(config_overrides or {})) if base_model else \
         RecformerConfig(**(config_overrides or {}))
-    if pretrained is None:
+    tok_file = None
+    if pretraining:
         if pretrain_data is not None:
             pt_dataset = pt_loaded
             pt_sequences = D.leave_one_out(pt_dataset.sequences).train
@@ -304,7 +309,7 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
         pretrained = pretrain(pt_dataset, pt_sequences, out_dir / "pretrain", config, steps=pretrain_steps,
                               batch_size=batch_size, lr=pretrain_lr, seed=seed, time_budget=pretrain_budget, log=log)
         tok_file = out_dir / "pretrain" / "tokenizer.json"
-    else:
+    elif pretrained is not None:
         pretrained = Path(pretrained)
         tok_file = pretrained / "tokenizer.json"
         if not tok_file.exists():
@@ -314,10 +319,11 @@ def train(out_dir: str | Path, data_dir: str | Path | None = None, split: str = 
                                             **(config_overrides or {})})
     sp = D.make_split(dataset, split, seed=seed)
     state = finetune(dataset, sp, out_dir / "finetune", config, pretrained=pretrained,
-                     tokenizer_file=tok_file if tok_file.exists() else None, stage1_epochs=stage1_epochs,
+                     tokenizer_file=tok_file if tok_file is not None and tok_file.exists() else None,
+                     stage1_epochs=stage1_epochs,
                      stage2_epochs=stage2_epochs, samples_per_user=samples_per_user, batch_size=batch_size,
                      lr=lr, patience=patience, stage2_decay=stage2_decay, item_lr=item_lr, seed=seed,
-                     time_budget=time_budget, log=log)
+                     time_budget=time_budget, valid_users=valid_users, log=log)
     best = out_dir / "finetune" / "best"
     model = RecformerForSeqRec.from_pretrained(best)
     model.config.split, model.config.split_seed = split, seed

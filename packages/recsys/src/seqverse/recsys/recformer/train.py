@@ -66,17 +66,28 @@ def encode_history(tok: RecformerTokenizer, items, history: list[int]) -> dict[s
 
 
 @torch.no_grad()
-def encode_all_items(encoder, tok, items, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-    """``I``: every item encoded alone (``<s>`` + its sentence), row i = item i (row 0 = padding)."""
+def encode_all_items(encoder, tok, items, batch_size: int = 256, progress: bool = False,
+                     by_length: bool = True) -> torch.Tensor:
+    """``I``: every item encoded alone (``<s>`` + its sentence), row i = item i (row 0 = padding).
+
+    ``by_length``: batches of items of similar length (sorted by token count, rows put back in
+    item order), so a batch pads little; padding changes no real token's state, so the rows equal
+    ``by_length=False``'s (the plain reference: batches in item order) up to float rounding."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i][0])) if by_length else list(range(len(items)))
     was = encoder.training
     encoder.eval()
     out = []
     rng = range(0, len(items), batch_size)
     for s in (_tqdm(rng, desc="encode items", leave=False) if progress else rng):
-        batch = tok.pad([tok.encode([it]) for it in items[s:s + batch_size]])
+        batch = tok.pad([tok.encode([items[i]]) for i in order[s:s + batch_size]])
         out.append(encoder(**batch)[1])
     encoder.train(was)
-    return torch.cat(out)
+    rows = torch.cat(out)
+    if not by_length:
+        return rows
+    result = torch.empty_like(rows)
+    result[torch.tensor(order, dtype=torch.long)] = rows
+    return result
 
 
 @torch.no_grad()
@@ -271,8 +282,11 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
              stage1_epochs: int = 10, stage2_epochs: int = 5, samples_per_user: int = 1,
              batch_size: int = 16, lr: float = 5e-4, patience: int = 3, seed: int = 2020,
              stage2_decay: bool = False, item_lr: float = 0.0, time_budget: float | None = None,
-             log=print) -> dict:
+             valid_users: int = 0, log=print) -> dict:
     """§2.4 two-stage fine-tuning; the best model (by validation NDCG@10) is saved in ``out_dir/best``.
+
+    ``valid_users`` > 0: the per-epoch validation reads a fixed subset of that many users
+    (:func:`validation_users`, seeded, the same for every run) instead of all, to fit a small CPU.
 
     ``stage1_epochs=0``: stage 2 only, e.g. to continue a fine-tuned model; its saved ``I`` is kept
     when ``pretrained`` has one for these items.
@@ -309,6 +323,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None
     state = {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
     best_weights: dict = {}
+    chosen = validation_users(split, valid_users)
 
     def loss_fn(m, batch):
         hist, labels, item_batch = batch
@@ -343,7 +358,8 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
                              checkpoint_every=per_epoch, monitor="valid_ndcg@10", monitor_mode="max", patience=patience,
                              max_seconds=time_budget, progress_desc=f"stage {stage}")
         result = fit(model, batches, loss_fn, engine, optimizer=lambda _: opt, schedule=schedule, on_step=on_step,
-                     eval_fn=lambda m: {f"valid_{k}": v for k, v in evaluate(m, tok, items, split, "valid").items() if k != "n"},
+                     eval_fn=lambda m: {f"valid_{k}": v for k, v in evaluate(m, tok, items, split, "valid", users=chosen).items()
+                                        if k != "n"},
                      initial_best=state["best"])
         for record in result.history:  # the stage's per-epoch log, best and patience count
             if "valid_ndcg@10" not in record:
@@ -377,6 +393,14 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         if result.steps_done < total and not result.stopped_early:
             log("time budget reached; state saved, call again to continue")
     return state
+
+
+def validation_users(split: Split, n: int) -> list[int] | None:
+    """A fixed subset of ``n`` users (``random.Random(0)``, sorted), or None (all) when ``n`` is 0 or
+    not less than the number of users."""
+    if n <= 0 or n >= len(split.users):
+        return None
+    return sorted(random.Random(0).sample(split.users, n))
 
 
 class StageBatches:

@@ -34,7 +34,8 @@ def markdown(rows) -> str:
     return "\n".join(out) + "\n"
 
 
-ORDER = ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote"]
+ORDER = ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote",
+         "no_prior_closure", "no_exchange_closure", "emote_closure"]
 
 
 def main():
@@ -45,7 +46,8 @@ def main():
     systems = sys.argv[4].split(",") if len(sys.argv) > 4 else ORDER
     out = HERE / "results.json"
     rows = {r["system"]: r for r in json.loads(out.read_text())} if out.is_file() and len(systems) < len(ORDER) else {}
-    for r in evaluate(corpus, run, "test", systems=systems, progress=False, every=every):
+    present = [s for s in systems if s in ORDER[:3] or (Path(run) / s / "model").is_dir()]
+    for r in evaluate(corpus, run, "test", systems=present, progress=False, every=every):
         rows[r["system"]] = r
     ordered = [rows[s] for s in ORDER if s in rows]
     out.write_text(json.dumps(ordered, indent=1))

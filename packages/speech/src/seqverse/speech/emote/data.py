@@ -39,6 +39,35 @@ class Geometry:
         return self.vertices(motion, identity, subset) - rest
 
 
+def _mel_centres() -> np.ndarray:
+    import librosa
+
+    return librosa.mel_frequencies(MEL.n_mels + 2, fmin=MEL.fmin, fmax=MEL.fmax)[1:-1]   # the filters' centres (Hz)
+
+
+def warp_mel(mel: np.ndarray, alpha: float) -> np.ndarray:
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on a [T, n_mels] log-mel: the band centred at f
+    reads the band at f / alpha (linear interpolation between band centres; edges clamp), so formants move
+    by the factor alpha, as from a speaker with a vocal tract 1/alpha as long."""
+    centres = _mel_centres()
+    src = centres / alpha
+    return np.stack([np.interp(src, centres, row) for row in mel]).astype(np.float32)
+
+
+def augment_mel(mel: np.ndarray, rng: np.random.Generator, warp=(0.85, 1.15), masks: int = 2,
+                max_width: int = 8) -> np.ndarray:
+    """Training-only audio augmentation for unseen voices: a random VTLP warp, then ``masks`` SpecAugment
+    frequency masks (Park et al. 2019) of up to ``max_width`` bands, filled with the crop's mean level.
+    No time warping or time masks: they would move or hide the bilabial closures the motion is aligned to."""
+    out = warp_mel(mel, float(rng.uniform(*warp)))
+    fill = float(out.mean())
+    for _ in range(masks):
+        w = int(rng.integers(0, max_width + 1))
+        f0 = int(rng.integers(0, out.shape[1] - w + 1))
+        out[:, f0:f0 + w] = fill
+    return out
+
+
 class MotionDataset(torch.utils.data.Dataset):
     """Map-style: index -> (utterance, emotion x intensity combo); actor and crop drawn from the index.
 
@@ -46,8 +75,9 @@ class MotionDataset(torch.utils.data.Dataset):
     model) with per-frame viseme labels.
     """
 
-    def __init__(self, utts: list[Utterance], crop: int = 64, generator: str = "a", seed: int = 0):
-        self.utts, self.crop, self.generator, self.seed = utts, crop, generator, seed
+    def __init__(self, utts: list[Utterance], crop: int = 64, generator: str = "a", seed: int = 0,
+                 augment: bool = False):
+        self.utts, self.crop, self.generator, self.seed, self.augment = utts, crop, generator, seed, augment
         self.content = []
         for u in utts:
             n = max(u.n_frames, crop)
@@ -75,8 +105,11 @@ class MotionDataset(torch.utils.data.Dataset):
             mel = np.concatenate([mel, np.full((n * MEL_PER_FRAME - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
         start = int(rng.integers(0, n - self.crop + 1))
         sl = slice(start, start + self.crop)
+        mel = np.ascontiguousarray(mel[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME])
+        if self.augment:
+            mel = augment_mel(mel, np.random.default_rng([self.seed, u_idx, c_idx, 1]))   # own stream: motion unchanged
         return {
-            "mel": torch.from_numpy(np.ascontiguousarray(mel[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME])),
+            "mel": torch.from_numpy(mel),
             "motion": torch.from_numpy(np.concatenate([expr[sl], jaw3[sl]], 1)),
             "visemes": torch.from_numpy(vis[sl]),
             "emotion": torch.tensor(M.EMOTIONS.index(emotion)),

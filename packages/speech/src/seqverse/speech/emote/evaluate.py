@@ -99,7 +99,8 @@ def evaluate(corpus, run_dir, split: str = "test", systems=None, emotions=None, 
     emotions = emotions or M.EMOTIONS
     train_mean = _mean_training_motion(corpus)
     lips = tuple(int(i) for i in np.where(geo.face.lip_mask)[0])
-    systems = systems or ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote"]
+    systems = systems or ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote",
+                          "no_prior_closure", "emote_closure"]
     models = {s: from_pretrained(run / s / "model") for s in systems if (run / s / "model").is_dir()}
     rows = []
     for system in systems:

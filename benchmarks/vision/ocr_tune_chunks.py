@@ -30,12 +30,12 @@ def main(argv=None) -> int:
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import load
     from seqverse.vision.ocr.read import read_pages
-    from seqverse.vision.ocr.synth import TRAIN_FAMILIES, write_corpus
+    from seqverse.vision.ocr.synth import TEMPLATE_FAMILIES, write_corpus
 
     d = Path(args.work)
     imgs = sorted(d.glob("*.png"))[: args.pages]
     if len(imgs) < args.pages:
-        imgs = write_corpus(d, args.pages, seed=901, families=TRAIN_FAMILIES, progress=False)
+        imgs = write_corpus(d, args.pages, seed=901, families=TEMPLATE_FAMILIES, progress=False)
     truths = [p.with_suffix(".txt").read_text() for p in imgs]
     model, proc = load(args.model)
     rows = []

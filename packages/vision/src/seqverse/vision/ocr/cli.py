@@ -11,9 +11,11 @@ EPILOG = """examples:
   seqverse-vision ocr read receipt.png                      # embedded model, prints the page text
   seqverse-vision ocr read scans/*.jpg -o out/ --json        # out/<stem>.txt per page, JSON summary
   seqverse-vision ocr synth -n 200 -o heldout --seed 777    # held-out synthetic receipts (+ .txt truth)
+  seqverse-vision ocr synth -n 50 -o pages --kind free --fonts freefont,urw   # template-free pages, held-out fonts
   seqverse-vision ocr synth -n 50 -o lines --lines          # text-line mode (stage-1 data)
   seqverse-vision ocr evaluate out/ heldout/                # CER and word precision/recall/F1
   seqverse-vision ocr train -o runs/ocr/stage               # both stages; re-run to resume
+  seqverse-vision ocr train -o runs/ocr/v2 --stem-init easyocr   # encoder stem from EasyOCR's CRNN
 """
 
 
@@ -46,8 +48,11 @@ def register(subparsers) -> None:
     p.add_argument("-n", type=clikit.int_range(1, 1_000_000), required=True, help="how many images")
     p.add_argument("-o", "--out", required=True, metavar="DIR", type=clikit.output_dir, help="directory to write")
     p.add_argument("--seed", type=clikit.nonneg_int, default=777, help="corpus seed (training never uses seeds >= 500)")
-    p.add_argument("--fonts", default="dejavu,liberation", help="font families: dejavu, liberation, freefont")
-    p.add_argument("--lines", action="store_true", help="text-line mode: one printed line per image")
+    p.add_argument("--fonts", default="dejavu,liberation",
+                   help="comma-separated font families (see synth.FONT_FAMILIES; freefont and urw are held out of training)")
+    p.add_argument("--lines", action="store_true", help="text-line mode: one printed line per image (template receipts)")
+    p.add_argument("--kind", choices=["template", "free"], default="template",
+                   help="template receipts, or template-free pages (dictionary words, random strings, numbers)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("evaluate", help="CER and word precision/recall/F1 of predicted page texts",
@@ -76,6 +81,16 @@ def register(subparsers) -> None:
     p.add_argument("--init", metavar="DIR", default="", type=lambda t: clikit.existing_dir(t) if t else t,
                    help="start from this checkpoint's weights (default: from scratch)")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and rendered pages")
+    p.add_argument("--arch", choices=["receipt", "v1"], default="receipt",
+                   help="receipt: pages scaled by line pitch, variable width (issue 25); v1: the width-scaled model before it")
+    p.add_argument("--stem", choices=["conv", "easyocr"], default="conv",
+                   help="encoder stem (receipt arch): small conv stem, or EasyOCR CRNN's first four convolutions")
+    p.add_argument("--stem-init", choices=["none", "easyocr"], default="none",
+                   help="start the easyocr stem from EasyOCR's pretrained english_g2 weights (none: random init)")
+    p.add_argument("--template-share", type=clikit.probability, default=0.2,
+                   help="share of template receipts among training pages (the rest are template-free)")
+    p.add_argument("--stop-step", type=clikit.positive_int, default=None,
+                   help="stop at this step (resumable; the schedule stays that of --steps; default: run to --steps)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help="copy a training run's model (no optimizer) into a directory with a model card",
@@ -83,7 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("run", metavar="RUN_DIR", type=clikit.existing_dir, help="training run directory (`ocr train -o`)")
     p.add_argument("-o", "--out", metavar="DIR", type=clikit.output_dir,
                    help="model directory to write (default: replace the embedded model)")
-    p.add_argument("--chunks", type=clikit.int_range(1, 200), default=15, help="default chunk count stored with the model")
+    p.add_argument("--chunks", type=clikit.int_range(1, 200), default=None,
+                   help="default chunk count stored with the model (default: 15 for width-scaled models, "
+                   "automatic from the page height for pitch-scaled ones)")
     p.add_argument("--command", default="", help="the training command(s), recorded in the model card (default: empty)")
     p.set_defaults(func=_export)
 
@@ -143,7 +160,9 @@ def _synth(args) -> None:
     bad = [f for f in fams if f not in FONT_FAMILIES]
     if bad or not fams:
         raise clikit.InputError(f"--fonts: unknown family {bad}; choose from {', '.join(FONT_FAMILIES)}")
-    paths = write_corpus(args.out, args.n, seed=args.seed, families=fams, lines=args.lines)
+    if args.kind == "free" and args.lines:
+        raise clikit.InputError("--lines takes template receipts (--kind template)")
+    paths = write_corpus(args.out, args.n, seed=args.seed, families=fams, lines=args.lines, free=args.kind == "free")
     print(f"wrote {len(paths)} images with ground truth to {args.out}", file=sys.stderr)
 
 
@@ -156,13 +175,22 @@ def _evaluate(args) -> None:
 def _train(args) -> None:
     import torch
 
+    from .model import OCRConfig, receipt_config
     from .train import TrainConfig, train
 
+    if args.stem_init == "easyocr" and args.stem != "easyocr":
+        raise clikit.InputError("--stem-init easyocr needs --stem easyocr")
+    if args.stem == "easyocr" and args.arch != "receipt":
+        raise clikit.InputError("--stem easyocr needs --arch receipt")
     torch.set_num_threads(args.threads)
+    model = receipt_config() if args.arch == "receipt" else OCRConfig()
+    model.stem = args.stem
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, line_steps=args.line_steps,
                      grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed,
-                     scramble=args.scramble, ctc_weight=args.ctc_weight, init=args.init)
-    state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True))
+                     scramble=args.scramble, ctc_weight=args.ctc_weight, init=args.init,
+                     template_share=args.template_share, stem_init="" if args.stem_init == "none" else "easyocr",
+                     model=model)
+    state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True), stop_step=args.stop_step)
     print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)
 
 

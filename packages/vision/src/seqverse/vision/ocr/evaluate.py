@@ -36,12 +36,17 @@ def amounts_on_item_lines(pred: str, truth: str) -> tuple[int, int]:
 
 
 def evaluate_texts(preds: list[str], truths: list[str]) -> dict:
-    prf = word_prf(preds, truths)
-    order = [amounts_on_item_lines(p, t) for p, t in zip(preds, truths)]
+    """Page metrics, the same for every system: separator rules (lines made only of ``- = * _ ~``) are
+    dropped from both prediction and truth before CER and word precision/recall/F1 (one renderer
+    prints them as text, another as graphics, and OCR systems differ in whether they read them);
+    ``cer_with_rules`` keeps them. Word F1 is the headline, CER beside it."""
+    p_text, t_text = [drop_rules(p) for p in preds], [drop_rules(t) for t in truths]
+    prf = word_prf(p_text, t_text)
+    order = [amounts_on_item_lines(p, t) for p, t in zip(p_text, t_text)]
     kept, checked = sum(k for k, _ in order), sum(c for _, c in order)
-    return {"pages": len(truths), "cer": cer(preds, truths), "word_precision": prf["precision"],
-            "word_recall": prf["recall"], "word_f1": prf["f1"],
-            "cer_without_rules": cer([drop_rules(p) for p in preds], [drop_rules(t) for t in truths]),
+    return {"pages": len(truths), "word_f1": prf["f1"], "cer": cer(p_text, t_text),
+            "word_precision": prf["precision"], "word_recall": prf["recall"],
+            "cer_with_rules": cer(preds, truths),
             "amounts_checked": checked, "amounts_on_item_line": kept / checked if checked else None}
 
 

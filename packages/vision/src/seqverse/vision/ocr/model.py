@@ -6,6 +6,12 @@ are not reachable offline, so seqverse checkpoints carry their own character voc
 (``ocr_vocab.json``). An official TrOCR checkpoint directory (e.g. a local copy of
 ``microsoft/trocr-small-printed``) brings its own processor and tokenizer, loaded from that
 directory with ``local_files_only=True``; :func:`load` handles both.
+
+Scale (issue 25): ``scale="width"`` (checkpoints before issue 25) resizes every page to
+``image_width`` px wide, so glyph size follows the page's characters per line; ``scale="height"``
+resizes each page so its line pitch (:func:`.read.line_pitch`, measured from the ink) becomes
+``line_pitch`` px, and chunks keep their own width (at most ``image_width``; the encoder's
+factorised position code takes any width).
 """
 
 from __future__ import annotations
@@ -41,6 +47,21 @@ class OCRConfig:
     decoder_layers: int = 2
     decoder_heads: int = 4
     max_length: int = 192
+    scale: str = "width"  # "width": page width -> image_width; "height": line pitch -> line_pitch (variable width)
+    line_pitch: int = 32  # "height" only: px between text lines after scaling
+    stride_h: int = 8  # "convvit" only: the stem's total strides
+    stride_w: int = 8
+    position_embedding: str = "grid"  # "grid": one learned vector per position; "factorised": row + column
+    stem: str = "conv"  # "conv": small stem; "easyocr": EasyOCR CRNN's first four convolutions
+
+
+def receipt_config() -> OCRConfig:
+    """The issue-25 model: pages scaled to a 24-px line pitch, chunks up to 84 x 1152 px (3.5 lines),
+    stem stride 16 x 4 (1.5 feature rows per line, a column every 4 px), sized for a 2-core CPU."""
+    return OCRConfig(image_height=84, image_width=1152, scale="height", line_pitch=24, stride_h=16, stride_w=4,
+                     position_embedding="factorised", stem_channels=(16, 32, 64, 96), encoder_dim=128,
+                     encoder_layers=1, encoder_heads=4, decoder_dim=128, decoder_layers=2, decoder_heads=4,
+                     max_length=320)
 
 
 class CharTokenizer:
@@ -85,7 +106,9 @@ def build_model(cfg: OCRConfig, vocab_size: int):
         enc = ConvViTConfig(image_size=(cfg.image_height, cfg.image_width), num_channels=1,
                             stem_channels=tuple(cfg.stem_channels), hidden_size=cfg.encoder_dim,
                             num_hidden_layers=cfg.encoder_layers, num_attention_heads=cfg.encoder_heads,
-                            intermediate_size=4 * cfg.encoder_dim, ctc_vocab_size=vocab_size)
+                            intermediate_size=4 * cfg.encoder_dim, ctc_vocab_size=vocab_size, stride_h=cfg.stride_h,
+                            stride_w=cfg.stride_w, position_embedding=cfg.position_embedding,
+                            max_columns=cfg.image_width // cfg.stride_w, stem=cfg.stem)
     elif cfg.encoder == "vit":
         enc = ViTConfig(image_size=(cfg.image_height, cfg.image_width), patch_size=(cfg.patch_height, cfg.patch_width),
                         num_channels=1, hidden_size=cfg.encoder_dim, num_hidden_layers=cfg.encoder_layers,
@@ -121,16 +144,30 @@ class ChunkProcessor:
         self.cfg, self.tokenizer = cfg, tokenizer
 
     def page_scale(self, page: Image.Image) -> Image.Image:
+        """The page at the model's scale: by width (``scale="width"``) or by measured line pitch."""
         w, h = page.size
-        s = self.cfg.image_width / w
-        return page.convert("L").resize((self.cfg.image_width, max(1, round(h * s))), Image.BILINEAR)
+        if self.cfg.scale == "height":
+            from .read import line_pitch
+
+            pitch = line_pitch(np.asarray(page.convert("L"), dtype=np.float32))
+            s = self.cfg.line_pitch / pitch if pitch else 1.0
+            s = min(max(s, 0.2), 5.0, self.cfg.image_width / w)
+        else:
+            s = self.cfg.image_width / w
+        return page.convert("L").resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
 
     def pixel_values(self, chunks: list[Image.Image], fit: bool = False) -> torch.Tensor:
         """``fit=True`` (training the conv-stem encoder only) pads the batch to its tallest chunk,
         rounded up to 8 rows, instead of the full input height: the hybrid encoder takes any height
-        up to ``image_height`` and short single lines then cost a fraction of a full chunk."""
+        up to ``image_height`` and short single lines then cost a fraction of a full chunk. Models
+        scaled by height always pad to the batch's tallest and widest chunk (rounded up to the stem's
+        strides), and never widen a chunk."""
         H, W = self.cfg.image_height, self.cfg.image_width
-        if fit and chunks:
+        if self.cfg.scale == "height" and chunks:
+            sh, sw = self.cfg.stride_h, 4 * self.cfg.stride_w
+            H = min(H, sh * math.ceil(max(min(c.height, H) for c in chunks) / sh))
+            W = min(W, sw * math.ceil(max(min(c.width, W) for c in chunks) / sw))
+        elif fit and chunks:
             H = min(H, 8 * math.ceil(max(min(c.height * min(1.0, W / c.width), H) for c in chunks) / 8))
         out = np.empty((len(chunks), 1, H, W), dtype=np.float32)
         for i, c in enumerate(chunks):

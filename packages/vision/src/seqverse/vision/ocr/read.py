@@ -9,12 +9,14 @@ decoded in batches.
 
 Input pages are validated one by one: an unreadable or non-image file, or a zero-size image, gives
 that page an ``error`` and the others still finish. Pages larger than ``MAX_PIXELS`` are refused
-(decompression-bomb guard); any page is first scaled to the model's page width (384 px for the
-embedded model), so a huge scan is read at that width.
+(decompression-bomb guard); any page is first scaled to the model's scale: its line pitch measured
+from the ink (:func:`line_pitch`) becomes the model's ``line_pitch`` (models trained since issue 25), or
+its width becomes the model's page width (older models).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,32 @@ def ink_profile(gray: np.ndarray) -> np.ndarray:
     return ink_mask(gray).sum(axis=1)
 
 
+def line_pitch(gray: np.ndarray) -> float | None:
+    """The page's text line pitch in pixels, from its ink alone (None for a page without ink).
+
+    The row ink profile of printed lines is periodic: its autocorrelation's first peak (after the
+    first dip below zero, at lag >= 4, refined by a parabola) is the pitch. Without such a peak (a
+    single line, irregular spacing) the pitch is 1.3 x the median height of the inked row runs.
+    """
+    prof = ink_profile(gray).astype(np.float64)
+    if not prof.any():
+        return None
+    p = prof - prof.mean()
+    ac = np.correlate(p, p, "full")[len(p) - 1:]
+    ac = ac / (ac[0] + 1e-12)
+    below = np.flatnonzero(ac < 0)
+    if below.size:
+        start = max(4, int(below[0]))
+        for k in range(start, len(ac) - 1):
+            if ac[k] >= ac[k - 1] and ac[k] >= ac[k + 1] and ac[k] > 0.15:
+                a, b, c = ac[k - 1], ac[k], ac[k + 1]
+                return float(k + ((a - c) / (2 * (a - 2 * b + c)) if a - 2 * b + c != 0 else 0.0))
+    inked = np.concatenate([[0], (prof > 0).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(inked))
+    runs = edges[1::2] - edges[::2]
+    return float(1.3 * np.median(runs))
+
+
 def chunk_borders_equal(height: int, n: int) -> list[int]:
     """The paper's split: N equal horizontal chunks."""
     return [round(k * height / n) for k in range(n + 1)]
@@ -96,6 +124,7 @@ def chunk_borders(gray: np.ndarray, n: int, snap: bool = True) -> list[int]:
     return out
 
 
+MIN_LINE_PX = 12  # width-scaled (pre issue 25) models: the smallest line pitch at page width 384
 INK_ABOVE, INK_BELOW, MIN_CHUNK_PX = 5, 8, 20  # blank rows kept around the ink, as in training crops
 
 
@@ -128,61 +157,13 @@ def trim(gray: np.ndarray, top: int, bottom: int, prof: np.ndarray) -> tuple[int
     return lo, hi
 
 
-MIN_LINE_PX = 12  # the smallest line pitch at page width 384 (15 px type on the widest synthetic page)
-MAX_LINE_CHARS = 48  # an 80-mm receipt printer prints at most 48 characters a line (the synthetic pages: 30-42)
-
-
-def clip_chunk_text(text: str, height: int) -> str:
-    """Cut a chunk's text to what the chunk can hold: at most ``height / MIN_LINE_PX + 1`` lines of at
-    most ``MAX_LINE_CHARS`` characters. Greedy decoding sometimes falls into a loop (a rule line of
-    dashes that never ends, a word repeated); this keeps such a loop from filling the page text."""
-    lines = text.split("\n")[: height // MIN_LINE_PX + 1]
-    return "\n".join(ln[:MAX_LINE_CHARS] for ln in lines)
-
-
-RULE_CHARS = "-*"  # symbols whose printed runs are counted from the image (see fix_rule_line)
-
-
-def count_run(chunk: Image.Image) -> int:
-    """How many glyphs a one-line chunk of one repeated symbol holds, from its ink alone.
-
-    The column darkness profile of such a run is periodic; its first autocorrelation peak (4-23 px)
-    is the glyph pitch ``p``, and a run of ``n`` glyphs of width ``w`` spans ``(n - 1) p + w``
-    columns, with ``w / p`` the inked share of those columns. 0 when no pitch is found.
-    """
-    gray = np.asarray(chunk.convert("L"), dtype=np.float32)
-    paper = np.percentile(gray, 90)
-    inked = ink_mask(gray).any(axis=0)
-    xs = np.flatnonzero(inked)
-    if xs.size < 8:
-        return 0
-    x0, x1 = xs[0], xs[-1] + 1
-    prof = np.clip(paper - gray, 0, None).sum(axis=0)[x0:x1]
-    prof = prof - prof.mean()
-    ac = np.correlate(prof, prof, "full")[len(prof) - 1:]
-    ac = ac / (ac[0] + 1e-9)
-    peaks = [k for k in range(4, min(24, len(ac) - 1)) if ac[k] >= ac[k - 1] and ac[k] >= ac[k + 1] and ac[k] > 0.2]
-    if not peaks:
-        return 0
-    k = peaks[0]
-    a, b, c = ac[k - 1], ac[k], ac[k + 1]
-    p = k + ((a - c) / (2 * (a - 2 * b + c)) if a - 2 * b + c != 0 else 0.0)
-    return int(round((x1 - x0) / p - inked[x0:x1].mean() + 1))
-
-
-def fix_rule_line(text: str, chunk: Image.Image) -> str:
-    """A chunk read as one rule line of dashes or asterisks gets the count measured from the image.
-
-    A decoder counting a long run of identical characters drifts (40 dashes read as 48); the run's
-    glyph count is measured by :func:`count_run` instead. On 160 rule lines of validation pages
-    (seed 901) the measurement was exact for 50/52 dash and 56/56 asterisk lines but only 32/52
-    "=" lines (the bars merge when blurred), so "=" runs keep the decoder's count.
-    """
-    t = text.strip()
-    if "\n" in t or len(t) < 4 or len(set(t)) != 1 or t[0] not in RULE_CHARS:
-        return text
-    n = count_run(chunk)
-    return t[0] * n if n >= 4 else text
+def clip_chunk_text(text: str, height: int, width: int, pitch: float) -> str:
+    """A loop guard, the same for any page: greedy decoding sometimes falls into a loop (a rule line
+    that never ends, a word repeated). A chunk ``height`` px tall holds at most ``height / (0.6 x
+    pitch) + 1`` lines, and a line ``width`` px wide at most ``width / (0.2 x pitch)`` characters (no
+    glyph is narrower than a fifth of the line pitch), so anything beyond that is cut."""
+    lines = text.split("\n")[: int(height / (0.6 * pitch)) + 1]
+    return "\n".join(ln[: int(width / (0.2 * pitch)) + 1] for ln in lines)
 
 
 def join_chunks(texts: list[str]) -> str:
@@ -204,12 +185,19 @@ class PageResult:
     chunks: int = 0
 
 
-def split_page(page: Image.Image, proc, n: int, snap: bool = True) -> list[Image.Image]:
-    """The non-blank chunks of one page, top to bottom, at the model's page scale."""
+def auto_chunks(height: int, proc) -> int:
+    """Chunks for a page scaled by line pitch: each about 0.6 x the model's input height, so a chunk
+    whose borders moved to line gaps (up to half a chunk) still fits the input."""
+    return max(1, math.ceil(height / (0.6 * proc.cfg.image_height)))
+
+
+def split_page(page: Image.Image, proc, n: int | None, snap: bool = True) -> list[Image.Image]:
+    """The non-blank chunks of one page, top to bottom, at the model's page scale (``n=None``: as many
+    as :func:`auto_chunks` says)."""
     scaled = proc.page_scale(page)
     gray = np.asarray(scaled.convert("L"), dtype=np.float32)
     prof = ink_profile(gray)
-    b = chunk_borders(gray, n, snap)
+    b = chunk_borders(gray, n or auto_chunks(gray.shape[0], proc), snap)
     out = []
     for top, bot in zip(b[:-1], b[1:]):
         if bot <= top:
@@ -220,7 +208,7 @@ def split_page(page: Image.Image, proc, n: int, snap: bool = True) -> list[Image
     return out
 
 
-def read_pages(paths, model=None, proc=None, chunks: int = DEFAULT_CHUNKS, batch_size: int = 32,
+def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS, batch_size: int = 32,
                snap: bool = True, progress: bool = False, clip: bool = True) -> tuple[list[PageResult], dict]:
     """Read pages; returns one :class:`PageResult` per path (text or error) and timing stats."""
     import torch
@@ -230,8 +218,10 @@ def read_pages(paths, model=None, proc=None, chunks: int = DEFAULT_CHUNKS, batch
 
     if model is None:
         model, proc = load(default_model_dir())
-    if chunks < 1:
+    if chunks is not None and chunks < 1:
         raise ValueError(f"--chunks must be at least 1, got {chunks}")
+    if chunks is None and (proc.cfg is None or proc.cfg.scale != "height"):
+        chunks = DEFAULT_CHUNKS
     t0 = time.perf_counter()
     results, items = [], []  # items: (page index, chunk image)
     for p in paths:
@@ -252,7 +242,8 @@ def read_pages(paths, model=None, proc=None, chunks: int = DEFAULT_CHUNKS, batch
             ids = model.generate(pixel_values=x, max_new_tokens=max_new, num_beams=1, do_sample=False)
             for (i, c), text in zip(batch, proc.decode(ids)):
                 if clip and proc.cfg:
-                    text = fix_rule_line(clip_chunk_text(text, c.height), c)
+                    pitch = proc.cfg.line_pitch if proc.cfg.scale == "height" else MIN_LINE_PX
+                    text = clip_chunk_text(text, c.height, c.width, pitch)
                 per_page.setdefault(i, []).append(text)
     for i, r in enumerate(results):
         if r.error is None:

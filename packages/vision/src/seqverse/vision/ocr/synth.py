@@ -17,6 +17,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 FONT_DIR = Path("/usr/share/fonts/truetype")
+FONT_ROOT = Path("/usr/share/fonts")
+# Font families from Debian fonts-* packages (paths under /usr/share/fonts; ``truetype/`` is implied
+# for the first three, the original families of the template pages).
 FONT_FAMILIES = {
     "dejavu": ["dejavu/DejaVuSansMono.ttf", "dejavu/DejaVuSans.ttf", "dejavu/DejaVuSansCondensed.ttf",
                "dejavu/DejaVuSerif.ttf", "dejavu/DejaVuSansMono-Bold.ttf", "dejavu/DejaVuSans-Bold.ttf"],
@@ -25,9 +28,26 @@ FONT_FAMILIES = {
                    "liberation/LiberationMono-Bold.ttf", "liberation/LiberationSans-Bold.ttf"],
     "freefont": ["freefont/FreeMono.ttf", "freefont/FreeSans.ttf", "freefont/FreeSerif.ttf",
                  "freefont/FreeMonoBold.ttf", "freefont/FreeSansBold.ttf"],
+    "noto": ["noto/NotoMono-Regular.ttf", "noto/NotoSansMono-Regular.ttf", "noto/NotoSansMono-Bold.ttf"],
+    "inconsolata": ["inconsolata/Inconsolata.otf"],
+    "ocr-b": ["../opentype/ocr-b/OCRB.otf"],
+    "hack": ["hack/Hack-Regular.ttf", "hack/Hack-Bold.ttf"],
+    "jetbrains-mono": ["jetbrains-mono/JetBrainsMono-Regular.ttf", "jetbrains-mono/JetBrainsMono-Bold.ttf"],
+    "firacode": ["firacode/FiraCode-Regular.ttf", "firacode/FiraCode-Bold.ttf"],
+    "roboto": ["roboto/unhinted/RobotoTTF/Roboto-Regular.ttf", "roboto/unhinted/RobotoTTF/Roboto-Bold.ttf",
+               "roboto/unhinted/RobotoCondensed-Regular.ttf", "roboto/unhinted/RobotoCondensed-Bold.ttf"],
+    "open-sans": ["open-sans/OpenSans-Regular.ttf", "open-sans/OpenSans-Bold.ttf", "open-sans/OpenSans-CondBold.ttf"],
+    "carlito": ["crosextra/Carlito-Regular.ttf", "crosextra/Carlito-Bold.ttf"],
+    "urw": ["../opentype/urw-base35/NimbusMonoPS-Regular.otf", "../opentype/urw-base35/NimbusMonoPS-Bold.otf",
+            "../opentype/urw-base35/NimbusSans-Regular.otf", "../opentype/urw-base35/NimbusSansNarrow-Regular.otf",
+            "../opentype/urw-base35/NimbusRoman-Regular.otf"],
 }
 HELD_OUT_FAMILY = "freefont"
-TRAIN_FAMILIES = tuple(f for f in FONT_FAMILIES if f != HELD_OUT_FAMILY)
+# Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
+# Prime (receiptline's font, so it is not in FONT_FAMILIES at all).
+TEST_FAMILIES = ("freefont", "urw")
+TEMPLATE_FAMILIES = ("dejavu", "liberation")  # the template receipts' original families
+TRAIN_FAMILIES = tuple(f for f in FONT_FAMILIES if f not in TEST_FAMILIES)
 
 # --- content -------------------------------------------------------------------------------------
 _STORE_A = ["SUNRISE", "GOLDEN", "FRESH", "CITY", "HAPPY", "UNITED", "PEARL", "LUCKY", "GREEN", "ROYAL",
@@ -170,7 +190,7 @@ def random_text(rng: random.Random, like: str) -> str:
     return "".join(c if c == " " else rng.choice(_RANDOM_CHARS) for c in like)
 
 
-def render_receipt(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, scramble: bool = False) -> Rendered:
+def render_receipt(seed: int, families=TEMPLATE_FAMILIES, artefacts: bool = True, scramble: bool = False) -> Rendered:
     """Render one receipt; the same seed always gives the same page.
 
     ``scramble=True`` keeps the layout but replaces the words with random characters (training only:
@@ -233,7 +253,7 @@ def scan_artefacts(img: Image.Image, rng: random.Random) -> Image.Image:
     return img
 
 
-def render_line(seed: int, families=TRAIN_FAMILIES) -> tuple[Image.Image, str]:
+def render_line(seed: int, families=TEMPLATE_FAMILIES) -> tuple[Image.Image, str]:
     """Text-line mode (stage 1, instance-level pretraining): one printed line and its text."""
     page = render_receipt(seed, families)
     i = random.Random(seed + 1).randrange(len(page.lines))
@@ -241,9 +261,10 @@ def render_line(seed: int, families=TRAIN_FAMILIES) -> tuple[Image.Image, str]:
     return page.image.crop((0, t, page.image.width, b)), page.lines[i]
 
 
-def write_corpus(out_dir: str | Path, n: int, seed: int = 0, families=TRAIN_FAMILIES, lines: bool = False,
-                 progress: bool = True) -> list[Path]:
-    """Write ``n`` receipts (or text lines) as ``NNNNN.png`` + ``NNNNN.txt``; returns the image paths."""
+def write_corpus(out_dir: str | Path, n: int, seed: int = 0, families=TEMPLATE_FAMILIES, lines: bool = False,
+                 progress: bool = True, free: bool = False) -> list[Path]:
+    """Write ``n`` receipts (or text lines; or template-free pages, ``free=True``) as ``NNNNN.png`` +
+    ``NNNNN.txt``; returns the image paths."""
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -253,6 +274,9 @@ def write_corpus(out_dir: str | Path, n: int, seed: int = 0, families=TRAIN_FAMI
         s = seed * 1_000_003 + i
         if lines:
             img, text = render_line(s, families)
+        elif free:
+            page = render_page(s, families)
+            img, text = page.image, page.text
         else:
             page = render_receipt(s, families)
             img, text = page.image, page.text
@@ -261,3 +285,166 @@ def write_corpus(out_dir: str | Path, n: int, seed: int = 0, families=TRAIN_FAMI
         (out / f"{i:05d}.txt").write_text(text + "\n")
         paths.append(p)
     return paths
+
+
+# --- template-free pages (issue 25): dictionary words, random strings, numbers in many formats -------
+WORDS_FILE = Path("/usr/share/dict/american-english")  # Debian wamerican
+_WORDS: list[str] = []
+
+
+def dictionary() -> list[str]:
+    """wamerican's plain ASCII words (no possessives), loaded once."""
+    if not _WORDS:
+        _WORDS.extend(w for w in WORDS_FILE.read_text().split() if w.isascii() and w.isalpha())
+    return _WORDS
+
+
+def _case(rng: random.Random, w: str, mode: str) -> str:
+    return w.upper() if mode == "upper" else w.capitalize() if mode == "title" else w.lower()
+
+
+def _words(rng: random.Random, max_chars: int, mode: str) -> str:
+    """Dictionary words (sometimes a random string or a number among them) up to ``max_chars``."""
+    out, n = [], 0
+    target = rng.randint(max(3, max_chars // 4), max(3, max_chars))
+    while True:
+        r = rng.random()
+        w = (_case(rng, rng.choice(dictionary()), mode) if r < 0.75
+             else "".join(rng.choice(_RANDOM_CHARS) for _ in range(rng.randint(2, 8))) if r < 0.87 else number(rng))
+        if n + len(w) + bool(out) > target:
+            return " ".join(out) if out else w[:max_chars]
+        out.append(w)
+        n += len(w) + 1
+
+
+def number(rng: random.Random) -> str:
+    """A number in one of many printed formats: amounts, quantities, dates, times, phones, ids."""
+    x = rng.choice([rng.uniform(0, 10), rng.uniform(0, 100), rng.uniform(0, 10000)])
+    d, m, y = rng.randint(1, 31), rng.randint(1, 12), rng.randint(1990, 2035)
+    kind = rng.randrange(14)
+    return [f"{x:.2f}", f"{x:,.2f}", f"{rng.choice('$£€#')}{x:.2f}".replace("€", "E").replace("£", "L"),
+            f"-{x:.2f}", f"{rng.randint(0, 99999)}", f"{x:.1f}%", f"{d:02d}/{m:02d}/{y}", f"{y}-{m:02d}-{d:02d}",
+            f"{d}.{m}.{y % 100:02d}", f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+            f"({rng.randint(100, 999)}) {rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
+            f"{rng.choice('ABCDEFGHJKMNPRSTUVWXYZ')}{rng.randint(10, 99999)}-{rng.randint(0, 999):03d}",
+            f"{x:.3f}", f"{rng.randint(1, 99)}x"][kind]
+
+
+def page_lines(rng: random.Random, cpl: int) -> list[tuple[str, str, str]]:
+    """Printed lines ``(left, right, align)`` of one template-free page of ``cpl`` characters a line.
+
+    ``align``: left/center/right (``left`` only), ``split`` (``left`` at the margin, ``right``
+    right-aligned: an amount or a value), ``columns`` (``right`` starts at the middle), ``rule``.
+    """
+    lines = []
+    mode = rng.choice(["upper", "upper", "title", "lower"])
+    for _ in range(rng.randint(8, 40)):
+        mode = mode if rng.random() < 0.8 else rng.choice(["upper", "title", "lower"])
+        r = rng.random()
+        if r < 0.22:
+            lines.append((_words(rng, cpl, mode), "", rng.choice(["left", "left", "center", "right"])))
+        elif r < 0.45:  # item with an amount, inline quantity x price sometimes
+            amt = number(rng) if rng.random() < 0.3 else f"{rng.uniform(0, 999):.2f}"
+            left = _words(rng, max(3, cpl - len(amt) - 8), mode)
+            if rng.random() < 0.4:
+                q, pr = rng.randint(1, 24), rng.uniform(0.1, 400)
+                left = f"{left} {q} {rng.choice(['X', 'x', '@', '*'])} {pr:.2f}"[: max(3, cpl - len(amt) - 2)]
+            lines.append((left, amt, "split"))
+        elif r < 0.6:  # a value after a label
+            left = _words(rng, max(3, cpl // 2), mode) + rng.choice(["", ":", ""])
+            lines.append((left, number(rng), "split"))
+        elif r < 0.72:  # two columns
+            half = cpl // 2 - 1
+            lines.append((_words(rng, half, mode), _words(rng, half, mode), "columns"))
+        elif r < 0.8:
+            lines.append((" ".join(number(rng) for _ in range(rng.randint(1, max(1, cpl // 12)))), "",
+                          rng.choice(["left", "center", "right"])))
+        elif r < 0.88:
+            lines.append((random_text(rng, " ".join("x" * rng.randint(1, 9) for _ in range(rng.randint(1, cpl // 7 + 1))))[:cpl],
+                          "", rng.choice(["left", "center"])))
+        elif r < 0.95:
+            lines.append((rng.choice("-=*_.") * rng.randint(cpl // 2, cpl), "", "rule"))
+        else:
+            lines.append(("", "", "blank"))
+    return [(a[:cpl], b[:cpl], al) for a, b, al in lines]
+
+
+def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True) -> Rendered:
+    """A template-free page: page width 250-1200 px and type size drawn independently (their ratio
+    only bounded so a line holds 14-90 characters), one font family per page from ``families``.
+    The truth of a blank line is omitted; rule lines are kept in the truth (metrics drop them)."""
+    rng = random.Random(seed)
+    fam = rng.choice(list(families))
+    path = rng.choice(FONT_FAMILIES[fam])
+    while True:
+        page_w, size = rng.randint(250, 1200), rng.randint(10, 40)
+        font = ImageFont.truetype(str(FONT_DIR / path), size)
+        cw = font.getlength("0")
+        margin = rng.randint(2, max(3, int(3 * cw)))
+        cpl = int((page_w - 2 * margin) / cw)
+        if 14 <= cpl <= 90:
+            break
+    asc, desc = font.getmetrics()
+    pitch = int((asc + desc) * rng.uniform(1.0, 1.45))
+    lines = page_lines(rng, cpl)
+    top = rng.randint(pitch // 3, 2 * pitch)
+    page_h = 2 * top + pitch * len(lines)
+    paper, ink = rng.randint(215, 255), rng.randint(0, 80)
+    img = Image.new("L", (page_w, page_h), paper)
+    draw = ImageDraw.Draw(img)
+    truth, boxes = [], []
+    for k, (left, right, align) in enumerate(lines):
+        y = top + k * pitch
+        if align == "blank":
+            continue
+        lw = font.getlength(left)
+        x = {"center": (page_w - lw) / 2, "right": page_w - margin - lw}.get(align, margin)
+        draw.text((max(margin, x), y), left, font=font, fill=ink)
+        if align == "split" and right:
+            draw.text((max(margin + lw + cw, page_w - margin - font.getlength(right)), y), right, font=font, fill=ink)
+        elif align == "columns" and right:
+            draw.text((max(margin + lw + cw, page_w / 2), y), right, font=font, fill=ink)
+        truth.append(line_text(left, right, align))
+        boxes.append((y, y + pitch))
+    out = Rendered(img, truth, boxes, f"{fam}:{path}")
+    if artefacts:
+        out.image = degrade(img, rng, pitch)
+    return out
+
+
+def degrade(img: Image.Image, rng: random.Random, pitch: float) -> Image.Image:
+    """Scan and print artefacts, each at a random strength: rotation up to +-3 degrees and a mild
+    perspective (both bounded so a line's ends move by at most 0.3 line pitch, which keeps the line
+    boxes of the truth valid), thermal fading (a smooth lighter band), blur, ink spread, Gaussian
+    noise, fax speckle and binarisation, JPEG."""
+    w, h = img.size
+    paper = int(np.percentile(np.asarray(img), 90))
+    if rng.random() < 0.5:
+        limit = min(3.0, float(np.degrees(np.arctan(0.3 * pitch / (w / 2)))))
+        img = img.rotate(rng.uniform(-limit, limit), resample=Image.BILINEAR, fillcolor=paper)
+    if rng.random() < 0.3:  # keystone: top and bottom edges of different widths
+        dx = rng.uniform(0, 0.02) * w
+        img = img.transform((w, h), Image.QUAD, (dx, 0, -dx * rng.random(), h, w + dx * rng.random(), h, w - dx, 0),
+                            resample=Image.BILINEAR, fillcolor=paper)
+    if rng.random() < 0.2:
+        img = img.filter(ImageFilter.MinFilter(3))  # ink spread (bold, bleeding print)
+    if rng.random() < 0.5:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 1.2)))
+    a = np.asarray(img, dtype=np.float32)
+    if rng.random() < 0.5:  # thermal fading: ink lightens towards the paper, more in a smooth band
+        yy = np.arange(h, dtype=np.float32)[:, None]
+        band = np.exp(-((yy - rng.uniform(0, h)) / (rng.uniform(0.1, 0.6) * h)) ** 2)
+        fade = np.clip(rng.uniform(0.0, 0.3) + rng.uniform(0.0, 0.4) * band, 0, 0.7)
+        a = a + (paper - a) * fade
+    if rng.random() < 0.6:
+        a = a + np.random.default_rng(rng.randint(0, 2**31)).normal(0, rng.uniform(2, 16), a.shape)
+    if rng.random() < 0.15:  # fax: speckle, then a hard threshold
+        g = np.random.default_rng(rng.randint(0, 2**31))
+        a = np.where(g.random(a.shape) < rng.uniform(0.0005, 0.004), 0.0, a)
+        a = np.where(a < (paper + a.min()) / 2, 0.0, 255.0)
+    img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    if rng.random() < 0.6:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=rng.randint(30, 90))
+        img = Image.open(io.BytesIO(buf.getvalue())).convert("L")
+    return img

@@ -4,7 +4,10 @@ Stage 1 (instance-level pretraining, as TrOCR's own) trains on single printed li
 on random crops of *whole-line bands* whose maximum height grows linearly over training until it
 covers the chunk size used at inference (the model's input height). Pages are rendered on the fly
 by :mod:`.synth` from page seeds in ``[0, TRAIN_SEED_LIMIT)``; evaluation corpora use
-``write_corpus(seed=S)`` with ``S >= 500``, whose page seeds lie above that range.
+``write_corpus(seed=S)`` with ``S >= 500``, whose page seeds lie above that range. At every step a
+share ``1 - template_share`` of the pages are template-free (:func:`synth.render_page`: dictionary
+words, random strings, numbers), the rest receipts of the template (half of those with scrambled
+words); all in the training font families (:data:`synth.TRAIN_FAMILIES`).
 
 The loop is the shared engine (:func:`seqverse.core.train.fit`); ``OUT/checkpoint/`` holds what it
 needs to resume (model, optimizer, RNG and the batch stream's position, safetensors + JSON, no
@@ -46,6 +49,8 @@ class TrainConfig:
     scramble: float = 0.5  # stage 1: share of pages whose words are random characters (half that in stage 2)
     ctc_weight: float = 0.5  # joint CTC loss on single lines (conv-stem encoder only); 0 turns it off
     init: str = ""  # start from this checkpoint's weights (fresh optimizer), e.g. an earlier run's last/
+    template_share: float = 0.2  # share of template receipts among the pages (the rest: synth.render_page)
+    stem_init: str = ""  # "easyocr": start the "easyocr" stem from EasyOCR's pretrained CRNN convolutions
     model: OCRConfig = field(default_factory=OCRConfig)
 
 
@@ -58,12 +63,13 @@ def max_band_height(tc: TrainConfig, step: int, line_h: float) -> float:
     return line_h + frac * (H - line_h)
 
 
-def page_bands(page: synth.Rendered, proc: ChunkProcessor, rng: random.Random, n: int, h_max: float | None):
+def page_bands(page: synth.Rendered, proc: ChunkProcessor, rng: random.Random, n: int, h_max: float | None,
+               scaled=None):
     """Random whole-line bands of one page at the model's page scale: ``[(image, text)]``.
 
-    ``h_max=None`` means single lines (stage 1).
+    ``h_max=None`` means single lines (stage 1); ``scaled``: the page already at the model's scale.
     """
-    img = proc.page_scale(page.image)
+    img = scaled if scaled is not None else proc.page_scale(page.image)
     s = img.width / page.image.width
     boxes = [(t * s, b * s) for t, b in page.boxes]
     out = []
@@ -80,15 +86,28 @@ def page_bands(page: synth.Rendered, proc: ChunkProcessor, rng: random.Random, n
     return out
 
 
+def render_training_page(tc: TrainConfig, rng: random.Random, stage1: bool) -> synth.Rendered:
+    """One training page: template-free with probability ``1 - template_share``, else a template
+    receipt (scrambled words with probability ``scramble``, half that in stage 2)."""
+    seed = rng.randrange(TRAIN_SEED_LIMIT)
+    if rng.random() >= tc.template_share:
+        return synth.render_page(seed)
+    scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
+    families = synth.TRAIN_FAMILIES if tc.model.scale == "height" else synth.TEMPLATE_FAMILIES
+    return synth.render_receipt(seed, families=families, scramble=scramble)
+
+
 def make_batch(tc: TrainConfig, proc, tok, step: int, rng: random.Random):
     bands = []
     stage1 = step < tc.line_steps
     while len(bands) < tc.batch_size:
-        scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
-        page = synth.render_receipt(rng.randrange(TRAIN_SEED_LIMIT), scramble=scramble)
-        lh = (page.boxes[0][1] - page.boxes[0][0]) * proc.cfg.image_width / page.image.width
-        h = None if step < tc.line_steps else max_band_height(tc, step, lh)
-        bands += page_bands(page, proc, rng, tc.bands_per_page, h)
+        page = render_training_page(tc, rng, stage1)
+        if not page.lines:
+            continue
+        img = proc.page_scale(page.image)
+        lh = (page.boxes[0][1] - page.boxes[0][0]) * img.width / page.image.width
+        h = None if stage1 else max_band_height(tc, step, lh)
+        bands += page_bands(page, proc, rng, tc.bands_per_page, h, scaled=img)
     bands = bands[: tc.batch_size]
     x = proc.pixel_values([b[0] for b in bands], fit=tc.model.encoder == "convvit")
     return x, labels_tensor([b[1] for b in bands], tok, tc.model.max_length), [b[1] for b in bands]
@@ -123,7 +142,7 @@ def val_set(tc: TrainConfig, proc):
     rng = random.Random(12345)
     bands = []
     for i in range(tc.val_bands // 4):
-        page = synth.render_receipt(VAL_SEED_BASE + i)
+        page = synth.render_page(VAL_SEED_BASE + i) if tc.template_share < 1 else synth.render_receipt(VAL_SEED_BASE + i)
         bands += page_bands(page, proc, rng, 4, tc.model.image_height)
     return bands
 
@@ -218,6 +237,10 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
         src = VisionEncoderDecoderModel.from_pretrained(tc.init, local_files_only=True).state_dict()
         missing, unexpected = model.load_state_dict(src, strict=False)
         log(f"initialised from {tc.init} (new: {missing}, dropped: {unexpected})")
+    if tc.stem_init == "easyocr" and not (out / "checkpoint").is_dir():
+        from .convvit import load_easyocr_stem
+
+        log(f"stem from EasyOCR english_g2: {', '.join(load_easyocr_stem(model.encoder.stem))}")
     val = val_set(tc, proc) if tc.val_bands else []
 
     def on_step(step, record):
@@ -252,7 +275,7 @@ def _rank0() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def export(run_dir: str | Path, dst: str | Path, default_chunks: int = 15, metrics: dict | None = None,
+def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = None, metrics: dict | None = None,
            command: str = "") -> Path:
     """Copy a run's model (no optimizer state) into ``dst`` with a model card; the embedded default."""
     import shutil
@@ -265,28 +288,38 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int = 15, metri
     for name in ("config.json", "generation_config.json", "model.safetensors", "ocr_vocab.json"):
         shutil.copy2(src / name, tmp / name)
     meta = json.loads((src / "ocr_config.json").read_text())
+    height = meta.get("scale", "width") == "height"
+    if default_chunks is None and not height:
+        default_chunks = 15
     meta["default_chunks"] = default_chunks
     (tmp / "ocr_config.json").write_text(json.dumps(meta, indent=2))
     state = json.loads((src / "trainer_state.json").read_text())
-    encoder = ("hybrid conv-stem ViT (`seqverse_convvit`, stride 8)" if meta.get("encoder", "vit") == "convvit"
+    encoder = (f"hybrid conv-stem ViT (`seqverse_convvit`, {meta.get('stem', 'conv')} stem, stride "
+               f"{meta.get('stride_h', 8)}x{meta.get('stride_w', 8)})" if meta.get("encoder", "vit") == "convvit"
                else f"ViT ({meta['patch_height']}x{meta['patch_width']} patches)")
+    scale = (f"pages scaled so the line pitch is {meta['line_pitch']} px, chunks up to {meta['image_height']}x"
+             f"{meta['image_width']} px of their own width" if height
+             else f"pages scaled to {meta['image_width']} px wide, {meta['image_height']}x{meta['image_width']} chunks")
+    chunks = (f"{default_chunks} chunks per page" if default_chunks
+              else "chunks of about 0.6 x the input height (read.auto_chunks)")
     hist = "\n".join(f"| {h['step']} | {h['loss']:.4f} | {100 * h['val_cer']:.2f} |" for h in state["history"])
     card = f"""# seqverse TrOCR for receipts (embedded default)
 
-Small TrOCR (`transformers.VisionEncoderDecoderModel`: {encoder} encoder over a
-{meta['image_height']}x{meta['image_width']} grayscale chunk; TrOCR decoder over characters), trained from scratch on synthetic receipts
-(`seqverse.vision.ocr.synth`, fonts DejaVu + Liberation; GNU FreeFont held out).
+Small TrOCR (`transformers.VisionEncoderDecoderModel`: {encoder} encoder over a grayscale chunk,
+{scale}; TrOCR decoder over characters), trained on synthetic pages (`seqverse.vision.ocr.synth`:
+template-free pages and template receipts, share {meta['train'].get('template_share', 1.0)} of the latter;
+font families held out of training: GNU FreeFont, URW base35, Courier Prime).
 
 - Training: stage 1 single lines, stage 2 chunk curriculum (paper Sec. 3), {state['step']} steps,
   {state.get('seconds', 0) / 3600:.2f} h on a shared 2-core CPU (1 thread), seed {meta['train']['seed']}.
 - Settings: {json.dumps(meta['train'])}
 - Command: `{command or 'seqverse-vision ocr train -o runs/ocr/stage'}` then
-  `seqverse-vision ocr export {run_dir} --chunks {default_chunks}`.
-- Inference default: {default_chunks} chunks per page (borders snapped to line gaps).
+  `seqverse-vision ocr export {run_dir}{f' --chunks {default_chunks}' if default_chunks and height else ''}`.
+- Inference default: {chunks} (borders snapped to line gaps).
 
 Validation ({meta['train']['val_bands']} whole-line bands of pages with seeds 900,000,000+, greedy decoding without the
-loop clipping and rule counting that `ocr read` applies, so a decoding loop weighs heavily here; the
-training loss includes `ctc_weight` x the CTC loss):
+loop guard that `ocr read` applies, so a decoding loop weighs heavily here; the training loss includes
+`ctc_weight` x the CTC loss):
 
 | step | train loss | val CER % |
 |---|---|---|

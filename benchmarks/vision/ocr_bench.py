@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
     ap.add_argument("--no-peers", action="store_true", help="skip Tesseract and PP-OCRv5 (keep their old rows)")
+    ap.add_argument("--peer-sets", default=None, help="test sets the peers read (default: all of --sets)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "ocr" / "testsets"), help="where the test sets are built")
     ap.add_argument("--results", default=str(RESULTS), help="directory for ocr.json / ocr.md")
     args = ap.parse_args(argv)
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
     if args.no_peers:
         res["rows"] = [r for r in old.get("rows", []) if not r["system"].startswith("seqverse")]
     else:
-        for name, imgs in sets.items():
+        peer_sets = args.peer_sets.split(",") if args.peer_sets else names
+        for name, imgs in ((n, i) for n, i in sets.items() if n in peer_sets):
             for psm in (4, 6):
                 texts, pps = ocr_peers.tesseract(imgs, psm)
                 res["rows"].append({"system": f"tesseract 5 --psm {psm}", "split": "-", "corpus": name, "n": len(imgs),

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", metavar="DIR", type=clikit.output_dir,
                    help="write DIR/<image stem>.txt per page instead of printing (DIR is made only if a page is read)")
     p.add_argument("--chunks", type=clikit.int_range(1, 200), default=None,
-                   help="chunks per page (default: the model's tuned value)")
+                   help="chunks per page (default: the model's stored value, or for models scaled by line pitch "
+                   "one chunk per 0.6 x input height of the scaled page)")
     p.add_argument("--model", metavar="DIR", type=clikit.existing_dir,
                    help="checkpoint directory (seqverse or an official TrOCR one, offline; default: embedded)")
     p.add_argument("--batch-size", type=clikit.int_range(1, 4096), default=32, help="chunks decoded together")
@@ -129,7 +130,9 @@ def _read(args) -> None:
         print(f"0/{len(errors)} pages read", file=sys.stderr)
         raise SystemExit(2)
     model, proc = _model(args)
-    chunks = args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None) or DEFAULT_CHUNKS
+    pitch_scaled = proc.cfg is not None and proc.cfg.scale == "height"  # those split pages by their own height
+    chunks = (args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None)
+              or (None if pitch_scaled else DEFAULT_CHUNKS))
     results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,
                                 snap=not args.no_snap, progress=len(args.images) > 1)
     for r in results:
@@ -148,7 +151,7 @@ def _read(args) -> None:
                 if len(results) > 1:
                     print(f"==> {r.image} <==")
                 print(r.text)
-    print(f"{stats['read']}/{stats['pages']} pages, {stats['pages_per_s']:.2f} pages/s, {chunks} chunks", file=sys.stderr)
+    print(f"{stats['read']}/{stats['pages']} pages, {stats['pages_per_s']:.2f} pages/s, {chunks or 'auto'} chunks", file=sys.stderr)
     if stats["failed"]:
         raise SystemExit(2)
 

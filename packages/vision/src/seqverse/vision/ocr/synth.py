@@ -438,10 +438,10 @@ def degrade(img: Image.Image, rng: random.Random, pitch: float) -> Image.Image:
         a = a + (paper - a) * fade
     if rng.random() < 0.6:
         a = a + np.random.default_rng(rng.randint(0, 2**31)).normal(0, rng.uniform(2, 16), a.shape)
-    if rng.random() < 0.15:  # fax: speckle, then a hard threshold
+    if rng.random() < 0.15:  # fax: a hard threshold halfway between paper and ink, then speckle
         g = np.random.default_rng(rng.randint(0, 2**31))
+        a = np.where(a < (np.percentile(a, 90) + np.percentile(a, 0.5)) / 2, 0.0, 255.0)
         a = np.where(g.random(a.shape) < rng.uniform(0.0005, 0.004), 0.0, a)
-        a = np.where(a < (paper + a.min()) / 2, 0.0, 255.0)
     img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
     if rng.random() < 0.6:
         buf = io.BytesIO()

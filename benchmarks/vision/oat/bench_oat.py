@@ -6,7 +6,9 @@
     # human scanpaths (layout-only), held-out collages (human.py's fixed split), inter-human ceiling
     python benchmarks/vision/oat/bench_oat.py human --oat runs/oat/human_oat/best --samples 100
 
-Every system is scored by the same code (seqverse.vision.oat.predict.score_scanpaths) on the same
+The row "OAT (<rule>; chosen on validation)" uses the one decoding that select_decoding.py picked on
+the validation displays (results/decoding_<which>.json); greedy and the mean over samples stay as
+the official code reports them. Every system is scored by the same code (seqverse.vision.oat.predict.score_scanpaths) on the same
 displays. "OAT (random init)" is the same network untrained: the ablation of everything learned.
 Baselines fixate objects in their order until they reach the target. Each test set is evaluated
 once per final model; the models were selected on validation only (train's early stopping).
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
+from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.displays import load_displays
 from seqverse.vision.oat.model import OAT
 from seqverse.vision.oat.predict import inter_human, score_scanpaths
@@ -45,6 +48,28 @@ def oat_rows(name, model, displays, samples, seed=0, mm=True, mm_samples=True):
         row["behavioural_delta_sampled"] = s["behavioural_delta"]
         if mm and mm_samples:  # MultiMatch of the first 10 samples (the alignment is slow on 2 cores)
             row["multimatch_sampled10"] = score_scanpaths(displays, [x[:10] for x in sampled])["multimatch"]
+    return {"system": name, **row}
+
+
+def chosen_decoding(which: str, results: Path) -> dict | None:
+    """The decoding picked on validation by select_decoding.py (results/decoding_<which>.json), if any."""
+    path = Path(results) / f"decoding_{which}.json"
+    return json.loads(path.read_text())["chosen"] if path.is_file() else None
+
+
+def chosen_row(model, displays, chosen: dict, mm=True) -> dict:
+    """OAT scored with the one decoding chosen on validation (seqverse.vision.oat.decode)."""
+    rule, temp, n = chosen["decoding"], chosen["temperature"], chosen["samples"]
+    name = f"OAT ({rule}" + ("" if rule == "greedy" else f", T={temp:g}, n={n}") + "; chosen on validation)"
+    if rule == "sampled":
+        draws = [predict_objects(model, [d], sample=True, n=n, seed=k, temperature=temp)[0]
+                 for k, d in enumerate(displays)]
+        row = score_scanpaths(displays, draws, multimatch_too=False)
+        if mm:
+            row["multimatch"] = score_scanpaths(displays, [x[:10] for x in draws])["multimatch"]
+    else:
+        paths = decode(model, displays, rule, n=n, temperature=temp, seed=0)
+        row = score_scanpaths(displays, [[p] for p in paths], multimatch_too=mm)
     return {"system": name, **row}
 
 
@@ -80,6 +105,9 @@ def synthetic(args):
         images = {d.name: d.image() for d in displays}
         rows = [oat_rows("OAT", oat, displays, args.samples, mm_samples=False),
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
+        chosen = chosen_decoding("synthetic", args.results)
+        if chosen:
+            rows.insert(1, chosen_row(oat, displays, chosen))
         if pixel is not None:
             rows.append({"system": "pixel transformer", **score_scanpaths(displays, [[p] for p in
                                                                                     pixel_scanpaths(pixel, displays)])})
@@ -104,6 +132,9 @@ def human(args):
         displays = data[split][: args.limit]
         rows = [oat_rows("OAT (layout-only)", oat, displays, args.samples),
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
+        chosen = chosen_decoding("human", args.results)
+        if chosen:
+            rows.insert(1, chosen_row(oat, displays, chosen))
         for name, label in (("random", "random"), ("centre", "centre-out"), ("reading", "reading order")):
             paths = baseline_scanpaths(name, displays, max_len=oat.config.max_len)
             rows.append({"system": label, **score_scanpaths(displays, [[p] for p in paths])})

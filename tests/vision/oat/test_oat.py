@@ -256,3 +256,86 @@ def test_paper_configuration_and_layout_only_mode():
     assert 17e6 < sum(p.numel() for p in m.parameters()) < 19e6
     lo = OAT(OATConfig(**TINY, appearance=False), position_table=torch.randn(8, 6))
     assert not hasattr(lo, "cnn")  # layout-only: no CNN, one learned appearance vector
+
+
+# ---- decoding (oat/decode.py) ------------------------------------------------------------------------
+def test_mbr_choice_equals_all_pairs_reference():
+    from seqverse.vision.oat.decode import mbr_index, mbr_index_reference
+
+    assert mbr_index([[1, 2, 3], [9], [1, 2, 3], [1, 2]]) == 0  # the repeated, central draw
+    assert mbr_index([[4]]) == 0
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # duplicates are common in real draws: the fast path scores each once
+        pool = [list(rng.integers(0, 5, rng.integers(0, 5))) for _ in range(4)]
+        draws = [pool[i] for i in rng.integers(0, 4, rng.integers(1, 9))]
+        assert mbr_index(draws) == mbr_index_reference(draws)
+
+
+def test_scanpath_log_probs_normalise_over_every_path(tiny):
+    """With max_len 2 the generator's paths are [a] + end and [a, b] (cut): their probabilities sum to 1,
+    so the scorer applies generation's masks (end not at step 1, never PAD) and the cut rule."""
+    from seqverse.vision.oat.decode import scanpath_log_probs
+
+    folder, path, model = tiny
+    d = load_displays(path)[0]
+    n = d.n_objects
+    old = model.config.max_len
+    model.config.max_len = 2
+    try:
+        paths = [[a] for a in range(n)] + [[a, b] for a in range(n) for b in range(n)]
+        total = np.exp(scanpath_log_probs(model, d, paths)).sum()
+    finally:
+        model.config.max_len = old
+    assert total == pytest.approx(1.0, abs=1e-4)
+
+
+def test_decodings_return_one_path_per_display_and_cold_sampling_is_greedy(tiny):
+    from seqverse.vision.oat.decode import decode
+    from seqverse.vision.oat.train import predict_objects
+
+    folder, path, model = tiny
+    displays = load_displays(path)
+    greedy = decode(model, displays, "greedy")
+    cold = [p[0] for d in displays for p in [predict_objects(model, [d], sample=True, n=1, temperature=1e-4)[0]]]
+    assert cold == greedy
+    for rule in ("mbr", "likelihood"):
+        paths = decode(model, displays, rule, n=6, seed=3)
+        assert len(paths) == len(displays) and all(0 < len(p) <= model.config.max_len for p in paths)
+    with pytest.raises(ValueError, match="unknown decoding"):
+        decode(model, displays, "beam")
+
+
+@pytest.mark.slow
+def test_extra_training_data_leaves_every_other_split_identical(tmp_path):
+    """make-displays --extra-train-people/--extra-train-targets: more training scanpaths and displays from a
+    second random stream; validation and test files are byte-identical, the first people's scanpaths too."""
+    from seqverse.vision.oat.synth import SynthSpec, make_displays
+
+    base = dict(n_layouts=6, targets_per_layout=2, people=2, heldout_layouts=(5,), valid_layouts=(4,))
+    make_displays(tmp_path / "a", SynthSpec(**base))
+    counts = make_displays(tmp_path / "b", SynthSpec(**base, extra_train_people=3, extra_train_targets=2))
+    for split in counts:
+        if split != "train":
+            assert (tmp_path / "a" / f"{split}.json").read_bytes() == (tmp_path / "b" / f"{split}.json").read_bytes()
+    a = json.loads((tmp_path / "a" / "train.json").read_text())
+    b = json.loads((tmp_path / "b" / "train.json").read_text())
+    assert set(a) < set(b) and len(b) > len(a)
+    for name, rec in a.items():
+        assert [b[name]["fixations"][p] for p in rec["fixations"]] == list(rec["fixations"].values())
+        assert len(b[name]["fixations"]) == 5
+    held = SynthSpec().heldout_targets
+    assert all(rec["target_product"] not in held for rec in b.values())
+
+
+def test_training_continues_from_init_weights(tiny, tmp_path):
+    """train_oat(init=...) starts from the given model (oat train --init): at a vanishing learning rate the
+    selected weights are the initial ones, not a fresh random initialisation."""
+    from seqverse.vision.oat.train import train_oat
+
+    folder, path, model = tiny
+    displays = load_displays(path)
+    train_oat(displays, displays, tmp_path / "run", epochs=1, lr=1e-12, progress=False, init=model)
+    again = OAT.from_pretrained(tmp_path / "run" / "best")
+    assert again.config == model.config
+    for (k, v), w in zip(model.state_dict().items(), again.state_dict().values()):
+        torch.testing.assert_close(w, v, atol=1e-6, rtol=0, msg=k)

@@ -30,6 +30,11 @@ def register(subparsers) -> None:
     p.add_argument("--layouts", type=clikit.int_range(8, 200), default=40, help="number of layouts")
     p.add_argument("--people", type=clikit.int_range(1, 50), default=4, help="simulated scanpaths per display")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="corpus seed")
+    p.add_argument("--extra-train-people", type=clikit.int_range(0, 200), default=0,
+                   help="more simulated scanpaths on each training display only (a second random stream: the "
+                        "other splits stay identical)")
+    p.add_argument("--extra-train-targets", type=clikit.int_range(0, 200), default=0,
+                   help="more training displays per training layout (other, non-held-out targets)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_make_displays)
 
@@ -54,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-len", type=clikit.positive_int, default=40, help="longest generated scanpath")
     p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="random seed")
+    p.add_argument("--init", type=clikit.existing_dir, metavar="DIR", default=None,
+                   help="start from this checkpoint's weights and configuration (e.g. a run's best/; "
+                        "--d-model/--layers/--max-len are then taken from it)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_train)
 
@@ -100,7 +108,8 @@ def register(subparsers) -> None:
 def _make_displays(args) -> None:
     from .synth import SynthSpec, make_displays
 
-    spec = SynthSpec(n_layouts=args.layouts, people=args.people, seed=args.seed)
+    spec = SynthSpec(n_layouts=args.layouts, people=args.people, seed=args.seed,
+                     extra_train_people=args.extra_train_people, extra_train_targets=args.extra_train_targets)
     if args.layouts != 40:
         n = args.layouts
         spec.heldout_layouts = tuple(range(n - n // 5, n))
@@ -132,8 +141,17 @@ def _train(args) -> None:
         raise clikit.InputError("train: some displays have object images and some do not; use --layout-only")
     config = OATConfig(d_model=args.d_model, n_encoder_layers=args.layers, n_decoder_layers=args.layers,
                        appearance=appearance, max_len=args.max_len)
+    init = None
+    if args.init:
+        from .predict import load_model
+
+        init = load_model(args.init)
+        if init.config.appearance != appearance:
+            raise clikit.InputError(f"train: --init {args.init} is {'not ' if not init.config.appearance else ''}"
+                                    "an appearance model, unlike these displays")
+        config = init.config
     result = train_oat(train, valid, args.out, config, epochs=args.epochs, displays_per_batch=args.displays_per_batch, lr=args.lr,
-                       patience=args.patience, seed=args.seed, progress=not args.json)
+                       patience=args.patience, seed=args.seed, progress=not args.json, init=init)
     clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
                  "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)
 

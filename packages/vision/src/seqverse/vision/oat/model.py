@@ -219,11 +219,13 @@ class OAT(nn.Module):
 
     @torch.no_grad()
     def generate(self, batch: dict, sample: bool = False, max_len: int | None = None,
-                 generator: torch.Generator | None = None, cached: bool = True) -> list[list[int]]:
+                 generator: torch.Generator | None = None, cached: bool = True,
+                 temperature: float = 1.0) -> list[list[int]]:
         """Greedy (official ``test_max``) or sampled (``test_expect``) scanpaths, one per batch row.
 
         Each step picks over [objects..., target token]; choosing the target token ends the scanpath
-        (it is masked at step 1, so every scanpath has at least one fixation).
+        (it is masked at step 1, so every scanpath has at least one fixation). ``temperature`` divides
+        the logits before sampling (1 = the official sampler).
         """
         max_len = max_len or self.config.max_len
         memory, mem_pad, obj_app = self.encode(batch)
@@ -248,7 +250,7 @@ class OAT(nn.Module):
             if step == 0:
                 logits[:, N] = -1e9  # the first fixation cannot end the search
             if sample:
-                choice = torch.multinomial(F.softmax(logits, -1), 1, generator=generator)[:, 0]
+                choice = torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
             else:
                 choice = logits.argmax(-1)
             for b in range(B):

@@ -176,6 +176,11 @@ class SynthSpec:
     valid_layouts: tuple = tuple(range(28, 32))
     heldout_targets: tuple = tuple(range(50, 60))  # test: leave-targets-out (never a training target)
     seed: int = 0
+    # More training data only: extra simulated people on every training display and extra training
+    # displays (other targets on the training layouts), drawn from a second random stream so that every
+    # other split, and the first ``people`` scanpaths of each training display, equal the corpus without them.
+    extra_train_people: int = 0
+    extra_train_targets: int = 0
 
 
 def layout_geometry(layout: int, rng: np.random.Generator) -> np.ndarray:
@@ -210,6 +215,7 @@ def make_displays(out_dir: str | Path, spec: SynthSpec = SynthSpec(), progress: 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
+    extra = np.random.default_rng([spec.seed, 1])  # the extra training data's own stream
     products = make_products(spec.n_products, spec.seed)
     splits: dict[str, dict] = {}
     layouts = range(spec.n_layouts)
@@ -231,18 +237,23 @@ def make_displays(out_dir: str | Path, spec: SynthSpec = SynthSpec(), progress: 
         objects = [{"xmin": round(float(b[0]), 1), "xmax": round(float(b[2]), 1), "ymin": round(float(b[1]), 1),
                     "ymax": round(float(b[3]), 1)} for b in boxes]
         grid = [8, 3] if layout % 4 == 0 else [6, 4] if layout % 4 == 1 else [7, 4] if layout % 4 == 2 else [10, 5]
-        for t in rng.choice(len(boxes), size=min(spec.targets_per_layout, len(boxes)), replace=False):
-            t = int(t)
+        chosen = [int(t) for t in rng.choice(len(boxes), size=min(spec.targets_per_layout, len(boxes)),
+                                             replace=False)]
+        free = [t for t in range(len(boxes)) if t not in chosen and split_of(layout, int(pids[t]), spec) == "train"]
+        more = [int(t) for t in extra.permutation(free)[: spec.extra_train_targets]] if free else []
+        for k, t in enumerate(chosen + more):
             pid = int(pids[t])
+            split = split_of(layout, pid, spec)
             fixations = {}
-            for person in range(spec.people):
-                _, fix = simulate_search(boxes, placed, t, rng)
+            people = spec.people if split != "train" else spec.people + spec.extra_train_people
+            for person in range(people):
+                _, fix = simulate_search(boxes, placed, t, rng if k < len(chosen) and person < spec.people else extra)
                 fixations[str(person + 1)] = fix.tolist()
             name = f"L{layout:02d}_T{pid:02d}"
             rec = {"size": {"width": WIDTH, "height": HEIGHT}, "ground_truth": [objects[t]],
                    "target": f"product_{pid:02d}", "grid": grid, "image": f"images/{img_name}",
                    "objects": objects, "fixations": fixations, "layout": layout, "target_product": pid}
-            splits.setdefault(split_of(layout, pid, spec), {})[name] = rec
+            splits.setdefault(split, {})[name] = rec
     for split, recs in splits.items():
         write_json_atomic(out / f"{split}.json", recs)
     return {k: len(v) for k, v in sorted(splits.items())}

@@ -21,8 +21,8 @@ from .model import OAT, OATConfig
 
 
 def predict_objects(model, displays: Sequence[Display], sample: bool = False, n: int = 1, batch_size: int = 16,
-                    seed: int = 0) -> list[list[list[int]]]:
-    """Scanpaths (object indices) per display: greedy (n=1) or ``n`` sampled ones."""
+                    seed: int = 0, temperature: float = 1.0) -> list[list[list[int]]]:
+    """Scanpaths (object indices) per display: greedy (n=1) or ``n`` sampled ones (at ``temperature``)."""
     from .data import display_tensors
 
     model.eval()
@@ -36,7 +36,7 @@ def predict_objects(model, displays: Sequence[Display], sample: bool = False, n:
         return out
     for d in displays:
         batch = display_tensors([d] * n, appearance)
-        out.append(model.generate(batch, sample=True, generator=gen))
+        out.append(model.generate(batch, sample=True, generator=gen, temperature=temperature))
     return out
 
 
@@ -106,11 +106,19 @@ def fit_displays(model, items: Sequence, make_batch: Callable, loss_fn: Callable
 
 def train_oat(train: Sequence[Display], valid: Sequence[Display], out_dir: str | Path,
               config: OATConfig | None = None, epochs: int = 30, displays_per_batch: int = 4, lr: float = 1e-4,
-              patience: int = 5, seed: int = 0, max_len: int = 80, progress: bool = True) -> dict:
-    """Train OAT on displays' scanpaths; select the epoch with the lowest validation behavioural delta."""
+              patience: int = 5, seed: int = 0, max_len: int = 80, progress: bool = True,
+              init: OAT | None = None) -> dict:
+    """Train OAT on displays' scanpaths; select the epoch with the lowest validation behavioural delta.
+
+    ``init``: a trained model to continue from (its weights and configuration), e.g. onto more data."""
     torch.manual_seed(seed)
-    config = config or OATConfig(appearance=train[0].crops is not None)
-    model = OAT(config)
+    if init is not None:
+        config = init.config
+        model = OAT(config, position_table=init.position_table)
+        model.load_state_dict(init.state_dict())
+    else:
+        config = config or OATConfig(appearance=train[0].crops is not None)
+        model = OAT(config)
     items = examples(train, min(max_len, config.max_len))
     from seqverse.core.train import global_sum
 

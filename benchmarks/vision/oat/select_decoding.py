@@ -1,0 +1,101 @@
+"""Pick OAT's decoding rule on VALIDATION displays only (the test sets are not read here).
+
+    python benchmarks/vision/oat/select_decoding.py human      # validation collages (human.py's split)
+    python benchmarks/vision/oat/select_decoding.py synthetic  # runs/oat/synth/valid.json
+
+Candidates (seqverse.vision.oat.decode): greedy; "sampled" = every one of n draws scored (the
+official test_expect mean); mbr at temperatures 0.7 and 1.0; likelihood at 1.0. Each is one
+decoding for the whole set (no mixing of rules across metrics).
+
+Rule, fixed before the runs: rank the candidates on each of the issue's two acceptance metrics
+(human: sequence score and MultiMatch; synthetic: sequence score and behavioural delta), keep the
+lowest sum of ranks, ties to the higher sequence score. Writes results/decoding_<which>.json, which
+bench_oat.py reads for its "chosen on validation" row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqverse.vision.oat.decode import decode
+from seqverse.vision.oat.displays import load_displays
+from seqverse.vision.oat.model import OAT
+from seqverse.vision.oat.predict import score_scanpaths
+from seqverse.vision.oat.train import predict_objects
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CANDIDATES = (("greedy", 1.0), ("sampled", 1.0), ("mbr", 0.7), ("mbr", 1.0), ("likelihood", 1.0))
+METRICS = {"human": (("sequence_score", "max"), ("multimatch", "max")),
+           "synthetic": (("sequence_score", "max"), ("behavioural_delta", "min"))}
+
+
+def evaluate(model, displays, rule: str, temperature: float, n: int, multimatch_too: bool) -> dict:
+    if rule == "sampled":
+        draws = [predict_objects(model, [d], sample=True, n=n, seed=k, temperature=temperature)[0]
+                 for k, d in enumerate(displays)]
+        row = score_scanpaths(displays, draws, multimatch_too=False)
+        if multimatch_too:  # MultiMatch of the first 10 draws (alignment is slow), as bench_oat.py
+            row["multimatch"] = score_scanpaths(displays, [x[:10] for x in draws])["multimatch"]
+        return row
+    paths = decode(model, displays, rule, n=n, temperature=temperature, seed=0)
+    return score_scanpaths(displays, [[p] for p in paths], multimatch_too=multimatch_too)
+
+
+def choose(rows: list[dict], metrics) -> int:
+    """Index of the lowest sum of ranks over ``metrics`` (ties: higher sequence score)."""
+    ranks = np.zeros(len(rows))
+    for name, mode in metrics:
+        vals = np.array([r[name] for r in rows]) * (-1 if mode == "max" else 1)
+        ranks += np.argsort(np.argsort(vals, kind="stable"), kind="stable")
+    return min(range(len(rows)), key=lambda i: (ranks[i], -rows[i]["sequence_score"]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=("human", "synthetic"), help="data set")
+    parser.add_argument("--oat", default=None, help="checkpoint (default runs/oat/{human_oat,synth_oat}/best)")
+    parser.add_argument("--synth", default="runs/oat/synth", help="make-displays folder (synthetic)")
+    parser.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
+    parser.add_argument("--samples", type=int, default=None, help="draws per display (default human 100, synthetic 20)")
+    parser.add_argument("--results", default=str(RESULTS), help="folder for decoding_<which>.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    human = args.which == "human"
+    oat = OAT.from_pretrained(args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat/best"))
+    n = args.samples or (100 if human else 20)
+    if human:
+        from seqverse.vision.oat.human import load_human
+
+        displays = load_human(args.human_file)["valid"]
+    else:
+        c = oat.config
+        displays = load_displays(Path(args.synth) / "valid.json", (c.crop_height, c.crop_width))
+    rows = []
+    for rule, temp in CANDIDATES:
+        row = {"decoding": rule, "temperature": temp, "samples": 1 if rule == "greedy" else n,
+               **evaluate(oat, displays, rule, temp, n, multimatch_too=human)}
+        rows.append(row)
+        print(f"{rule:10s} T={temp:.1f}  " + "  ".join(f"{m}={row[m]:.4f}" for m, _ in METRICS[args.which]),
+              flush=True)
+    best = choose(rows, METRICS[args.which])
+    out = {"command": "python benchmarks/vision/oat/select_decoding.py " + " ".join(sys.argv[1:]),
+           "model": args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat/best"),
+           "set": "validation", "n_displays": len(displays), "rule": "lowest sum of ranks on "
+           + " and ".join(m for m, _ in METRICS[args.which]) + "; ties to the higher sequence score",
+           "candidates": rows, "chosen": {k: rows[best][k] for k in ("decoding", "temperature", "samples")},
+           "seconds": round(time.time() - t0, 1)}
+    Path(args.results).mkdir(parents=True, exist_ok=True)
+    (Path(args.results) / f"decoding_{args.which}.json").write_text(json.dumps(out, indent=2))
+    print("chosen:", out["chosen"])
+
+
+if __name__ == "__main__":
+    main()

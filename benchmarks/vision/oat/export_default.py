@@ -1,6 +1,7 @@
 """Copy a trained synthetic OAT run into the package as the embedded default (fp16) with its model card.
 
     python benchmarks/vision/oat/export_default.py runs/oat/synth_oat
+    python benchmarks/vision/oat/export_default.py runs/oat/synth_oat_big --continued-from runs/oat/synth_oat
 
 The card records the data, the command, the seed, validation metrics from the run's metrics.jsonl and,
 when benchmarks/vision/oat/results/synthetic.json exists, the held-out test metrics.
@@ -13,6 +14,7 @@ from pathlib import Path
 from seqverse.vision.oat.model import OAT
 
 run = Path(sys.argv[1])
+first = Path(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--continued-from" else None
 dest = Path(__file__).resolve().parents[3] / "packages/vision/src/seqverse/vision/oat/assets/oat-synthetic"
 model = OAT.from_pretrained(run / "best")
 meta = json.loads((run / "best" / "config.json").read_text())
@@ -21,6 +23,15 @@ model.save_pretrained(dest, half=True, extra={"best_epoch": meta.get("best_epoch
 n_params = sum(p.numel() for p in model.parameters())
 size_mb = (dest / "model.safetensors").stat().st_size / 1e6
 evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "valid_delta" in line]
+stage1 = ""
+if first is not None:
+    evals1 = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines() if "valid_delta" in line]
+    meta1 = json.loads((first / "best" / "config.json").read_text())
+    stage1 = (f"  Stage 1: `{first}` on the 40-layout corpus above, selected epoch {meta1.get('best_epoch')} of "
+              f"{len(evals1)}. Stage 2 (this checkpoint): continued from stage 1's weights (`oat train --init`) on "
+              "the same corpus with more training data only (`make-displays --extra-train-people 4 "
+              "--extra-train-targets 8`: 415 training displays x 8 simulated people instead of 191 x 4, from a "
+              "second random stream; validation and test files byte-identical).\n")
 best = min(evals, key=lambda r: r["valid_delta"])
 test = ""
 res = Path(__file__).resolve().parent / "results" / "synthetic.json"
@@ -28,8 +39,12 @@ if res.is_file():
     sets = json.loads(res.read_text())["sets"]
     for split, rows in sets.items():
         r = next(x for x in rows if x["system"] == "OAT")
-        test += (f"| {split} | {r['sequence_score']:.3f} | {r.get('sequence_score_sampled', float('nan')):.3f} | "
-                 f"{r['behavioural_delta']:.3f} | {r['multimatch']:.3f} |\n")
+        test += (f"| {split} | greedy | {r['sequence_score']:.3f} | {r.get('sequence_score_sampled', float('nan')):.3f} "
+                 f"| {r['behavioural_delta']:.3f} | {r['multimatch']:.3f} |\n")
+        for r in rows:
+            if "chosen on validation" in r["system"]:
+                test += (f"| {split} | {r['system'][5:-1]} | {r['sequence_score']:.3f} | | {r['behavioural_delta']:.3f} "
+                         f"| {r['multimatch']:.3f} |\n")
 c = model.config
 card = f"""# OAT embedded default: `oat-synthetic`
 
@@ -46,16 +61,18 @@ contains no human data. It predicts object-level scanpaths for displays whose ob
   4 simulated scanpaths per display; train = layouts 0-27 with targets outside products 50-59;
   validation = layouts 28-31; held out: layouts 32-39 (test_layout) and target products 50-59 (test_target).
 - Training: teacher-forced cross-entropy, Adam lr 1e-4, gradient clip 1.0, 4 displays (16 scanpaths)
-  per batch, seed 0, early stopping (patience 6) on the validation behavioural delta; selected epoch
+  per batch, seed 0, the epoch with the lowest validation behavioural delta (patience 100); selected epoch
   {meta.get('best_epoch')} of {len(evals)} (validation delta {best['valid_delta']:.3f}, sequence score
   {best['valid_sequence_score']:.3f}).
-- Rebuild: `bash benchmarks/vision/oat/rebuild_default.sh` (make-displays, train, this export).
+{stage1}- Rebuild: `bash benchmarks/vision/oat/rebuild_default.sh` (make-displays, train, this export).
+- Decoding: `benchmarks/vision/oat/results/decoding_synthetic.json` records the rule chosen on validation
+  (greedy, mean of draws, minimum Bayes risk, likelihood) and the benchmark's "chosen on validation" row.
 
 Held-out test (benchmarks/vision/oat/results/synthetic.md; greedy sequence score, mean over 20 sampled
 scanpaths, behavioural delta, MultiMatch):
 
-| split | sequence score | sampled | delta | MultiMatch |
-|---|---|---|---|---|
+| split | decoding | sequence score | sampled | delta | MultiMatch |
+|---|---|---|---|---|---|
 {test}
 """
 (dest / "MODEL_CARD.md").write_text(card)

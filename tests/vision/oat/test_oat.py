@@ -227,6 +227,13 @@ def test_predict_evaluate_plot_round_trip(tmp_path, capsys, tiny):
     assert 0 <= res["sequence_score"] <= 1 and 0 <= res["multimatch"] <= 1 and res["displays"] == 3
     assert main(["oat", "plot", str(path), str(out), "-o", str(tmp_path / "png"), "--limit", "2", "--json"]) == 0
     assert len(list((tmp_path / "png").glob("*.png"))) == 2
+    from seqverse.vision.oat.decode import decode
+
+    mbr = tmp_path / "mbr.json"
+    assert main(["oat", "predict", str(path), "-o", str(mbr), "--model", str(folder / "model"), "--decoding", "mbr",
+                 "--draws", "4", "--json"]) == 0
+    want = decode(OAT.from_pretrained(folder / "model"), displays, "mbr", n=4, seed=0)
+    assert [json.loads(mbr.read_text())[d.name]["objects"] for d in displays] == want
 
 
 def test_fixations_map_to_boxes_then_nearest_centre(tiny):

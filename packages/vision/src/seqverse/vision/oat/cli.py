@@ -68,9 +68,9 @@ def register(subparsers) -> None:
     p = sub.add_parser("predict", help="predict scanpaths for displays (embedded model by default)",
                        description="DISPLAYS.json: the shared file's schema (fixations optional and ignored; "
                        "objects with boxes and a 'crop' image each, or a display 'image' to cut them from; "
-                       "without objects, a grid of cells). OUT.json maps each display to its greedy scanpath "
-                       "'fixations' [[x, y], ...] (object centres, display pixels), 'objects' (indices) and, "
-                       "with --samples N, N sampled scanpaths.")
+                       "without objects, a grid of cells). OUT.json maps each display to its scanpath "
+                       "'fixations' [[x, y], ...] (object centres, display pixels; by --decoding, greedy by "
+                       "default), 'objects' (indices) and, with --samples N, N sampled scanpaths.")
     p.add_argument("displays", type=clikit.existing_file, metavar="DISPLAYS.json", help="displays to predict")
     p.add_argument("-o", "--out", required=True, type=clikit.output_file, metavar="OUT.json", help="predictions file")
     p.add_argument("--samples", type=clikit.nonneg_int, default=0,
@@ -78,6 +78,14 @@ def register(subparsers) -> None:
     p.add_argument("--model", type=clikit.existing_dir, metavar="DIR",
                    help="checkpoint folder (config.json + model.safetensors); default: the embedded model")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
+    p.add_argument("--decoding", choices=("greedy", "mbr", "mbr_mm", "likelihood"), default="greedy",
+                   help="how 'fixations' is chosen: greedy (official), mbr (of --draws sampled scanpaths, the one "
+                        "with the highest mean sequence score to the others), mbr_mm (the same with sequence score "
+                        "+ MultiMatch; slow), likelihood (the most probable draw)")
+    p.add_argument("--draws", type=clikit.positive_int, default=100, help="sampled scanpaths behind --decoding mbr/"
+                   "mbr_mm/likelihood")
+    p.add_argument("--temperature", type=clikit.positive_float, default=1.0, help="sampling temperature of the draws "
+                   "(and of --samples)")
     p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_predict)
@@ -163,7 +171,8 @@ def _predict(args) -> None:
 
     torch.set_num_threads(args.threads)
     summary = predict_file(args.displays, args.out, args.model, samples=args.samples, seed=args.seed,
-                           progress=not args.json)
+                           progress=not args.json, decoding=args.decoding, draws=args.draws,
+                           temperature=args.temperature)
     clikit.emit({**summary, "out": args.out}, args.json)
 
 

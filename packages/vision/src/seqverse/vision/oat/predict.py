@@ -46,10 +46,13 @@ def load_model(directory: str | Path | None = None):
 
 
 def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str | Path | None = None,
-                 samples: int = 0, seed: int = 0, progress: bool = False) -> dict:
-    """Predict a scanpath (and ``samples`` sampled ones) for every display; write OUT.json atomically."""
+                 samples: int = 0, seed: int = 0, progress: bool = False, decoding: str = "greedy",
+                 draws: int = 100, temperature: float = 1.0) -> dict:
+    """Predict a scanpath (by ``decoding``, see :mod:`.decode`) and ``samples`` sampled ones for every
+    display; write OUT.json atomically."""
     import torch
 
+    from .decode import decode
     from .train import predict_objects
 
     model = load_model(model_dir)
@@ -66,7 +69,7 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
             raise InputError(f"{displays_path}: display {d.name!r}: grid {d.grid} exceeds the position code's "
                              f"{c.table_size} rows/columns")
     torch.manual_seed(seed)
-    greedy = [p[0] for p in predict_objects(model, displays)]
+    greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed)
     sampled = None
     if samples:
         it = displays
@@ -74,7 +77,8 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
             from tqdm import tqdm
 
             it = tqdm(displays, desc="sampling", unit="display")
-        sampled = [predict_objects(model, [d], sample=True, n=samples, seed=seed + k)[0] for k, d in enumerate(it)]
+        sampled = [predict_objects(model, [d], sample=True, n=samples, seed=seed + k, temperature=temperature)[0]
+                   for k, d in enumerate(it)]
     result = {}
     for k, d in enumerate(displays):
         centres = d.centres
@@ -84,7 +88,7 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
         result[d.name] = rec
     with atomic_write(out_path) as f:
         json.dump(result, f)
-    return {"displays": len(displays), "samples_per_display": samples,
+    return {"displays": len(displays), "samples_per_display": samples, "decoding": decoding,
             "mean_length": float(np.mean([len(g) for g in greedy]))}
 
 

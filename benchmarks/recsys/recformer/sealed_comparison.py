@@ -346,6 +346,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--target", choices=["ml-100k", "ml-1m"], default="ml-100k",
                     help="target dataset; ml-1m (second target) reuses ML-100K's finalist, no re-selection")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="seeds stage: train only this seed of the finalist (default: every one still missing)")
     ap.add_argument("--protocol", choices=["full", "cpu"], default="full",
                     help="full: the README's sealed protocol; cpu: its CPU edition (Recformer side only)")
     args = ap.parse_args()
@@ -366,13 +368,16 @@ def main() -> None:
         elif stage == "seeds":
             fin = finalist()
             for seed in SEEDS if TARGET != "ml-100k" else SEEDS[1:]:
-                train_recformer(fin, seed, args)
+                if args.seed is None or seed == args.seed:
+                    train_recformer(fin, seed, args)
             for ablation in ABLATIONS if TARGET == "ml-100k" else ():
                 train_recformer(f"{fin}+{ablation}", 2020, args)
-        elif stage == "test":
+        elif stage == "test":  # every finished run of the finalist (a seed still to train is skipped)
             fin = finalist()
             for seed in SEEDS:
-                test_once(fin, seed)
+                m = run_dir(fin, seed) / "metrics.json"
+                if m.exists() and json.loads(m.read_text()).get("finished"):
+                    test_once(fin, seed)
             for ablation in ABLATIONS if TARGET == "ml-100k" else ():
                 test_once(f"{fin}+{ablation}", 2020)
         else:

@@ -138,3 +138,15 @@ def test_fp16_export_loads_as_float32(tmp_path):
     assert all(p.dtype == torch.float32 for p in w.values())
     for k, p in model.named_parameters():
         assert torch.equal(w[k], p.detach().half().float())
+
+
+def test_timbre_curve_subsets_start_with_the_base_corpus_timbres():
+    from dataclasses import asdict
+
+    from seqverse.speech.adaspeech.train import source_timbres
+
+    summary = {"speakers": [asdict(s) for s in C.default_speakers(extended=True)]}
+    timbres = source_timbres(summary)
+    assert len(timbres) == 16 and len(set(timbres)) == 16
+    assert timbres[:5] == ["espeak", "festival:kal_diphone", "festival:ked_diphone", "flite:awb", "flite:rms"]
+    assert "rhvoice:clb" not in timbres and "festival:slt" not in timbres

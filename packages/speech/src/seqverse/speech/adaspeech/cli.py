@@ -44,7 +44,7 @@ def _train(args):
     sizes = dict(PAPER_SIZE) if args.size == "paper" else {}
     sizes.update({k: v for k, v in (("decoder_layers", args.decoder_layers), ("speaker_dim", args.speaker_dim)) if v})
     r = train(args.corpus, args.out, steps=args.steps, max_frames=args.max_frames, lr=args.lr, seed=args.seed,
-              config_overrides=sizes)
+              config_overrides=sizes, warmup=args.warmup, checkpoint_every=args.checkpoint_every)
     export_model(f"{args.out}/model", args.corpus, f"{args.out}/model")
     clikit.emit({"step": r["step"], "model": r["out"], **{f"val_{k}": v for k, v in r["val"].items()}}, args.json)
 
@@ -108,6 +108,9 @@ def register(subparsers) -> None:
     t.add_argument("--steps", type=clikit.positive_int, default=3000, help="optimizer steps")
     t.add_argument("--max-frames", type=clikit.int_range(100, 10**7), default=4000, help="padded mel frames per batch")
     t.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="peak learning rate")
+    t.add_argument("--warmup", type=clikit.positive_int, default=400, help="linear warm-up steps before the cosine")
+    t.add_argument("--checkpoint-every", type=clikit.positive_int, default=250,
+                   help="steps between checkpoints (resume point), validation and model/ exports")
     t.add_argument("--size", choices=("paper", "small"), default="paper",
                    help="paper (default): d=256, 4 decoder blocks (8 CLNs), 256-dim E^s, 4,352 stored numbers per voice; "
                         "small: d=128, 2 decoder blocks, 5-dim E^s (the models shipped before issue 27)")

@@ -121,7 +121,8 @@ def source_lr_factor(step: int, steps: int, warmup: int = 400) -> float:
 
 
 def train_source(model: AdaSpeech, train_items: list[dict], val_items: list[dict], out: Path | None, steps: int,
-                 max_frames: int, lr: float, rng_state, checkpoint_every: int = 250, progress: bool = True, mesh=None):
+                 max_frames: int, lr: float, rng_state, checkpoint_every: int = 250, progress: bool = True, mesh=None,
+                 warmup: int = 400):
     """Source-model training with :func:`seqverse.core.train.fit`: AdamW (0.9, 0.98), the warm-up x
     cosine lr, clipping at 1; validation losses, ``model/``, ``metrics.jsonl`` and ``curves.png``
     every ``checkpoint_every`` steps. Returns the engine's FitResult."""
@@ -141,7 +142,7 @@ def train_source(model: AdaSpeech, train_items: list[dict], val_items: list[dict
                          out_dir=str(out) if out is not None else None, checkpoint_every=checkpoint_every,
                          eval_every=checkpoint_every, log_every=25, progress=progress, loss_is_part=True)
     return fit(model, SourceBatches(train_items, max_frames, rng_state, index), source_loss, config,
-               eval_fn=eval_fn if val_items else None, schedule=lambda s: source_lr_factor(s, steps), on_step=on_step,
+               eval_fn=eval_fn if val_items else None, schedule=lambda s: source_lr_factor(s, steps, warmup), on_step=on_step,
                mesh=mesh)
 
 
@@ -151,13 +152,33 @@ def _rank0() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
+def source_timbres(summary: dict) -> list[str]:
+    """The corpus's base timbres of source speakers, in corpus order (see ``corpus.Speaker.base``)."""
+    from seqverse.speech.adaspeech.corpus import Speaker
+
+    out = []
+    for s in summary["speakers"]:
+        base = Speaker(**s).base
+        if s["role"] == "source" and base not in out:
+            out.append(base)
+    return out
+
+
 def train(corpus_dir, out_dir, steps: int = 6000, max_frames: int = 6000, lr: float = 1e-3, seed: int = 0,
-          checkpoint_every: int = 250, config_overrides: dict | None = None, progress: bool = True) -> dict:
-    """Train (or resume, from ``out_dir/checkpoint``) the multi-speaker source model on the corpus's source speakers."""
+          checkpoint_every: int = 250, config_overrides: dict | None = None, progress: bool = True,
+          n_timbres: int | None = None, warmup: int = 400) -> dict:
+    """Train (or resume, from ``out_dir/checkpoint``) the multi-speaker source model on the corpus's
+    source speakers (``n_timbres``: only those of the first N base timbres, for the gap-vs-timbres curve)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     utts, summary = load_corpus(corpus_dir)
     source = [u for u in utts if u["role"] == "source"]
+    if n_timbres is not None:
+        from seqverse.speech.adaspeech.corpus import Speaker
+
+        keep = set(source_timbres(summary)[:n_timbres])
+        names = {s["name"] for s in summary["speakers"] if Speaker(**s).base in keep}
+        source = [u for u in source if u["speaker"] in names]
     speakers = sorted({u["speaker"] for u in source})
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -173,7 +194,8 @@ def train(corpus_dir, out_dir, steps: int = 6000, max_frames: int = 6000, lr: fl
                               mel_std=(mels.std(0) + 1e-3).tolist(), stats=summary["stats"], **(config_overrides or {}))
         model = AdaSpeech(cfg)
         model.save_pretrained(out / "model")
-    result = train_source(model, train_items, val_items, out, steps, max_frames, lr, rng.getstate(), checkpoint_every, progress)
+    result = train_source(model, train_items, val_items, out, steps, max_frames, lr, rng.getstate(), checkpoint_every, progress,
+                          warmup=warmup)
     index = {s: i for i, s in enumerate(model.config.speakers)}
     return {"step": result.steps_done, "val": evaluate_loss(model, val_items, index), "out": str(out / "model")}
 

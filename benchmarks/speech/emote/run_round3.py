@@ -1,7 +1,9 @@
 """Round 3 (issue 24): equal step budgets, a FLINT with less temporal compression, the lip-closure loss and
 audio augmentation for unseen voices. One process, every step resumable (rerun the same command):
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/speech/emote/run_round3.py [RUN] [JUDGES]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/speech/emote/run_round3.py [RUN] [JUDGES] [SYSTEMS] [aug|plain] [S1 S2] [W]
+
+(W: the closure-loss weight, default LOSS_WEIGHTS["closure"] = 1.)
 
 RUN (default runs/emote/r4) links the judges (lip reader, lip judge, emotion net) of JUDGES (default
 runs/emote/final) and trains, in order:
@@ -29,8 +31,12 @@ from seqverse.speech.emote.evaluate import evaluate
 CORPUS = "runs/emote/corpus"
 RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/emote/r4")
 JUDGES = Path(sys.argv[2] if len(sys.argv) > 2 else "runs/emote/final")
-S1, S2, FLINT_STEPS, BATCH = 600, 400, 2000, 8
-SYSTEMS = ["regression", "no_prior_closure", "emote_closure", "emote", "no_prior", "no_exchange_closure"]
+SYSTEMS = sys.argv[3].split(",") if len(sys.argv) > 3 else [
+    "regression", "no_prior_closure", "emote_closure", "emote", "no_prior", "no_exchange_closure"]
+AUGMENT = (sys.argv[4] if len(sys.argv) > 4 else "aug") == "aug"
+S1, S2 = (int(x) for x in sys.argv[5:7]) if len(sys.argv) > 6 else (600, 400)
+CLOSURE_WEIGHT = float(sys.argv[7]) if len(sys.argv) > 7 else None
+FLINT_STEPS, BATCH = 2000, 8
 
 
 def validate(variant: str):
@@ -49,10 +55,10 @@ def main():
             (RUN / name).symlink_to((JUDGES / name).resolve())
     print(T.train_flint(CORPUS, RUN / "flint_q1", FLINT_STEPS, batch_size=16, param_weight=10.0, quant_factor=1,
                         progress=False), flush=True)
-    for variant in sys.argv[3].split(",") if len(sys.argv) > 3 else SYSTEMS:
+    for variant in SYSTEMS:
         print(variant, T.train_emote(CORPUS, RUN / variant, RUN / "flint_q1" / "model", RUN / "lip_reader",
                                      RUN / "emotion_net", variant, S1, S2, batch_size=BATCH, progress=False,
-                                     augment=True), flush=True)
+                                     augment=AUGMENT, closure_weight=CLOSURE_WEIGHT), flush=True)
         validate(variant)
 
 

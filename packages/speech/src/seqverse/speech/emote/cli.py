@@ -53,7 +53,8 @@ def _train(args):
     torch.set_num_threads(args.threads)
     r = train_all(args.corpus, args.out, variants=args.variants, flint_steps=args.flint_steps,
                   judge_steps=args.judge_steps, steps1=args.steps1, steps2=args.steps2, seed=args.seed,
-                  flint_param_weight=args.flint_param_weight)
+                  flint_param_weight=args.flint_param_weight, flint_quant_factor=args.flint_quant_factor,
+                  augment=args.augment)
     clikit.emit(r, True)
 
 
@@ -118,10 +119,15 @@ def register(subparsers) -> None:
     t.add_argument("corpus", type=clikit.existing_dir, help="corpus directory from `emote corpus`")
     t.add_argument("-o", "--out", required=True, type=clikit.output_dir, help="run directory")
     t.add_argument("--variants", type=_variants, default="emote,regression,no_exchange,no_prior",
-                   help="comma-separated systems to train (emote, no_exchange, no_prior, regression)")
+                   help="comma-separated systems to train (emote, no_exchange, no_prior, regression; with the "
+                        "lip-closure loss: emote_closure, no_exchange_closure, no_prior_closure)")
     t.add_argument("--flint-steps", type=clikit.int_range(1), default=1200, help="FLINT prior steps")
     t.add_argument("--flint-param-weight", type=clikit.float_range(0), default=0.0,
                    help="weight of the parameter loss in FLINT (0: vertex loss only, as inferno and the shipped model)")
+    t.add_argument("--flint-quant-factor", type=clikit.int_range(0, 4), default=2,
+                   help="FLINT halves time this many times (2: 4 frames per latent step; 1 keeps short lip closures better)")
+    t.add_argument("--augment", action="store_true",
+                   help="VTLP + frequency-mask augmentation of the training audio (off: the shipped recipe)")
     t.add_argument("--judge-steps", type=clikit.int_range(1), default=300, help="steps for each judge network")
     t.add_argument("--steps1", type=clikit.int_range(1), default=300, help="EMOTE stage-1 steps (vertex loss)")
     t.add_argument("--steps2", type=clikit.int_range(1), default=200, help="EMOTE stage-2 steps (perceptual + exchange)")

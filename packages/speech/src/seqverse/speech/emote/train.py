@@ -303,15 +303,16 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
 
 
 def train_all(corpus, run_dir, variants=("emote", "regression", "no_exchange", "no_prior"), flint_steps=1200,
-              judge_steps=300, steps1=300, steps2=200, seed=0, progress=True, flint_param_weight=0.0) -> dict:
+              judge_steps=300, steps1=300, steps2=200, seed=0, progress=True, flint_param_weight=0.0,
+              flint_quant_factor=2, augment=False) -> dict:
     """The whole pipeline in order; rerunning continues from the last checkpoint of the unfinished run."""
     run = Path(run_dir)
     results = {"flint": train_flint(corpus, run / "flint", flint_steps, seed=seed, progress=progress,
-                                    param_weight=flint_param_weight),
+                                    param_weight=flint_param_weight, quant_factor=flint_quant_factor),
                "lip_reader": train_lipreader(corpus, run / "lip_reader", "conv", judge_steps, seed=seed, progress=progress),
                "lip_judge": train_lipreader(corpus, run / "lip_judge", "gru", judge_steps, seed=seed + 100, progress=progress),
                "emotion_net": train_emotion_classifier(corpus, run / "emotion_net", judge_steps, seed=seed, progress=progress)}
     for v in variants:
         results[v] = train_emote(corpus, run / v, run / "flint" / "model", run / "lip_reader", run / "emotion_net", v,
-                                 steps1, steps2, seed=seed, progress=progress)
+                                 steps1, steps2, seed=seed, progress=progress, augment=augment)
     return results

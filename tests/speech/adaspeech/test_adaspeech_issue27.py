@@ -60,6 +60,7 @@ ENGINES = [("rhvoice", "alan", "RHVoice-test", "/usr/share/RHVoice/voices/alan")
            ("festival", "rab_diphone", "festival", "/usr/share/festival/voices/english/rab_diphone")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine,voice,program,data", ENGINES, ids=[e[0] for e in ENGINES])
 def test_extended_engine_writes_a_formant_shifted_wav(tmp_path, engine, voice, program, data):
     """Each contrib/non-free engine (where installed) writes the final wav, removes the raw one, and
@@ -150,3 +151,20 @@ def test_timbre_curve_subsets_start_with_the_base_corpus_timbres():
     assert len(timbres) == 16 and len(set(timbres)) == 16
     assert timbres[:5] == ["espeak", "festival:kal_diphone", "festival:ked_diphone", "flite:awb", "flite:rms"]
     assert "rhvoice:clb" not in timbres and "festival:slt" not in timbres
+
+
+def test_saved_model_and_synthesised_wav_are_0644(tmp_path):
+    """Issue 27 item 5: outputs are ordinary 0644 files under umask 022 (mkstemp / safetensors write 0600)."""
+    from seqverse.speech import audio as A
+    from seqverse.speech.adaspeech import text as T
+    from seqverse.speech.adaspeech.model import AdaSpeech, AdaSpeechConfig
+
+    old = os.umask(0o022)
+    try:
+        AdaSpeech(AdaSpeechConfig(n_symbols=len(T.SYMBOLS), speakers=["a"], d_model=32, ffn_filter=48,
+                                  variance_filter=32)).save_pretrained(tmp_path / "m")
+        A.save_wav(tmp_path / "x.wav", np.zeros(1600, np.float32))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "x.wav").stat().st_mode & 0o777 == 0o644

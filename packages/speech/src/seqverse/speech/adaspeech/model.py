@@ -281,11 +281,14 @@ class AdaSpeech(nn.Module):
         """``dtype=torch.float16`` halves the file (the shipped paper-size model); loading casts back to float32."""
         from safetensors.torch import save_file
 
+        from seqverse.core.clikit import atomic_path
+
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(asdict(self.config), indent=1))
-        save_file({k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-                   for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
+        with atomic_path(d / "model.safetensors") as tmp:  # 0644 (safetensors alone writes 0600), no partial file
+            save_file({k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+                       for k, v in self.state_dict().items()}, tmp)
 
     @classmethod
     def from_pretrained(cls, directory) -> AdaSpeech:

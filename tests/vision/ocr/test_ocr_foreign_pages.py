@@ -2,8 +2,9 @@
 4.0.4 (Courier Prime, rasterised by rsvg-convert; benchmarks/vision/ocr_testsets.py, pages 53, 58, 80
 and 86 of the receiptline set, not among the 50 the benchmark reports) with their truth.
 
-The embedded model must not read them worse than it did when the bound was set; the bound is the
-embedded model's measured CER / word F1 on these four pages plus a margin (see the constants)."""
+The embedded model must not read the two smallest of them worse than it did when the bound was set
+(two, to keep the test at a few seconds); the bound is the embedded model's measured CER / word F1 on
+those pages plus a margin (see the constants)."""
 
 import shutil
 import subprocess
@@ -15,11 +16,11 @@ import torch
 from seqverse.vision.ocr.evaluate import evaluate_texts
 
 PAGES = sorted((Path(__file__).resolve().parents[2] / "data" / "vision" / "ocr" / "receiptline").glob("*.png"))
-# The embedded model (v1, width-scaled, before issue 25) reads these at CER 0.613 / word F1 0.135 (rules
-# dropped from both sides): the gap issue 25 is about. The bound leaves 0.05 of room; tighten it whenever
-# a better default is embedded.
-FOREIGN_CER_BOUND = 0.66
-FOREIGN_F1_FLOOR = 0.10
+# The embedded model (v1, width-scaled, before issue 25) reads pages 86 and 53 at CER 0.485 / word F1 0.156
+# (all four: 0.613 / 0.135; rules dropped from both sides): the gap issue 25 is about. The bound leaves
+# 0.05 of room; tighten it whenever a better default is embedded.
+FOREIGN_CER_BOUND = 0.535
+FOREIGN_F1_FLOOR = 0.105
 
 
 def truths():
@@ -49,9 +50,10 @@ def test_embedded_model_does_not_regress_on_foreign_pages():
     torch.set_num_threads(1)
     try:
         model, proc = load(default_model_dir())
-        results, _ = read_pages(PAGES, model, proc, chunks=getattr(proc.cfg, "default_chunks", None))
+        pages = sorted(PAGES, key=lambda p: p.stat().st_size)[:2]
+        results, _ = read_pages(pages, model, proc, chunks=getattr(proc.cfg, "default_chunks", None))
     finally:
         torch.set_num_threads(n)
-    m = evaluate_texts([r.text or "" for r in results], truths())
+    m = evaluate_texts([r.text or "" for r in results], [p.with_suffix(".txt").read_text() for p in pages])
     assert m["cer"] <= FOREIGN_CER_BOUND, m
     assert m["word_f1"] >= FOREIGN_F1_FLOOR, m

@@ -30,7 +30,7 @@ def reference_losses(genome_paths, model_config, config, n_steps):
     losses = []
     for step in range(n_steps):
         read_len = int(rng.integers(config.read_len_min, config.read_len_max + 1))
-        loss, _ = info_nce(model, *sampler.batch(read_len), config.temperature)
+        loss, _ = info_nce(model, *sampler.batch(read_len), temperature=config.temperature)
         for group in opt.param_groups:
             group["lr"] = config.lr * lr_factor(config, step)
         opt.zero_grad()

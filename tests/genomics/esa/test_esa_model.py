@@ -251,7 +251,7 @@ def test_training_steps_reduce_loss_and_resume(tmp_path):
 
     def held_out_loss(model):
         with torch.no_grad():
-            return info_nce(model.eval(), *held_out, tc.temperature)[0].item()
+            return info_nce(model.eval(), *held_out, temperature=tc.temperature)[0].item()
 
     torch.manual_seed(tc.seed)
     before = held_out_loss(DNAEncoder(cfg))  # train() starts from this same seeded initialisation

@@ -3,7 +3,8 @@
 With no Transformer layers the encoder is linear up to the final normalisation: the embedding of
 a sequence is ``normalize(mean over its k-mers of E[kmer]) @ P^T`` = ``normalize(mean of T[kmer])``
 with ``T = E P^T`` precomputed once (4,097 x d_out). The mean is a k-mer count vector times ``T``
-(one ``bincount`` and one matrix product per batch). :class:`~seqverse.genomics.esa.model.DNAEncoder`
+(one ``bincount`` and one matrix product per batch). With a pooling profile (``pool_bins > 0``)
+each k-mer is counted with its position's weight (a weighted ``bincount``). :class:`~seqverse.genomics.esa.model.DNAEncoder`
 is the reference; a test holds the two equal. The aligner uses this class so its worker processes
 start without torch.
 """
@@ -45,6 +46,20 @@ def kmer_tokens(codes: np.ndarray, k: int) -> np.ndarray:
     return ids
 
 
+def profile_weights(logits: np.ndarray | None, n: int) -> np.ndarray:
+    """Pooling weights of positions ``0..n-1``: ``exp`` of the knots interpolated at ``i / (n - 1)``
+    (all ones without a profile). Numpy twin of ``model.profile_weights`` (a test holds them equal)."""
+    if logits is None or len(logits) == 0:
+        return np.ones(n)
+    b = len(logits)
+    if b == 1:
+        return np.full(n, np.exp(float(logits[0])))
+    u = np.linspace(0, b - 1, n)
+    lo = np.minimum(np.floor(u).astype(np.int64), b - 2)
+    frac = u - lo
+    return np.exp(logits[lo] * (1 - frac) + logits[lo + 1] * frac)
+
+
 @dataclass
 class BagConfig:
     k: int
@@ -55,9 +70,10 @@ class BagConfig:
 class BagEncoder:
     """``embed_sequences`` of a saved ``n_layers = 0`` DNAEncoder, in numpy."""
 
-    def __init__(self, table: np.ndarray, k: int):
+    def __init__(self, table: np.ndarray, k: int, pool_logits: np.ndarray | None = None):
         self.table = np.ascontiguousarray(table, dtype=np.float32)  # [4**k + 1, d_out]
         self.config = BagConfig(k=k, d_out=table.shape[1])
+        self.pool_logits = None if pool_logits is None else np.asarray(pool_logits, dtype=np.float64)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> BagEncoder:
@@ -69,7 +85,7 @@ class BagEncoder:
             raise ValueError(f"{directory}: not a k-mer-bag encoder (n_layers {config.get('n_layers')})")
         state = load_file(str(directory / "model.safetensors"))
         table = state["embed.weight"].astype(np.float32) @ state["proj.weight"].astype(np.float32).T
-        return cls(table, int(config["k"]))
+        return cls(table, int(config["k"]), state["pool_logits"].astype(np.float32) if "pool_logits" in state else None)
 
     def embed_sequences(self, seqs: list[str], batch_size: int = 512) -> np.ndarray:
         """DNA strings (any mix of lengths >= k) -> ``[N, d_out]`` unit vectors, in input order."""
@@ -83,7 +99,10 @@ class BagEncoder:
                 chunk = idx[start : start + batch_size]
                 tokens = kmer_tokens(encode_bases([seqs[i] for i in chunk]), self.config.k)
                 rows = (np.arange(len(chunk))[:, None] * vocab + tokens).ravel()
-                counts = np.bincount(rows, minlength=len(chunk) * vocab).reshape(len(chunk), vocab)
+                weights = None
+                if self.pool_logits is not None:
+                    weights = np.tile(profile_weights(self.pool_logits, tokens.shape[1]), len(chunk))
+                counts = np.bincount(rows, weights=weights, minlength=len(chunk) * vocab).reshape(len(chunk), vocab)
                 emb = counts.astype(np.float32) @ self.table
                 out[chunk] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return out

@@ -40,6 +40,15 @@ def register(subparsers) -> None:
     p.add_argument("--d-model", type=clikit.int_range(1, 8192), default=64, help="Transformer width")
     p.add_argument("--n-layers", type=clikit.int_range(0, 64), default=2, help="Transformer layers (0: a bag of k-mers)")
     p.add_argument("--d-out", type=clikit.int_range(1, 8192), default=64, help="embedding dimension stored in the vector store")
+    p.add_argument("--pool-bins", type=clikit.int_range(0, 1024), default=0,
+                   help="knots of the learned pooling profile over relative position (0: plain mean pooling)")
+    p.add_argument("--fragment-len", type=clikit.int_range(2, 10**6), default=400, help="bases per training fragment (as `esa index` cuts them)")
+    p.add_argument("--stride", type=clikit.nonneg_int, default=150,
+                   help="index grid the two neighbour negatives are cut from (0: one negative overlapping under half the read)")
+    p.add_argument("--val-genome", type=clikit.existing_file,
+                   help="FASTA never trained on: recall@1 on it every --eval-every steps, best weights kept (default: none)")
+    p.add_argument("--val-reads", type=clikit.positive_int, default=2000, help="reads sampled from --val-genome")
+    p.add_argument("--eval-every", type=clikit.positive_int, default=200, help="steps between validation scores")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and sampled fragments")
     p.add_argument("--threads", type=clikit.int_range(1, 1024), default=1, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -89,8 +98,10 @@ def _train(args):
     result = train(
         args.genomes,
         args.out,
-        EncoderConfig(k=args.k, pool=args.pool, d_model=args.d_model, n_layers=args.n_layers, d_out=args.d_out),
-        TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
+        EncoderConfig(k=args.k, pool=args.pool, d_model=args.d_model, n_layers=args.n_layers, d_out=args.d_out,
+                      pool_bins=args.pool_bins),
+        TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, fragment_len=args.fragment_len,
+                    stride=args.stride, val_genome=str(args.val_genome) if args.val_genome else None, val_reads=args.val_reads, eval_every=args.eval_every),
         threads=args.threads,
     )
     clikit.emit(result, args.json)

@@ -8,6 +8,15 @@ a read's tokens do not depend on where it starts inside a fragment), and neighbo
 embeddings are averaged in windows of ``pool`` positions to shorten the sequence the Transformer
 sees (speed is what a CPU aligner is bound by). The embedding is the mean over positions of the
 Transformer output, projected and L2-normalised (Sec. 3.1: mean pooling, cosine similarity).
+
+Positional pooling (``pool_bins > 0``): the mean over positions becomes a weighted mean whose
+weights are a learned profile over *relative* position (0 = first k-mer, 1 = last), ``pool_bins``
+knots interpolated linearly in log space, all knots 0 at initialisation (so the untrained encoder
+is the plain mean). The same profile pools reads and reference fragments. A bag of k-mers scores a
+read by how many of its k-mers a fragment holds, and a read overlaps the fragments next to its
+source by up to 249 of 250 bases, so in 64 dimensions the neighbours tie (issue 26: ~90% of the
+top-1 misses); a profile that weighs each sequence's middle more makes the fragment in which the
+read sits most centrally, the one that holds it whole, score highest.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ class EncoderConfig:
     n_heads: int = 4
     d_out: int = 64  # embedding dimension stored in the vector store
     rotary: bool = True  # rotary positions in attention (off: the Transformer sees a set of windows)
+    pool_bins: int = 0  # knots of the learned pooling profile over relative position (0: plain mean)
 
     @property
     def vocab_size(self) -> int:
@@ -57,6 +67,8 @@ class DNAEncoder(nn.Module):
         # no bias and an orthogonal start: a shared offset would pull every embedding together
         self.proj = nn.Linear(config.d_model, config.d_out, bias=False)
         nn.init.orthogonal_(self.proj.weight)
+        # log-weights of the pooling profile at evenly spaced relative positions; zeros = plain mean
+        self.pool_logits = nn.Parameter(torch.zeros(config.pool_bins)) if config.pool_bins > 0 else None
         # Residual branches start at zero, so the untrained encoder is the mean of its k-mer
         # embeddings: a random-projection sketch of the k-mer bag, which already retrieves well and
         # is invariant to where a read starts. Training then adds what the Transformer learns.
@@ -66,10 +78,24 @@ class DNAEncoder(nn.Module):
                 nn.init.zeros_(block.mlp.fc2.weight)
                 nn.init.zeros_(block.mlp.fc2.bias)
 
+    def position_weights(self, n: int) -> torch.Tensor | None:
+        """Pooling weights of positions ``0..n-1`` (None: plain mean), see :func:`profile_weights`."""
+        return None if self.pool_logits is None else profile_weights(self.pool_logits, n)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D]`` -> ``[B, D]``: the mean over positions, weighted by the pooling profile."""
+        w = self.position_weights(x.shape[1])
+        return x.mean(1) if w is None else torch.einsum("btd,t->bd", x, w / w.sum())
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` k-mer ids (all of one length) -> ``[B, d_out]`` unit vectors."""
-        if self.backbone is None:
-            return F.normalize(self.proj(self.embed(tokens).mean(1)), dim=-1)
+        if self.backbone is None:  # a bag: one embedding_bag call (weighted by the profile, if any)
+            w = self.position_weights(tokens.shape[1])
+            if w is None:
+                bag = F.embedding_bag(tokens, self.embed.weight, mode="mean")
+            else:
+                bag = F.embedding_bag(tokens, self.embed.weight, mode="sum", per_sample_weights=(w / w.sum()).expand_as(tokens))
+            return F.normalize(self.proj(bag), dim=-1)
         x = self.embed(tokens)
         p = self.config.pool
         if p > 1:
@@ -77,7 +103,7 @@ class DNAEncoder(nn.Module):
             head = x[:, :t].reshape(x.shape[0], t // p, p, -1).mean(2)
             x = head if t == x.shape[1] else torch.cat([head, x[:, t:].mean(1, keepdim=True)], 1)
         h = self.backbone(x)
-        return F.normalize(self.proj(h.mean(1)), dim=-1)
+        return F.normalize(self.proj(self._pool(h)), dim=-1)
 
     @torch.inference_mode()
     def embed_sequences(self, seqs: list[str], batch_size: int = 512) -> np.ndarray:
@@ -98,7 +124,12 @@ class DNAEncoder(nn.Module):
                 codes = encode_bases([seqs[i] for i in chunk])
                 tokens = torch.from_numpy(kmer_tokens(codes, self.config.k)).to(device)
                 if table is not None:
-                    out[chunk] = F.normalize(F.embedding_bag(tokens, table, mode="mean"), dim=-1).float().cpu().numpy()
+                    w = self.position_weights(tokens.shape[1])
+                    if w is None:
+                        bag = F.embedding_bag(tokens, table, mode="mean")
+                    else:  # weighted sum; the scale goes with the normalisation
+                        bag = F.embedding_bag(tokens, table, mode="sum", per_sample_weights=w.expand_as(tokens).to(table.dtype))
+                    out[chunk] = F.normalize(bag, dim=-1).float().cpu().numpy()
                 else:
                     out[chunk] = self(tokens).float().cpu().numpy()
         return out
@@ -124,6 +155,19 @@ class DNAEncoder(nn.Module):
         state = {k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()}
         model.load_state_dict(state)
         return model.eval()
+
+
+def profile_weights(logits: torch.Tensor, n: int) -> torch.Tensor:
+    """``exp`` of the knots ``logits`` (evenly spaced over relative position 0..1) interpolated
+    linearly at positions ``i / (n - 1)``, ``i = 0..n-1``: the pooling weights of a length-``n`` sequence.
+    ``bag.profile_weights`` is the numpy twin the aligner uses."""
+    b = logits.shape[0]
+    if b == 1:
+        return torch.exp(logits[0]).expand(n)
+    u = torch.linspace(0, b - 1, n, dtype=logits.dtype, device=logits.device)
+    lo = u.floor().clamp(max=b - 2).long()
+    frac = u - lo
+    return torch.exp(logits[lo] * (1 - frac) + logits[lo + 1] * frac)
 
 
 def load_encoder(directory: str | Path | None = None) -> DNAEncoder:

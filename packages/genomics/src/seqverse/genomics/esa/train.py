@@ -4,9 +4,14 @@ Each example is a (reference fragment, read) pair: the read is cut from inside t
 given simulated sequencing errors (substitutions rising toward the 3' end as on Illumina,
 insertions, deletions, the odd N), and the pair is put on either strand at random. The loss is
 InfoNCE over cosine similarities with a temperature: each read must pick its own fragment among
-every fragment of the batch (in-batch negatives) plus hard negatives, here the reverse complement
-of each positive fragment (the wrong strand, which shares no k-mer order with the read) and a
-fragment that overlaps the read only partly. Training runs through the shared engine
+every fragment of the batch (in-batch negatives) plus hard negatives: the reverse complement of
+each positive fragment (the wrong strand) and the two fragments next to the positive on the
+index's grid (``stride`` apart) that do not hold the read whole (the positive is the grid fragment
+holding the read most centrally): they share up to all but one of
+its bases, and are what a top-1 search confuses the source fragment with (``stride 0``: the older
+single negative overlapping less than half of the read). With ``val_genome`` the encoder is
+scored every ``eval_every`` steps by recall@1 on that genome (its own grid of fragments, reads
+sampled with the same error model), and the best-scoring weights are kept. Training runs through the shared engine
 (:func:`seqverse.core.train.fit`) and is resumable: model, optimiser, step and data position are
 checkpointed every few minutes to ``OUT/checkpoint/``.
 """
@@ -28,7 +33,8 @@ from seqverse.genomics.io import read_fasta, reverse_complement
 
 @dataclass
 class TrainConfig:
-    fragment_len: int = 500
+    fragment_len: int = 400  # as `esa index` cuts them
+    stride: int = 150  # the index grid the neighbour negatives come from (0: one partial-overlap negative)
     read_len_min: int = 100
     read_len_max: int = 250
     batch_size: int = 64
@@ -41,6 +47,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_minutes: float = 3.0
     eval_every: int = 200
+    pool_lr_scale: float = 10.0  # the pooling profile's learning rate, times lr (a few knots, no decay)
+    val_genome: str | None = None  # FASTA scored by recall@1 every eval_every steps; the best weights kept
+    val_reads: int = 2000
 
 
 def mutate(read: str, rng: np.random.Generator, sub_rate: float, indel_rate: float, n_rate: float) -> str:
@@ -66,12 +75,21 @@ class PairSampler:
     """Random (fragment, read, hard negative) triples from a set of genomes."""
 
     def __init__(self, genomes: dict[str, str], config: TrainConfig, rng: np.random.Generator):
-        self.seqs = [s for s in genomes.values() if len(s) >= 3 * config.fragment_len]
+        f, stride = config.fragment_len, config.stride
+        # room for moving the positive along the grid and for its neighbours on either side
+        self.margin = 2 * (f + stride * (f // stride + 1)) if stride > 0 else 0
+        self.seqs = [s for s in genomes.values() if len(s) >= max(3 * f, 2 * self.margin + f + 1)]
+        if not self.seqs:
+            raise ValueError(f"no sequence is long enough to cut {f}-base fragments and their neighbours from")
         self.weights = np.array([len(s) for s in self.seqs], dtype=np.float64)
         self.weights /= self.weights.sum()
         self.config, self.rng = config, rng
 
-    def batch(self, read_len: int) -> tuple[list[str], list[str], list[str]]:
+    def batch(self, read_len: int) -> tuple[list[str], ...]:
+        """``(fragments, reads, *negatives)``, one string per read in each: with ``stride > 0`` two
+        blocks of negatives (every read's left, then right grid neighbour), else one."""
+        if self.config.stride > 0:
+            return self._grid_batch(read_len)
         c, rng = self.config, self.rng
         frags, reads, negs = [], [], []
         for _ in range(c.batch_size):
@@ -95,17 +113,102 @@ class PairSampler:
         return frags, reads, negs
 
 
+    def _grid_batch(self, read_len: int) -> tuple[list[str], list[str], list[str]]:
+        c, rng = self.config, self.rng
+        f, stride = c.fragment_len, c.stride
+        frags, reads, lefts, rights = [], [], [], []
+        for _ in range(c.batch_size):
+            seq = self.seqs[rng.choice(len(self.seqs), p=self.weights)]
+            start = int(rng.integers(self.margin, len(seq) - self.margin - f))
+            off = int(rng.integers(0, f - read_len + 1))
+            # the positive: of the grid fragments holding the read whole (any of them is a hit), the
+            # one holding it most centrally, as the index would best return it
+            lo, hi = -((f - off - read_len) // stride), off // stride
+            j = min(range(lo, hi + 1), key=lambda j: abs(off - j * stride + read_len / 2 - f / 2))
+            start, off = start + j * stride, off - j * stride
+            # nearest grid fragments that miss at least one base of the read: the first starting
+            # after the read's start, the last ending before the read's end
+            right = start + (off // stride + 1) * stride
+            left = start - ((f - off - read_len) // stride + 1) * stride
+            frag, read = seq[start : start + f], seq[start + off : start + off + read_len]
+            nl, nr = seq[left : left + f], seq[right : right + f]
+            if rng.random() < 0.5:  # the other strand
+                frag, read, nl, nr = (reverse_complement(x) for x in (frag, read, nl, nr))
+            sub = float(rng.uniform(0, c.sub_rate_max))
+            reads.append(mutate(read, rng, sub, c.indel_rate, c.n_rate))
+            frags.append(frag)
+            lefts.append(nl)
+            rights.append(nr)
+        m = min(len(r) for r in reads)
+        return frags, [r[:m] for r in reads], lefts, rights
+
+
+class RecallProbe:
+    """recall@1 per strand on a validation genome, as ``evaluate.retrieval_recall`` counts it: the
+    genome cut on the index's grid (both strands), reads of ``read_len_max`` bases at random places
+    with the training error model (seeded, fixed), top-1 by exact inner product, a hit when that
+    vector is a fragment on the read's strand holding the read's span (5 bases of slack)."""
+
+    def __init__(self, fasta: str, config: TrainConfig, seed: int = 12345):
+        from seqverse.genomics.esa.index import fragment_starts
+
+        c = config
+        rng = np.random.default_rng(seed)
+        self.frags, self.starts, self.contig = [], [], []
+        contigs = list(read_fasta(fasta).values())
+        for ci, seq in enumerate(contigs):
+            for s in fragment_starts(len(seq), c.fragment_len, c.stride or c.fragment_len // 2):
+                self.frags.append(seq[s : s + c.fragment_len])
+                self.starts.append(s)
+                self.contig.append(ci)
+        self.starts, self.contig = np.array(self.starts), np.array(self.contig)
+        lengths = np.array([len(s) for s in contigs], dtype=np.float64)
+        self.reads, self.truth = [], []  # truth: (contig, reverse, start, length)
+        n = c.read_len_max
+        for _ in range(config.val_reads):
+            ci = int(rng.choice(len(contigs), p=lengths / lengths.sum()))
+            start = int(rng.integers(0, len(contigs[ci]) - n + 1))
+            read, rev = contigs[ci][start : start + n], bool(rng.random() < 0.5)
+            if rev:
+                read = reverse_complement(read)
+            self.reads.append(mutate(read, rng, float(rng.uniform(0, c.sub_rate_max)), c.indel_rate, c.n_rate))
+            self.truth.append((ci, rev, start, n))
+
+    def __call__(self, model: DNAEncoder) -> dict:
+        was_training = model.training
+        model.eval()
+        fwd = model.embed_sequences(self.frags)
+        rev = model.embed_sequences([reverse_complement(f) for f in self.frags])
+        keys = np.empty((2 * len(self.frags), fwd.shape[1]), np.float32)
+        keys[0::2], keys[1::2] = fwd, rev
+        q = model.embed_sequences(self.reads)
+        top = np.concatenate([(q[i : i + 512] @ keys.T).argmax(1) for i in range(0, len(q), 512)])
+        model.train(was_training)
+        hits, count = np.zeros(2), np.zeros(2)
+        flen = len(self.frags[0])
+        for v, (ci, strand, start, n) in zip(top.tolist(), self.truth):
+            f = v >> 1
+            fs = int(self.starts[f])
+            ok = self.contig[f] == ci and bool(v & 1) == strand and fs <= start and start + n <= fs + flen + 5
+            hits[int(strand)] += ok
+            count[int(strand)] += 1
+        fwd_r, rev_r = hits / np.maximum(count, 1)
+        return {"val_recall@1": float(hits.sum() / count.sum()), "val_recall@1_fwd": float(fwd_r),
+                "val_recall@1_rev": float(rev_r)}
+
+
 def _tokens(model: DNAEncoder, seqs: list[str]) -> torch.Tensor:
     return torch.from_numpy(kmer_tokens(encode_bases(seqs), model.config.k))
 
 
-def info_nce(model: DNAEncoder, frags, reads, negs, temperature: float, gather=None) -> tuple[torch.Tensor, float]:
-    """InfoNCE of reads against [positives; reverse-complement positives; partial-overlap negatives].
+def info_nce(model: DNAEncoder, frags, reads, *negs, temperature: float, gather=None) -> tuple[torch.Tensor, float]:
+    """InfoNCE of reads against [positives; reverse-complement positives; each block of ``negs``]
+    (every block one fragment per read: the grid neighbours, or the older partial-overlap one).
 
     ``gather`` (:func:`seqverse.core.train.gather_rows` under data parallelism): each key block
     gathered from every rank, so a read's negatives are the whole global batch, as on one process."""
     q = model(_tokens(model, reads))
-    keys = model(_tokens(model, frags + [reverse_complement(f) for f in frags] + negs))
+    keys = model(_tokens(model, frags + [reverse_complement(f) for f in frags] + [x for block in negs for x in block]))
     offset = 0
     if gather is not None:
         blocks = [gather(block) for block in keys.split(len(frags))]
@@ -175,19 +278,33 @@ def train(
         genomes.update({f"{p}:{k}": v for k, v in read_fasta(p).items()})
 
     def loss_fn(m, batch):
-        loss, acc = info_nce(m, *batch, config.temperature, gather=gather_rows)
+        loss, acc = info_nce(m, *batch, temperature=config.temperature, gather=gather_rows)
         return loss, {"batch_acc": acc}
 
+    probe = RecallProbe(config.val_genome, config) if config.val_genome else None
     engine = EngineConfig(steps=config.steps, lr=config.lr, weight_decay=0.01, clip_norm=1.0, seed=None, out_dir=str(out),
-                          checkpoint_seconds=60 * config.checkpoint_minutes, progress=progress, progress_desc="esa train")
-    result = fit(model, TrainPairs(genomes, config), loss_fn, engine, schedule=lambda s: lr_factor(config, s))
+                          checkpoint_seconds=60 * config.checkpoint_minutes, progress=progress, progress_desc="esa train",
+                          eval_every=config.eval_every if probe else 0, monitor="val_recall@1" if probe else None,
+                          monitor_mode="max", restore_best=probe is not None)
+
+    def optimizer(m):  # the pooling profile: a higher rate and no weight decay (decay would flatten it)
+        profile = [p for n, p in m.named_parameters() if n == "pool_logits"]
+        rest = [p for n, p in m.named_parameters() if n != "pool_logits"]
+        groups = [{"params": rest, "lr": config.lr, "weight_decay": 0.01}]
+        if profile:
+            groups.append({"params": profile, "lr": config.lr * config.pool_lr_scale, "weight_decay": 0.0})
+        return torch.optim.AdamW(groups)
+
+    result = fit(model, TrainPairs(genomes, config), loss_fn, engine, eval_fn=probe, optimizer=optimizer,
+                 schedule=lambda s: lr_factor(config, s))
     import torch.distributed as dist
 
     if dist.is_initialized() and dist.get_rank() != 0:  # torchrun: rank 0 writes
         return {"steps": result.steps_done, "loss": None, "model_dir": str(out / "model")}
     model.save_pretrained(out / "model")
-    rows = [["step", "loss", "batch_acc", "lr", "seconds"]]
-    rows += [[h["step"], f"{h['loss']:.4f}", f"{h['batch_acc']:.3f}", f"{h['lr']:.2e}", f"{h['seconds']:.0f}"] for h in result.history]
+    rows = [["step", "loss", "batch_acc", "lr", "seconds", "val_recall@1"]]
+    rows += [[h["step"], f"{h['loss']:.4f}", f"{h['batch_acc']:.3f}", f"{h['lr']:.2e}", f"{h['seconds']:.0f}",
+              f"{h['val_recall@1']:.4f}" if "val_recall@1" in h else ""] for h in result.history]
     tmp = out / "curve.csv.tmp"
     with open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
@@ -198,4 +315,7 @@ def train(
     loss_avg = None
     for x in losses:  # the smoothed loss the progress bar showed
         loss_avg = x if loss_avg is None else 0.98 * loss_avg + 0.02 * x
-    return {"steps": result.steps_done, "loss": loss_avg, "model_dir": str(out / "model")}
+    out_info = {"steps": result.steps_done, "loss": loss_avg, "model_dir": str(out / "model")}
+    if probe is not None:
+        out_info.update({"best_val_recall@1": result.best_metric, "best_step": result.best_step})
+    return out_info

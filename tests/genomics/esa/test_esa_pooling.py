@@ -124,3 +124,27 @@ def test_training_learns_a_profile_that_beats_its_initialisation(tmp_path):
     assert after > before + 0.03, (before, after)
     w = model.position_weights(100).detach().numpy()
     assert w[50] > 1.5 * max(w[0], w[-1]), w
+
+
+def test_train_on_genomes_too_short_names_them_and_writes_nothing(tmp_path, capsys):
+    from seqverse.genomics.cli import main
+
+    rng = np.random.default_rng(0)
+    short, val = tmp_path / "short.fa", tmp_path / "val.fa"
+    short.write_text(">s\n" + _random_dna(rng, 900) + "\n")
+    val.write_text(">v\n" + _random_dna(rng, 100) + "\n")
+    out = tmp_path / "run"
+    assert main(["esa", "train", str(short), "-o", str(out), "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(short) in err[0] and "bases" in err[0]
+    long = tmp_path / "long.fa"
+    long.write_text(">l\n" + _random_dna(rng, 4000) + "\n")
+    args = ["esa", "train", str(long), "-o", str(out), "--steps", "2", "--fragment-len", "300", "--stride", "100",
+            "--val-genome", str(val)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(val) in err[0]
+    assert main(args[:7] + ["--fragment-len", "120"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shorter than the longest training read" in err[0]
+    assert not out.exists()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqverse.core.clikit import InputError
 from seqverse.genomics.esa.model import DNAEncoder, EncoderConfig, encode_bases, kmer_tokens
 from seqverse.genomics.io import read_fasta, reverse_complement
 
@@ -74,11 +75,21 @@ def mutate(read: str, rng: np.random.Generator, sub_rate: float, indel_rate: flo
 class PairSampler:
     """Random (fragment, read, hard negative) triples from a set of genomes."""
 
-    def __init__(self, genomes: dict[str, str], config: TrainConfig, rng: np.random.Generator):
-        f, stride = config.fragment_len, config.stride
+    @staticmethod
+    def min_length(config: TrainConfig) -> int:
+        """Shortest record a batch can be cut from (room for the grid neighbours on either side)."""
+        return max(3 * config.fragment_len, 2 * PairSampler.margin_of(config) + config.fragment_len + 1)
+
+    @staticmethod
+    def margin_of(config: TrainConfig) -> int:
         # room for moving the positive along the grid and for its neighbours on either side
-        self.margin = 2 * (f + stride * (f // stride + 1)) if stride > 0 else 0
-        self.seqs = [s for s in genomes.values() if len(s) >= max(3 * f, 2 * self.margin + f + 1)]
+        f, stride = config.fragment_len, config.stride
+        return 2 * (f + stride * (f // stride + 1)) if stride > 0 else 0
+
+    def __init__(self, genomes: dict[str, str], config: TrainConfig, rng: np.random.Generator):
+        f = config.fragment_len
+        self.margin = self.margin_of(config)
+        self.seqs = [s for s in genomes.values() if len(s) >= self.min_length(config)]
         if not self.seqs:
             raise ValueError(f"no sequence is long enough to cut {f}-base fragments and their neighbours from")
         self.weights = np.array([len(s) for s in self.seqs], dtype=np.float64)
@@ -155,7 +166,7 @@ class RecallProbe:
         c = config
         rng = np.random.default_rng(seed)
         self.frags, self.starts, self.contig = [], [], []
-        contigs = list(read_fasta(fasta).values())
+        contigs = [s for s in read_fasta(fasta).values() if len(s) >= self.min_length(config)]
         for ci, seq in enumerate(contigs):
             for s in fragment_starts(len(seq), c.fragment_len, c.stride or c.fragment_len // 2):
                 self.frags.append(seq[s : s + c.fragment_len])
@@ -173,6 +184,11 @@ class RecallProbe:
                 read = reverse_complement(read)
             self.reads.append(mutate(read, rng, float(rng.uniform(0, c.sub_rate_max)), c.indel_rate, c.n_rate))
             self.truth.append((ci, rev, start, n))
+
+    @staticmethod
+    def min_length(config: TrainConfig) -> int:
+        """Records shorter than this (one fragment, one read) are left out of the validation genome."""
+        return max(config.fragment_len, config.read_len_max)
 
     def __call__(self, model: DNAEncoder) -> dict:
         was_training = model.training
@@ -269,19 +285,29 @@ def train(
         run = json.loads(run_file.read_text())
         model_config = EncoderConfig(**run["model_config"])
         config = TrainConfig(**{**run["train_config"], "steps": config.steps})
+    if config.fragment_len < config.read_len_max:
+        raise InputError(f"fragment length {config.fragment_len} is shorter than the longest training read "
+                         f"({config.read_len_max} bases): reads are cut from inside fragments")
+    genomes: dict[str, str] = {}
+    for p in genome_paths:
+        genomes.update({f"{p}:{k}": v for k, v in read_fasta(p).items()})
+    need = PairSampler.min_length(config)
+    if not any(len(s) >= need for s in genomes.values()):  # checked before anything is written
+        raise InputError(f"{', '.join(map(str, genome_paths))}: no record of at least {need} bases, which training cuts "
+                         f"{config.fragment_len}-base fragments and their grid neighbours from")
+    if config.val_genome and not any(len(s) >= RecallProbe.min_length(config) for s in read_fasta(config.val_genome).values()):
+        raise InputError(f"{config.val_genome}: the validation genome needs a record of at least "
+                         f"{RecallProbe.min_length(config)} bases")
+    probe = RecallProbe(config.val_genome, config) if config.val_genome else None
     out.mkdir(parents=True, exist_ok=True)
     run_file.write_text(json.dumps({"model_config": asdict(model_config), "train_config": asdict(config)}, indent=2))
     torch.manual_seed(config.seed)
     model = DNAEncoder(model_config)
-    genomes: dict[str, str] = {}
-    for p in genome_paths:
-        genomes.update({f"{p}:{k}": v for k, v in read_fasta(p).items()})
 
     def loss_fn(m, batch):
         loss, acc = info_nce(m, *batch, temperature=config.temperature, gather=gather_rows)
         return loss, {"batch_acc": acc}
 
-    probe = RecallProbe(config.val_genome, config) if config.val_genome else None
     engine = EngineConfig(steps=config.steps, lr=config.lr, weight_decay=0.01, clip_norm=1.0, seed=None, out_dir=str(out),
                           checkpoint_seconds=60 * config.checkpoint_minutes, progress=progress, progress_desc="esa train",
                           eval_every=config.eval_every if probe else 0, monitor="val_recall@1" if probe else None,

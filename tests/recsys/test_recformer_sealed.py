@@ -20,6 +20,7 @@ SMALL = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "
          "attention_window": [16], "max_token_num": 64, "pooler_type": "avg"}
 
 
+@pytest.mark.slow
 def test_items_encoded_by_length_equal_the_plain_order():
     ds = data.load_dataset(TINY)
     cfg = RecformerConfig(**SMALL)

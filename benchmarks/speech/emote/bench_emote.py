@@ -34,8 +34,9 @@ def markdown(rows) -> str:
     return "\n".join(out) + "\n"
 
 
-ORDER = ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote",
-         "no_prior_closure", "no_exchange_closure", "emote_closure"]
+ORDER = ["static", "mean_motion", "viseme_rules_ceiling", "regression", "regression_1000", "no_prior", "no_exchange",
+         "emote", "no_prior_closure", "no_exchange_closure", "emote_closure", "no_prior_closure_w3",
+         "no_prior_closure_w3_1000"]
 
 
 def main():

@@ -42,7 +42,7 @@ def _worker(rank, size, init, out):
         stamps = []
         dist.barrier()
         t0 = time.perf_counter()
-        result = train_flexsp(config, mode=mode, on_step=lambda step, rec: stamps.append(time.perf_counter()), **SETUP)
+        result = train_flexsp(config, mode=mode, on_step=lambda step, rec, stamps=stamps: stamps.append(time.perf_counter()), **SETUP)
         steps = [b - a for a, b in zip([t0] + stamps[:-1], stamps)]
         res[mode] = {"step_seconds": steps, "losses": result.losses(), "groups": [h["groups"] for h in result.history]}
     if rank == 0:

@@ -128,8 +128,9 @@ class SearcherParams:
 
 
 def simulate_search(boxes: np.ndarray, products: list[Product], target: int, rng: np.random.Generator,
-                    params: SearcherParams = SearcherParams()) -> tuple[list[int], np.ndarray]:
+                    params: SearcherParams | None = None) -> tuple[list[int], np.ndarray]:
     """One simulated scanpath (object indices) and its fixations in pixels."""
+    params = params if params is not None else SearcherParams()
     n = len(boxes)
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
     diag = np.hypot(WIDTH, HEIGHT)
@@ -204,7 +205,7 @@ def split_of(layout: int, target_pid: int, spec: SynthSpec) -> str:
     return "train"
 
 
-def make_displays(out_dir: str | Path, spec: SynthSpec = SynthSpec(), progress: bool = False) -> dict:
+def make_displays(out_dir: str | Path, spec: SynthSpec | None = None, progress: bool = False) -> dict:
     """Render every display to OUT/images/*.png and write OUT/<split>.json per split (shared schema).
 
     Returns the number of displays per split. Each display's objects list carries its box; crops
@@ -212,6 +213,7 @@ def make_displays(out_dir: str | Path, spec: SynthSpec = SynthSpec(), progress: 
     """
     from PIL import Image, ImageDraw
 
+    spec = spec if spec is not None else SynthSpec()
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)

@@ -1,7 +1,7 @@
 """OAT against its baselines, side by side, on held-out displays (JSON + markdown in benchmarks/vision/oat/results/).
 
     # synthetic (simulated searcher): held-out layouts and held-out targets
-    python benchmarks/vision/oat/bench_oat.py synthetic --synth runs/oat/synth --oat runs/oat/synth_oat/best \
+    python benchmarks/vision/oat/bench_oat.py synthetic --synth runs/oat/synth2 --oat runs/oat/synth_oat_big/best \
         --pixel runs/oat/synth_pixel/best --samples 20
     # human scanpaths (layout-only), held-out collages (human.py's fixed split), inter-human ceiling
     python benchmarks/vision/oat/bench_oat.py human --oat runs/oat/human_oat/best --samples 100
@@ -150,8 +150,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="which", required=True)
     p = sub.add_parser("synthetic")
-    p.add_argument("--synth", default="runs/oat/synth", help="make-displays folder")
-    p.add_argument("--oat", default="runs/oat/synth_oat/best", help="OAT checkpoint")
+    p.add_argument("--synth", default="runs/oat/synth2", help="make-displays folder (rebuild_default.sh stage 2)")
+    p.add_argument("--oat", default="runs/oat/synth_oat_big/best", help="OAT checkpoint")
     p.add_argument("--pixel", default="runs/oat/synth_pixel/best", help="pixel transformer checkpoint ('' to skip)")
     p.add_argument("--samples", type=int, default=20, help="sampled scanpaths per display")
     p = sub.add_parser("human")

@@ -2,6 +2,7 @@
 
     python benchmarks/vision/oat/export_default.py runs/oat/synth_oat
     python benchmarks/vision/oat/export_default.py runs/oat/synth_oat_big --continued-from runs/oat/synth_oat
+    (--continued-from also takes an exported checkpoint folder, e.g. a copy of the previous embedded default)
 
 The card records the data, the command, the seed, validation metrics from the run's metrics.jsonl and,
 when benchmarks/vision/oat/results/synthetic.json exists, the held-out test metrics.
@@ -25,10 +26,17 @@ size_mb = (dest / "model.safetensors").stat().st_size / 1e6
 evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "valid_delta" in line]
 stage1 = ""
 if first is not None:
-    evals1 = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines() if "valid_delta" in line]
-    meta1 = json.loads((first / "best" / "config.json").read_text())
-    stage1 = (f"  Stage 1: `{first}` on the 40-layout corpus above, selected epoch {meta1.get('best_epoch')} of "
-              f"{len(evals1)}. Stage 2 (this checkpoint): continued from stage 1's weights (`oat train --init`) on "
+    # stage 1 is a run folder (metrics.jsonl + best/) or an exported checkpoint such as the previous
+    # embedded default, whose config.json carries best_epoch and best_valid_delta
+    if (first / "metrics.jsonl").is_file():
+        n1 = sum('"valid_delta"' in line for line in (first / "metrics.jsonl").read_text().splitlines())
+        meta1 = json.loads((first / "best" / "config.json").read_text())
+        of = f" of {n1}"
+    else:
+        meta1, of = json.loads((first / "config.json").read_text()), ""
+    stage1 = (f"  Stage 1: `{first}` on the 40-layout corpus above, selected epoch {meta1.get('best_epoch')}{of} "
+              f"(validation delta {meta1.get('best_valid_delta', float('nan')):.3f}). Stage 2 (this checkpoint): "
+              "continued from stage 1's weights (`oat train --init`) on "
               "the same corpus with more training data only (`make-displays --extra-train-people 4 "
               "--extra-train-targets 8`: 415 training displays x 8 simulated people instead of 191 x 4, from a "
               "second random stream; validation and test files byte-identical).\n")

@@ -1,7 +1,7 @@
 """Pick OAT's decoding rule on VALIDATION displays only (the test sets are not read here).
 
     python benchmarks/vision/oat/select_decoding.py human      # validation collages (human.py's split)
-    python benchmarks/vision/oat/select_decoding.py synthetic  # runs/oat/synth/valid.json
+    python benchmarks/vision/oat/select_decoding.py synthetic  # runs/oat/synth2/valid.json (identical to runs/oat/synth/valid.json)
 
 Candidates (seqverse.vision.oat.decode): greedy; "sampled" = every one of n draws scored (the
 official test_expect mean); mbr at temperatures 0.7 and 1.0; likelihood at 1.0; on the human set
@@ -62,8 +62,8 @@ def choose(rows: list[dict], metrics) -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=("human", "synthetic"), help="data set")
-    parser.add_argument("--oat", default=None, help="checkpoint (default runs/oat/{human_oat,synth_oat}/best)")
-    parser.add_argument("--synth", default="runs/oat/synth", help="make-displays folder (synthetic)")
+    parser.add_argument("--oat", default=None, help="checkpoint (default runs/oat/{human_oat,synth_oat_big}/best)")
+    parser.add_argument("--synth", default="runs/oat/synth2", help="make-displays folder (synthetic)")
     parser.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
     parser.add_argument("--samples", type=int, default=None, help="draws per display (default human 100, synthetic 20)")
     parser.add_argument("--results", default=str(RESULTS), help="folder for decoding_<which>.json")
@@ -72,7 +72,7 @@ def main():
     torch.set_num_threads(1)
     t0 = time.time()
     human = args.which == "human"
-    oat = OAT.from_pretrained(args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat/best"))
+    oat = OAT.from_pretrained(args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best"))
     n = args.samples or (100 if human else 20)
     if human:
         from seqverse.vision.oat.human import load_human
@@ -94,7 +94,7 @@ def main():
               flush=True)
     best = choose(rows, METRICS[args.which])
     out = {"command": "python benchmarks/vision/oat/select_decoding.py " + " ".join(sys.argv[1:]),
-           "model": args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat/best"),
+           "model": args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best"),
            "set": "validation", "n_displays": len(displays), "rule": "lowest sum of ranks on "
            + " and ".join(m for m, _ in METRICS[args.which]) + "; ties to the higher sequence score",
            "candidates": rows, "chosen": {k: rows[best][k] for k in ("decoding", "temperature", "samples")},

@@ -36,7 +36,7 @@ def markdown(rows) -> str:
 
 ORDER = ["static", "mean_motion", "viseme_rules_ceiling", "regression", "regression_1000", "no_prior", "no_exchange",
          "emote", "no_prior_closure", "no_exchange_closure", "emote_closure", "no_prior_closure_w3",
-         "no_prior_closure_w3_1000"]
+         "no_prior_closure_w3_1000", "no_prior_closure_w3_1000_s1"]
 
 
 def main():

@@ -14,7 +14,7 @@ import torch
 
 from seqverse.core.clikit import InputError
 from seqverse.recsys import cli, data
-from seqverse.recsys.recformer import api
+from seqverse.recsys.recformer import api, train
 from seqverse.recsys.recformer.model import (
     MINILM,
     RecformerConfig,
@@ -250,3 +250,60 @@ def test_pretraining_on_another_dataset(tmp_path):
     assert "test" not in res and res["best_valid_ndcg@10"] >= 0
     cfg = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert cfg["split"] == "standard" and cfg["split_seed"] == 2020
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_small):
+    """A tiny model fine-tuned with the paper's two stages (I re-encoded each stage-1 epoch, frozen in
+    stage 2, no item lr), saved as a model directory, and the tiny data with 10 new items appended."""
+    ds, cfg, tok, items = tiny_small
+    root = tmp_path_factory.mktemp("ienc")
+    sp = data.make_split(ds, "standard")
+    train.finetune(ds, sp, root / "run", replace(cfg), stage1_epochs=2, stage2_epochs=1, batch_size=8,
+                   lr=5e-3, seed=0, log=lambda m: None)
+    model = RecformerForSeqRec.from_pretrained(root / "run" / "best")
+    api.save(model, RecformerTokenizer.from_file(root / "run" / "tokenizer.json", max_token_num=96), ds,
+             root / "model")
+    grown = root / "grown"
+    grown.mkdir()
+    shutil.copy(TINY / "tiny.inter", grown / "tiny.inter")
+    lines = (TINY / "tiny.item").read_text().rstrip("\n").split("\n")
+    new = [f"new{i}\tBrand New Film {i}\t1999\tDrama Comedy" for i in range(10)]
+    (grown / "tiny.item").write_text("\n".join(lines + new) + "\n")
+    return root / "model", grown
+
+
+@pytest.mark.slow  # the fixture fine-tunes a tiny model (~10 s on the shared CPU)
+def test_checkpoint_keeps_the_encoder_that_encoded_I(tiny_run):
+    """Re-encoding the known items with the stored I-encoder reproduces the stored I; the final
+    encoder (trained after I was encoded) does not."""
+    model_dir, _ = tiny_run
+    assert (model_dir / "item_encoder.safetensors").exists()
+    saved = api.load(model_dir, TINY)
+    text = api.load(model_dir, TINY, item_rows="text")
+    final = api.load(model_dir, TINY, item_rows="text-final")
+    I = saved.model.item_embedding.weight[1:]
+    assert torch.allclose(text.model.item_embedding.weight[1:], I, atol=1e-5)
+    assert not torch.allclose(final.model.item_embedding.weight[1:], I, atol=1e-3)
+    # the model's own (final) encoder weights are back after encoding with the stored one
+    a, b = saved.model.state_dict(), final.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("longformer."))
+
+
+@pytest.mark.slow  # the fixture fine-tunes a tiny model (~10 s on the shared CPU)
+def test_ten_new_items_leave_old_scores_bit_equal_and_land_in_I_space(tiny_run):
+    model_dir, grown = tiny_run
+    old = api.load(model_dir, TINY)
+    rec = api.load(model_dir, grown)
+    n = old.dataset.n_items
+    assert rec.dataset.n_items == n + 10
+    hist = [old.dataset.sequences[u] for u in range(5)]
+    s_old, s_new = api._scores(old, hist), api._scores(rec, hist)
+    assert torch.equal(s_new[:, : n + 1], s_old)
+    # the new rows are what the stored I-encoder makes of the new items' text
+    all_text = api.load(model_dir, grown, item_rows="text")
+    assert torch.allclose(rec.model.item_embedding.weight[n + 1:], all_text.model.item_embedding.weight[n + 1:],
+                          atol=1e-6)
+    final = api.load(model_dir, grown, item_rows="text-final")
+    assert not torch.allclose(rec.model.item_embedding.weight[n + 1:], final.model.item_embedding.weight[n + 1:],
+                              atol=1e-3)

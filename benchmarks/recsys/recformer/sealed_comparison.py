@@ -186,7 +186,7 @@ def valid_text_i(out: Path) -> dict:
     from seqverse.recsys.recformer import api
     from seqverse.recsys.recformer.train import evaluate, validation_users
 
-    rec = api.load(out / "model", data_dir(), "standard", item_rows="text")
+    rec = api.load(out / "model", data_dir(), "standard", item_rows="text-final")
     sp = D.make_split(rec.dataset, "standard")
     users = validation_users(sp, recipe(out.name.rsplit("-seed", 1)[0]).get("valid_users", 0))
     return evaluate(rec.model, rec.tokenizer, rec.items, sp, "valid", users=users)
@@ -222,8 +222,8 @@ def test_once(name: str, seed: int) -> dict:
     if f.exists():
         return json.loads(f.read_text())
     out = {}
-    for rows in ("saved", "text"):
-        rec = api.load(run_dir(name, seed) / "model", data_dir(), "standard", item_rows=rows)
+    for rows, kind in (("saved", "saved"), ("text", "text-final")):  # "text": by the final encoder, as sealed
+        rec = api.load(run_dir(name, seed) / "model", data_dir(), "standard", item_rows=kind)
         sp = D.make_split(rec.dataset, "standard")
         hist = [sp.history(u, "test") for u in sp.users]
         targets = torch.tensor([sp.target(u, "test") for u in sp.users])

@@ -67,11 +67,17 @@ def load(model_dir: str | Path | None = None, data_dir: str | Path | None = None
     of the item matrix ``I`` and only the new items are encoded from their text, so known items'
     scores do not change. Any other catalog is other data: every item is encoded from its text.
     ``"text"``: every item is re-encoded from its text.
+
+    Items are encoded by the encoder state that encoded the saved ``I`` when the model directory
+    keeps it (``item_encoder.safetensors``: the paper's recipe, ``I`` frozen after it was encoded),
+    so new items land in the space of the stored rows; else (and with ``item_rows="text-final"``)
+    by the final encoder.
     """
+    from seqverse.recsys.recformer.model import encoder_state
     from seqverse.recsys.recformer.train import encode_all_items, encode_items
 
-    if item_rows not in ("saved", "text"):
-        raise ValueError(f"item_rows {item_rows!r}: 'saved' or 'text'")
+    if item_rows not in ("saved", "text", "text-final"):
+        raise ValueError(f"item_rows {item_rows!r}: 'saved', 'text' or 'text-final'")
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODELS[split]
     if not (model_dir / "config.json").exists():
         raise InputError(f"{model_dir}: not a Recformer model directory (no config.json)")
@@ -81,14 +87,17 @@ def load(model_dir: str | Path | None = None, data_dir: str | Path | None = None
     tok = model_tokenizer(model_dir, model.config)
     items = encode_items(tok, dataset)
     saved = (model_dir / "items.txt").read_text().split("\n") if (model_dir / "items.txt").exists() else None
-    if saved is None or item_rows == "text" or not hasattr(model, "item_embedding") \
+    item_encoder = None if item_rows == "text-final" else getattr(model, "item_encoder_state", None)
+    if saved is None or item_rows != "saved" or not hasattr(model, "item_embedding") \
             or not set(saved) <= set(dataset.item_tokens[1:]):
-        model.init_item_embedding(encode_all_items(model.longformer, tok, items, progress=True))
+        with encoder_state(model, item_encoder) as enc:
+            model.init_item_embedding(encode_all_items(enc, tok, items, progress=True))
     elif saved != dataset.item_tokens[1:]:
         rows, new = carry_item_rows(model.item_embedding.weight.detach(), saved, dataset)
         if new:
-            rows[new] = encode_all_items(model.longformer, tok, [items[i] for i in new],
-                                         progress=len(new) > 256).to(rows.dtype)
+            with encoder_state(model, item_encoder) as enc:
+                rows[new] = encode_all_items(enc, tok, [items[i] for i in new],
+                                             progress=len(new) > 256).to(rows.dtype)
         model.init_item_embedding(rows)
     return Recommender(model, tok, dataset, items)
 

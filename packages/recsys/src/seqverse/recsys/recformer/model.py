@@ -23,6 +23,7 @@ so that its released state dicts load by name from a local directory:
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -257,6 +258,36 @@ def _init_weights(module: nn.Module, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
+ITEM_ENCODER_FILE = "item_encoder.safetensors"
+
+
+def trainable_encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the encoder's trainable weights (``longformer.*`` state-dict keys): with a frozen base
+    (LoRA) these are all that changes, so with the base they rebuild the encoder exactly."""
+    names = {n for n, p in model.longformer.named_parameters() if p.requires_grad}
+    return {f"longformer.{k}": v.detach().clone() for k, v in model.longformer.state_dict().items() if k in names}
+
+
+@contextmanager
+def encoder_state(model: nn.Module, state: dict[str, torch.Tensor] | None):
+    """Temporarily load ``state`` (``longformer.*`` keys, e.g. ``model.item_encoder_state``: the
+    encoder that encoded ``I``) into ``model``'s encoder; the model's own weights come back after."""
+    if not state:
+        yield model.longformer
+        return
+    sd = model.longformer.state_dict()
+    inner = {k[len("longformer."):]: v for k, v in state.items()}
+    unknown = [k for k in inner if k not in sd]
+    if unknown:
+        raise ValueError(f"item encoder state has weights this encoder does not: {unknown[:3]}")
+    keep = {k: sd[k].detach().clone() for k in inner}
+    model.longformer.load_state_dict(inner, strict=False)
+    try:
+        yield model.longformer
+    finally:
+        model.longformer.load_state_dict(keep, strict=False)
+
+
 class _Saveable(nn.Module):
     """save_pretrained / from_pretrained: config.json + model.safetensors (official key names)."""
 
@@ -274,6 +305,13 @@ class _Saveable(nn.Module):
         (directory / "model.safetensors.tmp").chmod(0o644)  # safetensors writes 0600
         (directory / "model.safetensors.tmp").replace(directory / "model.safetensors")
         (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        enc = getattr(self, "item_encoder_state", None)
+        side = directory / ITEM_ENCODER_FILE
+        if enc:  # the encoder weights that encoded ``I`` (its trainable ones: the LoRA adapters ...)
+            save_file({k: v.detach().contiguous().cpu() for k, v in enc.items()}, str(side), metadata={"format": "pt"})
+            side.chmod(0o644)
+        elif side.exists():
+            side.unlink()
 
     @classmethod
     def from_pretrained(cls, directory: str | Path):
@@ -294,6 +332,10 @@ class _Saveable(nn.Module):
             raise ValueError(f"{directory}: {len(unexpected)} weights this model does not have, e.g. {unexpected[:3]}")
         if missing:
             raise ValueError(f"{directory}: checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}")
+        if (directory / ITEM_ENCODER_FILE).exists():
+            from safetensors.torch import load_file
+
+            model.item_encoder_state = load_file(str(directory / ITEM_ENCODER_FILE))
         return model
 
 

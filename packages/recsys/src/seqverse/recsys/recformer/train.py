@@ -30,10 +30,12 @@ from torch.nn import functional as F
 from seqverse.recsys.data import Dataset, Split, item_sentence
 from seqverse.recsys.metrics import metrics_from_positions, topk_positions
 from seqverse.recsys.recformer.model import (
+    ITEM_ENCODER_FILE,
     RecformerConfig,
     RecformerForPretraining,
     RecformerForSeqRec,
     load_state_dict,
+    trainable_encoder_state,
 )
 from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
 
@@ -314,8 +316,14 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         # continuing a fine-tuned model with stage 2 only: keep the ``I`` its encoder was trained against
         # (re-encoding the items with the stage-2 encoder gives a different, mismatched ``I``)
         model.init_item_embedding(saved_items)
+        side = Path(pretrained) / ITEM_ENCODER_FILE
+        if side.exists():
+            from safetensors.torch import load_file
+
+            model.item_encoder_state = load_file(str(side))
     else:
         model.init_item_embedding(encode_all_items(model.longformer, tok, items))
+        model.item_encoder_state = trainable_encoder_state(model)
     from seqverse.core.train import TrainConfig, fit
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
@@ -323,6 +331,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
     unseen = torch.tensor(sorted(split.cold_items), dtype=torch.long) if split.cold_items else None
     state = {"stage": 1 if stage1_epochs > 0 else 2, "epoch": 0, "best": -1.0, "bad": 0, "log": []}
     best_weights: dict = {}
+    best_encoder: dict = {}  # the encoder state that encoded the best model's I (saved beside it)
     chosen = validation_users(split, valid_users)
 
     def loss_fn(m, batch):
@@ -345,6 +354,8 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
             if record.get("best_step") == step:  # every rank keeps it (stage 2 starts from it)
                 best_weights.clear()
                 best_weights.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+                best_encoder.clear()
+                best_encoder.update(getattr(model, "item_encoder_state", None) or {})
             if not _rank0():
                 return
             if record.get("best_step") == step:
@@ -385,8 +396,11 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         # stage 2 starts from the best stage-1 model (kept in memory, or saved by an earlier call);
         # I frozen (or fine-tuned: item_lr)
         model.load_state_dict(best_weights or load_state_dict(out_dir / "best"), strict=False)
-    if item_lr > 0:
+        model.item_encoder_state = dict(best_encoder) if best_weights else \
+            getattr(RecformerForSeqRec.from_pretrained(out_dir / "best"), "item_encoder_state", None)
+    if item_lr > 0:  # I becomes a free table: no encoder state reproduces it any more
         _train_items(model, opt, item_lr)
+        model.item_encoder_state = None
     state.update(stage=2, epoch=0, bad=0)
     if stage2_epochs > 0:
         result, total = run_stage(2, stage2_epochs)
@@ -431,6 +445,7 @@ class StageBatches:
             self.epoch, self.start = epoch, 0
         if self.model is not None and self.encoded != epoch:
             self.model.init_item_embedding(encode_all_items(self.model.longformer, self.tok, self.items))
+            self.model.item_encoder_state = trainable_encoder_state(self.model)  # the encoder that made I
             self.encoded = epoch
 
     def __iter__(self):

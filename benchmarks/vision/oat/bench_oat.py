@@ -33,8 +33,8 @@ from seqverse.vision.oat.predict import inter_human, score_scanpaths
 from seqverse.vision.oat.train import predict_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COLUMNS = ("sequence_score", "sequence_score_sampled", "behavioural_delta", "multimatch", "levenshtein",
-           "pred_length", "pred_target_found")
+COLUMNS = ("sequence_score", "sequence_score_sampled", "behavioural_delta", "multimatch", "multimatch_centres",
+           "levenshtein", "pred_length", "pred_target_found")
 
 
 def oat_rows(name, model, displays, samples, seed=0, mm=True, mm_samples=True):

@@ -77,7 +77,7 @@ contains no human data. It predicts object-level scanpaths for displays whose ob
   (greedy, mean of draws, minimum Bayes risk, likelihood) and the benchmark's "chosen on validation" row.
 
 Held-out test (benchmarks/vision/oat/results/synthetic.md; greedy sequence score, mean over 20 sampled
-scanpaths, behavioural delta, MultiMatch):
+scanpaths, behavioural delta, MultiMatch as the official code: object centres vs the simulated people's fixations):
 
 | split | decoding | sequence score | sampled | delta | MultiMatch |
 |---|---|---|---|---|---|

@@ -56,6 +56,29 @@ def test_multimatch_identical_is_one_and_differs_otherwise():
     assert metrics.multimatch(a, b, (800, 600)).mean() < 0.99
 
 
+def test_multimatch_compares_with_raw_fixations_as_official_code():
+    """Predictions on object centres vs the person's raw pixels; the centres-only variant kept beside it."""
+    from seqverse.vision.oat.displays import Display
+    from seqverse.vision.oat.predict import inter_human, score_scanpaths
+
+    boxes = np.array([[0, 0, 100, 100], [100, 0, 200, 100], [0, 100, 100, 200], [100, 100, 200, 200]], float)
+    d = Display(name="d", width=200, height=200, boxes=boxes, target=3, grid=(2, 2))
+    on_centres = np.array([[50, 50], [150, 50], [50, 150], [150, 150]], float)
+    off_centre = on_centres + np.array([[-30, 20], [25, -35], [40, 10], [-20, -40]], float)
+    for person, fix in (("a", on_centres), ("b", off_centre)):
+        d.fixations[person], d.scanpaths[person] = fix, d.objects_of(fix)
+    assert d.scanpaths["a"] == d.scanpaths["b"] == [0, 1, 2, 3]
+    row = score_scanpaths([d], [[[0, 1, 2, 3]]])
+    person_a = metrics.multimatch(on_centres, on_centres, (200, 200)).mean()
+    person_b = metrics.multimatch(on_centres, off_centre, (200, 200)).mean()
+    assert person_a == pytest.approx(1.0, abs=1e-6) and person_b < 0.99
+    assert row["multimatch"] == pytest.approx((person_a + person_b) / 2)
+    assert row["multimatch_centres"] == pytest.approx(1.0, abs=1e-6)
+    ceiling = inter_human([d])
+    assert ceiling["multimatch"] == pytest.approx((person_a + person_b) / 2)
+    assert ceiling["sequence_score"] == 1.0
+
+
 # ---- position code ---------------------------------------------------------------------------------
 def test_position_loss_matches_reference_and_learns_gaussian():
     W = torch.randn(6, 9, generator=torch.Generator().manual_seed(1))

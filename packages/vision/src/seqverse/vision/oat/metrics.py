@@ -4,8 +4,9 @@ Sequence score: ``nw_matching`` in ``src/evaluation/saliency_metric.py`` of HKUS
 (Needleman-Wunsch on object indices, match 1, mismatch 0, gap 0, divided by the longer length).
 Behavioural measures and delta: ``behavior`` in ``src/evaluation/evaluation_model.py`` and
 ``validation_epoch_end`` / ``Evaluation.evaluation`` (mean relative difference of five measures).
-MultiMatch: the ``multimatch-gaze`` package on object centres, as ``src/evaluation/MM/calculate_mm.py``
-(durations set to 1, scanpaths shorter than 3 padded to 3 fixations).
+MultiMatch: the ``multimatch-gaze`` package, as ``src/evaluation/MM/calculate_mm.py``: the prediction's
+object centres against the person's raw fixation pixels (durations set to 1, no grouping, scanpaths
+shorter than 3 padded to 3 fixations); see ``predict.score_scanpaths``.
 """
 
 from __future__ import annotations

@@ -112,58 +112,80 @@ def _read_predictions(path: str | Path) -> dict:
     return out
 
 
+def _people(d: Display) -> list[tuple[list[int], np.ndarray]]:
+    """Each person's scanpath as object indices and as the fixations MultiMatch compares with.
+
+    MultiMatch as ``src/evaluation/MM/calculate_mm.py`` of the official code: a person's raw fixation
+    pixels (``item['X']``, ``item['Y']``) against the prediction's object centres. A display without
+    pixel fixations falls back to the object centres of the person's scanpath.
+    """
+    return [(h, d.fixations.get(person, d.centres[h])) for person, h in d.scanpaths.items()]
+
+
+def _mean_multimatch(out: dict, rows: list[np.ndarray], key: str) -> None:
+    m = np.mean(rows, axis=0)
+    out[key] = float(m.mean())
+    prefix = "mm_" if key == "multimatch" else "mmc_"
+    out.update({f"{prefix}{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
+
+
 def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multimatch_too: bool = True) -> dict:
     """Metrics of predicted object scanpaths (several per display allowed) against every person's.
 
     Sequence score, Levenshtein and MultiMatch average over (prediction, person) pairs; the
     behavioural measures average over scanpaths and the delta compares them with the people's.
+    ``multimatch`` is the official comparison (prediction's object centres vs the person's raw
+    fixations); ``multimatch_centres`` puts the person's scanpath on object centres too, where every
+    refixation becomes a zero-length saccade (which MultiMatch reads as a rightward one).
     """
-    ss, lev, mm, pred_all, tgt_pred, human_all, tgt_human = [], [], [], [], [], [], []
+    ss, lev, mm, mmc, pred_all, tgt_pred, human_all, tgt_human = [], [], [], [], [], [], [], []
     for d, ps in zip(displays, preds):
-        humans = list(d.scanpaths.values())
-        human_all += humans
-        tgt_human += [d.target] * len(humans)
+        people = _people(d)
+        human_all += [h for h, _ in people]
+        tgt_human += [d.target] * len(people)
         for p in ps:
             pred_all.append(p)
             tgt_pred.append(d.target)
-            for h in humans:
+            p_xy = d.centres[p] if p else np.zeros((0, 2))
+            for h, h_xy in people:
                 ss.append(sequence_score(p, h))
                 lev.append(levenshtein(p, h))
                 if multimatch_too:
-                    mm.append(multimatch(d.centres[p] if p else np.zeros((0, 2)), d.centres[h], (d.width, d.height)))
+                    mm.append(multimatch(p_xy, h_xy, (d.width, d.height)))
+                    mmc.append(multimatch(p_xy, d.centres[h], (d.width, d.height)))
     pb, hb = mean_behaviour(pred_all, tgt_pred), mean_behaviour(human_all, tgt_human)
     out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)),
            "behavioural_delta": behavioural_delta(pb, hb)}
     if multimatch_too:
-        m = np.mean(mm, axis=0)
-        out["multimatch"] = float(m.mean())
-        out.update({f"mm_{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
+        _mean_multimatch(out, mm, "multimatch")
+        _mean_multimatch(out, mmc, "multimatch_centres")
     out.update({f"pred_{k}": float(v) for k, v in zip(BEHAVIOUR_NAMES, pb)})
     out.update({f"human_{k}": float(v) for k, v in zip(BEHAVIOUR_NAMES, hb)})
     return out
 
 
 def inter_human(displays: list[Display], multimatch_too: bool = True) -> dict:
-    """Ceiling: each person's scanpath as the prediction of the other people on the same display."""
-    ss, mm, lev = [], [], []
-    pred_all, tgt = [], []
+    """Ceiling: each person's scanpath as the prediction of the other people on the same display.
+
+    MultiMatch: the predicting person's scanpath on object centres (as a model's prediction) against
+    the others' raw fixations; ``multimatch_centres`` with both on object centres.
+    """
+    ss, mm, mmc, lev = [], [], [], []
     for d in displays:
-        people = list(d.scanpaths.values())
-        for i, p in enumerate(people):
-            pred_all.append(p)
-            tgt.append(d.target)
-            for j, h in enumerate(people):
+        people = _people(d)
+        for i, (p, _) in enumerate(people):
+            for j, (h, h_xy) in enumerate(people):
                 if i == j:
                     continue
                 ss.append(sequence_score(p, h))
                 lev.append(levenshtein(p, h))
                 if multimatch_too:
-                    mm.append(multimatch(d.centres[p], d.centres[h], (d.width, d.height)))
+                    mm.append(multimatch(d.centres[p], h_xy, (d.width, d.height)))
+                    mmc.append(multimatch(d.centres[p], d.centres[h], (d.width, d.height)))
     out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)), "behavioural_delta": 0.0}
     if multimatch_too:
-        m = np.mean(mm, axis=0)
-        out["multimatch"] = float(m.mean())
-        out.update({f"mm_{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
+        _mean_multimatch(out, mm, "multimatch")
+        _mean_multimatch(out, mmc, "multimatch_centres")
     return out
 
 

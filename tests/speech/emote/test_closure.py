@@ -7,7 +7,7 @@ from seqverse.speech.emote import motion as M
 from seqverse.speech.emote.data import Geometry
 from seqverse.speech.emote.evaluate import CLOSED_MM
 from seqverse.speech.emote.model import EMOTE, EMOTEConfig, FLINTConfig
-from seqverse.speech.emote.train import VARIANTS, closure_loss, emote_loss_fn, mouth_opening
+from seqverse.speech.emote.train import VARIANTS, closure_loss, emote_loss_fn, mouth_opening, opening_loss
 
 # "map a bomb" (as in test_motion.py)
 PHONES = [(0.1, 0.18, "m", "PBM"), (0.18, 0.33, "ae", "AA"), (0.33, 0.41, "p", "PBM"), (0.41, 0.48, "ax", "AH"),
@@ -46,6 +46,30 @@ def test_closure_loss_penalises_only_opening_at_target_closures():
     no_closure = target.clone()
     no_closure[..., M.E] = 0.2                       # a target that never closes: no term
     assert closure_loss(GEO, opened.detach(), no_closure, ident).item() == 0.0
+
+
+def test_two_sided_closure_and_opening_loss_penalise_over_closing():
+    target, ident = _target()
+    closed = (mouth_opening(GEO, target, ident) <= CLOSED_MM)[0]
+    shut = target.clone()
+    shut[..., M.EXPR.index("lip_press")] = 1.0       # lips pressed further than the target's
+    shut[..., M.E] = 0.0
+    gap = mouth_opening(GEO, shut, ident) - mouth_opening(GEO, target, ident)
+    assert (gap[0, closed] < 0).any()
+    two = closure_loss(GEO, shut, target, ident, two_sided=True)
+    assert two.item() > 0.0 and abs(two.item() - (gap[0, closed] ** 2).mean().item()) < 1e-4
+    assert closure_loss(GEO, target, target, ident, two_sided=True).item() == 0.0
+    assert opening_loss(GEO, target, target, ident).item() == 0.0
+    assert abs(opening_loss(GEO, shut, target, ident).item() - (gap ** 2).mean().item()) < 1e-4
+    batch = {"mel": torch.randn(1, 4 * 24, 80), "motion": target, "emotion": torch.tensor([1]),
+             "intensity": torch.tensor([2]), "actor": torch.tensor([2]), "identity": ident}
+    torch.manual_seed(0)
+    m = EMOTE(EMOTEConfig(d_model=32, use_prior=False))
+    weights = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0, "closure": 1.0, "opening": 2.0}
+    with_o, logs = emote_loss_fn(GEO, None, None, False, False, weights)(m, batch)
+    without, plain = emote_loss_fn(GEO, None, None, False, False)(m, batch)
+    assert "opening" in logs and "opening" not in plain
+    assert abs(with_o.item() - without.item() - 2.0 * logs["opening"]) < 1e-3
 
 
 def test_closure_variants_add_the_term_in_both_stages():

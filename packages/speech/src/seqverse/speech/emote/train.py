@@ -47,8 +47,9 @@ VARIANTS = {
 }
 # vertex MSE in mm^2; "param": MSE of expression + 10 x jaw angle (inferno's expression_loss / jawpose_loss
 # beside vertex_loss), which keeps the jaw out of the rotation's far local minima seen with vertices alone;
-# "closure": ``closure_loss`` in mm^2 (only the *_closure variants)
-LOSS_WEIGHTS = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0, "closure": 1.0}
+# "closure": ``closure_loss`` in mm^2 (only the *_closure variants); "opening": ``opening_loss`` in mm^2
+# (off unless set; round 5)
+LOSS_WEIGHTS = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0, "closure": 1.0, "opening": 0.0}
 JAW_SCALE = 10.0
 
 
@@ -63,19 +64,30 @@ def mouth_opening(geo, motion, identity):
     return (pair[..., 0, :] - pair[..., 1, :]).norm(dim=-1)
 
 
-def closure_loss(geo, pred, target, identity):
+def closure_loss(geo, pred, target, identity, two_sided: bool = False):
     """Lip-closure loss (ours, beyond the paper): where the target's lips are closed (opening <= CLOSED_MM), the
     squared excess of the predicted opening over the target's, averaged over those frames (mm^2; 0 if none).
 
     Why: a bilabial closes the lips for 1-2 frames at 25 fps; the vertex loss averages that over the sequence,
     and a model unsure of the /p b m/ regresses to a half-open mouth (the models without it kept a median 6-8 mm
-    at held-out bilabials while the targets close to 1.7 mm). One-sided: closing more than the target is free.
+    at held-out bilabials while the targets close to 1.7 mm). One-sided: closing more than the target is free;
+    ``two_sided``: the squared difference, so pressing the lips further than the target costs too.
     """
     from seqverse.speech.emote.evaluate import CLOSED_MM
 
     open_p, open_t = mouth_opening(geo, pred, identity), mouth_opening(geo, target, identity)
     closed = (open_t <= CLOSED_MM).float()
-    return (closed * torch.relu(open_p - open_t) ** 2).sum() / closed.sum().clamp_min(1.0)
+    diff = (open_p - open_t) if two_sided else torch.relu(open_p - open_t)
+    return (closed * diff ** 2).sum() / closed.sum().clamp_min(1.0)
+
+
+def opening_loss(geo, pred, target, identity):
+    """Mouth-opening loss (ours, round 5): squared error of the inner-lip opening over every frame (mm^2).
+
+    Why: with the one-sided closure loss alone the models learnt to close early and long around a
+    bilabial (closing more is free there), which costs lip vertex error on the frames around it; this
+    term holds the opening to the target's everywhere, at the weight of one lip-midpoint distance."""
+    return ((mouth_opening(geo, pred, identity) - mouth_opening(geo, target, identity)) ** 2).mean()
 
 
 def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor=None, seed=0, progress=True):
@@ -191,7 +203,7 @@ def _cos_loss(a, b):
 
 
 def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool, weights=LOSS_WEIGHTS,
-                  closure: bool = False):
+                  closure: bool = False, two_sided: bool = False):
     """The EMOTE objective (Sec. 3.3-3.4) as a ``loss_fn(model, batch)`` for the engine (+ ``closure_loss``)."""
 
     def loss_fn(model, b):
@@ -202,9 +214,13 @@ def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool
         logs = {"vertex_mse": vert.item(), "param_mse": par.item()}
         loss = weights["vertex"] * vert + weights["param"] * par
         if closure:
-            clo = closure_loss(geo, pred, b["motion"], ident)
+            clo = closure_loss(geo, pred, b["motion"], ident, two_sided)
             loss = loss + weights["closure"] * clo
             logs["closure"] = clo.item()
+        if weights.get("opening", 0.0) > 0:
+            ope = opening_loss(geo, pred, b["motion"], ident)
+            loss = loss + weights["opening"] * ope
+            logs["opening"] = ope.item()
         if perceptual:
             with torch.no_grad():
                 lip_gt = lip_reader.features(geo.displacement(b["motion"], ident, geo.lips))
@@ -229,7 +245,7 @@ def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool
                 loss = loss + weights["lip"] * lip_s + weights["emotion"] * emo_s
                 logs.update(lip_exchange=lip_s.item(), emotion_exchange=emo_s.item())
                 if closure:   # the content source's closures must hold under the swapped emotion too
-                    clo_s = closure_loss(geo, swapped, b["motion"], ident)
+                    clo_s = closure_loss(geo, swapped, b["motion"], ident, two_sided)
                     loss = loss + weights["closure"] * clo_s
                     logs["closure_exchange"] = clo_s.item()
         return loss, logs
@@ -252,16 +268,20 @@ def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: 
 
 
 def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
-                batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None) -> dict:
+                batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
+                closure_two_sided: bool = False, opening_weight: float = 0.0) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
-    ``closure_weight`` overrides LOSS_WEIGHTS["closure"] for the *_closure variants."""
+    ``closure_weight`` overrides LOSS_WEIGHTS["closure"] for the *_closure variants;
+    ``closure_two_sided``: :func:`closure_loss` penalises over-closing too; ``opening_weight``:
+    :func:`opening_loss` on every frame (0 = off)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
     use_prior, perceptual, exchange, closure = VARIANTS[variant]
-    weights = dict(LOSS_WEIGHTS, **({} if closure_weight is None else {"closure": closure_weight}))
+    weights = dict(LOSS_WEIGHTS, **({} if closure_weight is None else {"closure": closure_weight}),
+                   opening=opening_weight)
     torch.manual_seed(seed)
     geo = Geometry()
     data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed, augment=augment)
@@ -290,14 +310,16 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
                  eval_fn, "val_lve", seed, progress)
         result = {"best_val_lve": r.best_metric, "steps": r.steps_done}
     else:
-        r1 = _fit(model, data, emote_loss_fn(geo, None, None, False, False, weights, closure), stage1, steps1, lr,
+        r1 = _fit(model, data, emote_loss_fn(geo, None, None, False, False, weights, closure, closure_two_sided), stage1, steps1, lr,
                   batch_size, eval_fn, "val_lve", seed, progress)
-        r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange, weights, closure),
+        r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange, weights, closure,
+                                             closure_two_sided),
                   out / "stage2", steps2, lr * 0.5, batch_size, eval_fn, "val_lve", seed + 1, progress)
         result = {"stage1_best_val_lve": r1.best_metric, "best_val_lve": r2.best_metric, "steps": r1.steps_done + r2.steps_done}
     save_pretrained(model, out / "model", {"variant": variant, "corpus": str(corpus), "seed": seed,
                                            "steps1": steps1, "steps2": steps2, "loss_weights": weights,
-                                           "closure_loss": closure, "augment": augment})
+                                           "closure_loss": closure, "closure_two_sided": closure_two_sided,
+                                           "augment": augment})
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
 

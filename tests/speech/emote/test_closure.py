@@ -7,7 +7,14 @@ from seqverse.speech.emote import motion as M
 from seqverse.speech.emote.data import Geometry
 from seqverse.speech.emote.evaluate import CLOSED_MM
 from seqverse.speech.emote.model import EMOTE, EMOTEConfig, FLINTConfig
-from seqverse.speech.emote.train import VARIANTS, closure_loss, emote_loss_fn, mouth_opening, opening_loss
+from seqverse.speech.emote.train import (
+    VARIANTS,
+    closed_lip_loss,
+    closure_loss,
+    emote_loss_fn,
+    mouth_opening,
+    opening_loss,
+)
 
 # "map a bomb" (as in test_motion.py)
 PHONES = [(0.1, 0.18, "m", "PBM"), (0.18, 0.33, "ae", "AA"), (0.33, 0.41, "p", "PBM"), (0.41, 0.48, "ax", "AH"),
@@ -61,6 +68,10 @@ def test_two_sided_closure_and_opening_loss_penalise_over_closing():
     assert closure_loss(GEO, target, target, ident, two_sided=True).item() == 0.0
     assert opening_loss(GEO, target, target, ident).item() == 0.0
     assert abs(opening_loss(GEO, shut, target, ident).item() - (gap ** 2).mean().item()) < 1e-4
+    lips = GEO.lips
+    err = ((GEO.vertices(shut, ident, lips) - GEO.vertices(target, ident, lips)) ** 2).sum(-1).mean(-1)[0]
+    assert closed_lip_loss(GEO, target, target, ident).item() == 0.0
+    assert abs(closed_lip_loss(GEO, shut, target, ident).item() - err[closed].mean().item()) < 1e-4
     batch = {"mel": torch.randn(1, 4 * 24, 80), "motion": target, "emotion": torch.tensor([1]),
              "intensity": torch.tensor([2]), "actor": torch.tensor([2]), "identity": ident}
     torch.manual_seed(0)

@@ -47,9 +47,10 @@ VARIANTS = {
 }
 # vertex MSE in mm^2; "param": MSE of expression + 10 x jaw angle (inferno's expression_loss / jawpose_loss
 # beside vertex_loss), which keeps the jaw out of the rotation's far local minima seen with vertices alone;
-# "closure": ``closure_loss`` in mm^2 (only the *_closure variants); "opening": ``opening_loss`` in mm^2
-# (off unless set; round 5)
-LOSS_WEIGHTS = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0, "closure": 1.0, "opening": 0.0}
+# "closure": ``closure_loss`` in mm^2 (only the *_closure variants); "opening": ``opening_loss`` and
+# "closed_lips": ``closed_lip_loss``, both mm^2 (off unless set; round 5)
+LOSS_WEIGHTS = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0, "closure": 1.0, "opening": 0.0,
+                "closed_lips": 0.0}
 JAW_SCALE = 10.0
 
 
@@ -64,6 +65,12 @@ def mouth_opening(geo, motion, identity):
     return (pair[..., 0, :] - pair[..., 1, :]).norm(dim=-1)
 
 
+def _target_closed(geo, target, identity):
+    from seqverse.speech.emote.evaluate import CLOSED_MM
+
+    return (mouth_opening(geo, target, identity) <= CLOSED_MM).float()
+
+
 def closure_loss(geo, pred, target, identity, two_sided: bool = False):
     """Lip-closure loss (ours, beyond the paper): where the target's lips are closed (opening <= CLOSED_MM), the
     squared excess of the predicted opening over the target's, averaged over those frames (mm^2; 0 if none).
@@ -73,12 +80,20 @@ def closure_loss(geo, pred, target, identity, two_sided: bool = False):
     at held-out bilabials while the targets close to 1.7 mm). One-sided: closing more than the target is free;
     ``two_sided``: the squared difference, so pressing the lips further than the target costs too.
     """
-    from seqverse.speech.emote.evaluate import CLOSED_MM
-
     open_p, open_t = mouth_opening(geo, pred, identity), mouth_opening(geo, target, identity)
-    closed = (open_t <= CLOSED_MM).float()
+    closed = _target_closed(geo, target, identity)
     diff = (open_p - open_t) if two_sided else torch.relu(open_p - open_t)
     return (closed * diff ** 2).sum() / closed.sum().clamp_min(1.0)
+
+
+def closed_lip_loss(geo, pred, target, identity):
+    """Lip-shape loss at the target's closures (ours, round 5): squared error of the lip-region vertices
+    (``geo.lips``, mm^2 summed over x/y/z, mean over vertices) averaged over the frames where the target's
+    lips are closed. Why: ``closure_loss`` asks only for a small midpoint distance, which a model can reach
+    with the wrong lip shape (jaw instead of lip press); this asks for the target's whole closed lips."""
+    closed = _target_closed(geo, target, identity)
+    err = ((geo.vertices(pred, identity, geo.lips) - geo.vertices(target, identity, geo.lips)) ** 2).sum(-1).mean(-1)
+    return (closed * err).sum() / closed.sum().clamp_min(1.0)
 
 
 def opening_loss(geo, pred, target, identity):
@@ -217,10 +232,11 @@ def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool
             clo = closure_loss(geo, pred, b["motion"], ident, two_sided)
             loss = loss + weights["closure"] * clo
             logs["closure"] = clo.item()
-        if weights.get("opening", 0.0) > 0:
-            ope = opening_loss(geo, pred, b["motion"], ident)
-            loss = loss + weights["opening"] * ope
-            logs["opening"] = ope.item()
+        for name, term in (("opening", opening_loss), ("closed_lips", closed_lip_loss)):
+            if weights.get(name, 0.0) > 0:
+                value = term(geo, pred, b["motion"], ident)
+                loss = loss + weights[name] * value
+                logs[name] = value.item()
         if perceptual:
             with torch.no_grad():
                 lip_gt = lip_reader.features(geo.displacement(b["motion"], ident, geo.lips))
@@ -269,19 +285,19 @@ def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: 
 
 def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
-                closure_two_sided: bool = False, opening_weight: float = 0.0) -> dict:
+                closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
     ``closure_weight`` overrides LOSS_WEIGHTS["closure"] for the *_closure variants;
     ``closure_two_sided``: :func:`closure_loss` penalises over-closing too; ``opening_weight``:
-    :func:`opening_loss` on every frame (0 = off)."""
+    :func:`opening_loss` on every frame (0 = off); ``closed_lip_weight``: :func:`closed_lip_loss` (0 = off)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
     use_prior, perceptual, exchange, closure = VARIANTS[variant]
     weights = dict(LOSS_WEIGHTS, **({} if closure_weight is None else {"closure": closure_weight}),
-                   opening=opening_weight)
+                   opening=opening_weight, closed_lips=closed_lip_weight)
     torch.manual_seed(seed)
     geo = Geometry()
     data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed, augment=augment)

@@ -7,14 +7,15 @@ emotion network seed 0, lip judge GRU seed 100; 300 x 16 each, as run_training.p
 shipped default linked as RUN/shipped. CANDIDATES (comma-separated NAME=VARIANT:aug|plain:WEIGHT:S1:S2[:SEED],
 default below) are trained with train.train_emote and scored on the validation voices (RUN/val_NAME.json).
 Round 5 adds an optional last field EXTRAS, '+'-joined: ``sym`` (two-sided closure loss), ``open<W>``
-(mouth-opening loss on every frame at weight W), ``lipv<W>`` (lip-vertex loss at the target's closed frames), e.g. ``s5_sym_o1=no_prior_closure:plain:3:600:400:0:sym+open1``.
-Round 5 (issue 24 item 1, lip vertex error; run in runs/emote/r9 with seeds 0 and 1 of sym_w3, o1_w3, sym_o1,
-sym_o3) selection rule, written before the runs: among candidates whose validation worst-emotion closure is
+(mouth-opening loss on every frame at weight W), ``lipv<W>`` (lip-vertex loss at the target's closed
+frames), e.g. ``s5_sym_o1=no_prior_closure:plain:3:600:400:0:sym+open1``.
+Round 5 (issue 24 item 1, lip vertex error; runs/emote/r9, seeds 0 and 1 of sym_w3, o1_w3, sym_o1, sym_o3)
+selection rule, written before the runs: among candidates whose validation worst-emotion closure is
 >= 0.90, the lowest validation LVE averaged over its two seeds; that configuration's better seed on
 validation LVE replaces the shipped default only if its validation LVE is below the shipped default's
-(5.95 mm) with worst-emotion closure >= 0.90; then it is tested once on the held-out voices. Round 5b (same rule, written before its runs): lipv1 and
-lipv3 (closure weight 3, one-sided), seeds 0 and 1; to count for item 1 a model must also read a validation
-LVE below the regression's 4.88 mm.
+(5.95 mm) with worst-emotion closure >= 0.90; then it is tested once on the held-out voices.
+Round 5b (same rule, written before its runs): lipv1 and lipv3 (closure weight 3, one-sided), seeds 0
+and 1; to count for item 1 a model must also read a validation LVE below the regression's 4.88 mm.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19

@@ -261,6 +261,16 @@ def _init_weights(module: nn.Module, std: float) -> None:
 ITEM_ENCODER_FILE = "item_encoder.safetensors"
 
 
+def read_item_encoder(directory: str | Path) -> dict[str, torch.Tensor] | None:
+    """The encoder state that encoded a checkpoint's ``I`` (``ITEM_ENCODER_FILE`` beside it), or None."""
+    side = Path(directory) / ITEM_ENCODER_FILE
+    if not side.exists():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(side))
+
+
 def trainable_encoder_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """A copy of the encoder's trainable weights (``longformer.*`` state-dict keys): with a frozen base
     (LoRA) these are all that changes, so with the base they rebuild the encoder exactly."""
@@ -332,10 +342,9 @@ class _Saveable(nn.Module):
             raise ValueError(f"{directory}: {len(unexpected)} weights this model does not have, e.g. {unexpected[:3]}")
         if missing:
             raise ValueError(f"{directory}: checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}")
-        if (directory / ITEM_ENCODER_FILE).exists():
-            from safetensors.torch import load_file
-
-            model.item_encoder_state = load_file(str(directory / ITEM_ENCODER_FILE))
+        encoder = read_item_encoder(directory)
+        if encoder is not None:
+            model.item_encoder_state = encoder
         return model
 
 

@@ -30,11 +30,11 @@ from torch.nn import functional as F
 from seqverse.recsys.data import Dataset, Split, item_sentence
 from seqverse.recsys.metrics import metrics_from_positions, topk_positions
 from seqverse.recsys.recformer.model import (
-    ITEM_ENCODER_FILE,
     RecformerConfig,
     RecformerForPretraining,
     RecformerForSeqRec,
     load_state_dict,
+    read_item_encoder,
     trainable_encoder_state,
 )
 from seqverse.recsys.recformer.tokenizer import RecformerTokenizer
@@ -316,11 +316,9 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         # continuing a fine-tuned model with stage 2 only: keep the ``I`` its encoder was trained against
         # (re-encoding the items with the stage-2 encoder gives a different, mismatched ``I``)
         model.init_item_embedding(saved_items)
-        side = Path(pretrained) / ITEM_ENCODER_FILE
-        if side.exists():
-            from safetensors.torch import load_file
-
-            model.item_encoder_state = load_file(str(side))
+        encoder = read_item_encoder(pretrained)
+        if encoder is not None:
+            model.item_encoder_state = encoder
     else:
         model.init_item_embedding(encode_all_items(model.longformer, tok, items))
         model.item_encoder_state = trainable_encoder_state(model)
@@ -396,8 +394,7 @@ def finetune(dataset: Dataset, split: Split, out_dir: str | Path, config: Recfor
         # stage 2 starts from the best stage-1 model (kept in memory, or saved by an earlier call);
         # I frozen (or fine-tuned: item_lr)
         model.load_state_dict(best_weights or load_state_dict(out_dir / "best"), strict=False)
-        model.item_encoder_state = dict(best_encoder) if best_weights else \
-            getattr(RecformerForSeqRec.from_pretrained(out_dir / "best"), "item_encoder_state", None)
+        model.item_encoder_state = dict(best_encoder) if best_weights else read_item_encoder(out_dir / "best")
     if item_lr > 0:  # I becomes a free table: no encoder state reproduces it any more
         _train_items(model, opt, item_lr)
         model.item_encoder_state = None

@@ -65,10 +65,11 @@ def mouth_opening(geo, motion, identity):
     return (pair[..., 0, :] - pair[..., 1, :]).norm(dim=-1)
 
 
-def _target_closed(geo, target, identity):
+def _closed(opening):
+    """1.0 on the frames whose lips are closed (opening <= CLOSED_MM, what the closure metric counts)."""
     from seqverse.speech.emote.evaluate import CLOSED_MM
 
-    return (mouth_opening(geo, target, identity) <= CLOSED_MM).float()
+    return (opening <= CLOSED_MM).float()
 
 
 def closure_loss(geo, pred, target, identity, two_sided: bool = False):
@@ -81,7 +82,7 @@ def closure_loss(geo, pred, target, identity, two_sided: bool = False):
     ``two_sided``: the squared difference, so pressing the lips further than the target costs too.
     """
     open_p, open_t = mouth_opening(geo, pred, identity), mouth_opening(geo, target, identity)
-    closed = _target_closed(geo, target, identity)
+    closed = _closed(open_t)
     diff = (open_p - open_t) if two_sided else torch.relu(open_p - open_t)
     return (closed * diff ** 2).sum() / closed.sum().clamp_min(1.0)
 
@@ -91,7 +92,7 @@ def closed_lip_loss(geo, pred, target, identity):
     (``geo.lips``, mm^2 summed over x/y/z, mean over vertices) averaged over the frames where the target's
     lips are closed. Why: ``closure_loss`` asks only for a small midpoint distance, which a model can reach
     with the wrong lip shape (jaw instead of lip press); this asks for the target's whole closed lips."""
-    closed = _target_closed(geo, target, identity)
+    closed = _closed(mouth_opening(geo, target, identity))
     err = ((geo.vertices(pred, identity, geo.lips) - geo.vertices(target, identity, geo.lips)) ** 2).sum(-1).mean(-1)
     return (closed * err).sum() / closed.sum().clamp_min(1.0)
 

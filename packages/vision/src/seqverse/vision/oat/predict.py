@@ -112,20 +112,25 @@ def _read_predictions(path: str | Path) -> dict:
     return out
 
 
-def _people(d: Display) -> list[tuple[list[int], np.ndarray]]:
-    """Each person's scanpath as object indices and as the fixations MultiMatch compares with.
+def _people(d: Display) -> list[tuple[list[int], np.ndarray | None]]:
+    """Each person's scanpath as object indices, with their raw fixation pixels (None when not given)."""
+    return [(h, d.fixations.get(person)) for person, h in d.scanpaths.items()]
 
-    MultiMatch as ``src/evaluation/MM/calculate_mm.py`` of the official code: a person's raw fixation
-    pixels (``item['X']``, ``item['Y']``) against the prediction's object centres. A display without
-    pixel fixations falls back to the object centres of the person's scanpath.
+
+def _multimatch_pair(d: Display, pred_xy: np.ndarray, h: list[int], raw: np.ndarray | None):
+    """(official, centres-only) MultiMatch of one prediction against one person.
+
+    Official, as ``src/evaluation/MM/calculate_mm.py``: the person's raw fixation pixels (``item['X']``,
+    ``item['Y']``) against the prediction's object centres; without raw pixels both are the centres one.
     """
-    return [(h, d.fixations.get(person, d.centres[h])) for person, h in d.scanpaths.items()]
+    size = (d.width, d.height)
+    centres = multimatch(pred_xy, d.centres[h], size)
+    return (centres if raw is None else multimatch(pred_xy, raw, size)), centres
 
 
-def _mean_multimatch(out: dict, rows: list[np.ndarray], key: str) -> None:
+def _mean_multimatch(out: dict, rows: list[np.ndarray], key: str, prefix: str) -> None:
     m = np.mean(rows, axis=0)
     out[key] = float(m.mean())
-    prefix = "mm_" if key == "multimatch" else "mmc_"
     out.update({f"{prefix}{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
 
 
@@ -147,18 +152,19 @@ def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multi
             pred_all.append(p)
             tgt_pred.append(d.target)
             p_xy = d.centres[p] if p else np.zeros((0, 2))
-            for h, h_xy in people:
+            for h, raw in people:
                 ss.append(sequence_score(p, h))
                 lev.append(levenshtein(p, h))
                 if multimatch_too:
-                    mm.append(multimatch(p_xy, h_xy, (d.width, d.height)))
-                    mmc.append(multimatch(p_xy, d.centres[h], (d.width, d.height)))
+                    official, centres = _multimatch_pair(d, p_xy, h, raw)
+                    mm.append(official)
+                    mmc.append(centres)
     pb, hb = mean_behaviour(pred_all, tgt_pred), mean_behaviour(human_all, tgt_human)
     out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)),
            "behavioural_delta": behavioural_delta(pb, hb)}
     if multimatch_too:
-        _mean_multimatch(out, mm, "multimatch")
-        _mean_multimatch(out, mmc, "multimatch_centres")
+        _mean_multimatch(out, mm, "multimatch", "mm_")
+        _mean_multimatch(out, mmc, "multimatch_centres", "mmc_")
     out.update({f"pred_{k}": float(v) for k, v in zip(BEHAVIOUR_NAMES, pb)})
     out.update({f"human_{k}": float(v) for k, v in zip(BEHAVIOUR_NAMES, hb)})
     return out
@@ -174,18 +180,19 @@ def inter_human(displays: list[Display], multimatch_too: bool = True) -> dict:
     for d in displays:
         people = _people(d)
         for i, (p, _) in enumerate(people):
-            for j, (h, h_xy) in enumerate(people):
+            for j, (h, raw) in enumerate(people):
                 if i == j:
                     continue
                 ss.append(sequence_score(p, h))
                 lev.append(levenshtein(p, h))
                 if multimatch_too:
-                    mm.append(multimatch(d.centres[p], h_xy, (d.width, d.height)))
-                    mmc.append(multimatch(d.centres[p], d.centres[h], (d.width, d.height)))
+                    official, centres = _multimatch_pair(d, d.centres[p], h, raw)
+                    mm.append(official)
+                    mmc.append(centres)
     out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)), "behavioural_delta": 0.0}
     if multimatch_too:
-        _mean_multimatch(out, mm, "multimatch")
-        _mean_multimatch(out, mmc, "multimatch_centres")
+        _mean_multimatch(out, mm, "multimatch", "mm_")
+        _mean_multimatch(out, mmc, "multimatch_centres", "mmc_")
     return out
 
 

@@ -168,3 +168,10 @@ def test_saved_model_and_synthesised_wav_are_0644(tmp_path):
         os.umask(old)
     assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "x.wav").stat().st_mode & 0o777 == 0o644
+
+
+def test_synthesiser_run_is_retried_with_more_time_after_a_stall():
+    """A stalled synthesiser run is retried with twice the time; past the last try it still fails."""
+    C._run_tool(["sleep", "0.3"], timeout=0.1, tries=3)  # 0.1 s, 0.2 s, then 0.4 s: finishes
+    with pytest.raises(subprocess.TimeoutExpired):
+        C._run_tool(["sleep", "0.3"], timeout=0.1, tries=2)

@@ -219,6 +219,21 @@ def fortune_sentences(min_words: int = 5, max_words: int = 14) -> list[str]:
     return sorted(found)
 
 
+def _run_tool(cmd: list[str], text: bytes | None = None, timeout: float = 120, tries: int = 3) -> None:
+    """Run a synthesiser once per sentence; a run past ``timeout`` is retried with twice the time.
+
+    RHVoice-test has been seen to stall on a loaded machine (one sentence past 120 s after hundreds at
+    under 10 s); a retry finishes it, where failing the whole multi-minute corpus build would not.
+    """
+    for attempt in range(tries):
+        try:
+            subprocess.run(cmd, input=text, check=True, capture_output=True, timeout=timeout * 2 ** attempt)
+            return
+        except subprocess.TimeoutExpired:
+            if attempt == tries - 1:
+                raise
+
+
 def _synth_espeak(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     for sentence, path in items:
         subprocess.run(["espeak-ng", "-v", spk.voice, "-p", str(spk.pitch), "-s", str(int(spk.rate)),
@@ -258,7 +273,7 @@ def _synth_flite(spk: Speaker, items: list[tuple[str, Path]]) -> None:
         cmd = ["flite", "-voice", spk.voice, "--setf", f"duration_stretch={stretch:.4f}"]
         if spk.pitch:
             cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
-        subprocess.run(cmd + ["-t", sentence, "-o", str(raw[path])], check=True, capture_output=True, timeout=120)
+        _run_tool(cmd + ["-t", sentence, "-o", str(raw[path])])
     _shift_raw(spk, raw)
 
 
@@ -267,8 +282,7 @@ def _synth_rhvoice(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     raw = _raw_paths(spk, items)
     rate = 100.0 / (spk.rate * spk.formant)
     for sentence, path in items:
-        subprocess.run(["RHVoice-test", "-p", spk.voice, "-r", f"{rate:.0f}", "-o", str(raw[path])],
-                       input=sentence.encode(), check=True, capture_output=True, timeout=120)
+        _run_tool(["RHVoice-test", "-p", spk.voice, "-r", f"{rate:.0f}", "-o", str(raw[path])], sentence.encode())
     _shift_raw(spk, raw)
 
 
@@ -278,8 +292,7 @@ def _synth_pico(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     speed = 100.0 / (spk.rate * spk.formant)
     for sentence, path in items:
         text = f"<speed level='{speed:.0f}'>{sentence}</speed>"
-        subprocess.run(["pico2wave", "-l", spk.voice, "-w", str(raw[path]), text], check=True, capture_output=True,
-                       timeout=120)
+        _run_tool(["pico2wave", "-l", spk.voice, "-w", str(raw[path]), text])
     _shift_raw(spk, raw)
 
 
@@ -288,8 +301,7 @@ def _synth_mbrola(spk: Speaker, items: list[tuple[str, Path]]) -> None:
     raw = _raw_paths(spk, items)
     wpm = 165 / (spk.rate * spk.formant)
     for sentence, path in items:
-        subprocess.run(["espeak-ng", "-v", spk.voice, "-p", str(spk.pitch), "-s", f"{wpm:.0f}", "-w", str(raw[path]),
-                        sentence], check=True, capture_output=True, timeout=120)
+        _run_tool(["espeak-ng", "-v", spk.voice, "-p", str(spk.pitch), "-s", f"{wpm:.0f}", "-w", str(raw[path]), sentence])
     _shift_raw(spk, raw)
 
 

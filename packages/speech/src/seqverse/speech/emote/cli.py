@@ -29,7 +29,8 @@ def _build_face(args):
 def _corpus(args):
     from seqverse.speech.emote.corpus import build_corpus
 
-    clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed), args.json)
+    clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed,
+                             wide=args.voices == "wide"), args.json)
 
 
 def _variants(text: str) -> list[str]:
@@ -112,6 +113,9 @@ def register(subparsers) -> None:
     c.add_argument("--train-sentences", type=clikit.int_range(10, 1000), default=160, help="training sentences")
     c.add_argument("--per-voice", type=clikit.int_range(1, 1000), default=80, help="training sentences per training voice")
     c.add_argument("--seed", type=int, default=0, help="sentence split seed")
+    c.add_argument("--voices", choices=("default", "wide"), default="default",
+                   help="wide: 43 more training voices (espeak accents/variants, festival kal/ked/rab shifts) and 320 more "
+                        "training sentences; validation and test stay exactly the default's")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=_corpus)
 

@@ -48,7 +48,7 @@ class Voice:
     split: str = "train"
 
 
-def default_voices() -> list[Voice]:
+def _default_voices() -> list[Voice]:
     """10 training voices, 2 validation voices, 3 held-out test voices (deterministic)."""
     v = [
         Voice("es_us_m1", "espeak", "en-us+m1", 45, 165), Voice("es_us_f2", "espeak", "en-us+f2", 60, 175),
@@ -64,6 +64,52 @@ def default_voices() -> list[Voice]:
         Voice("es_gbcwmd_m7", "espeak", "en-gb-x-gbcwmd+m7", 30, 150, split="test"),
     ]
     return v
+
+
+# families and speakers that the wide training set must never contain: the test voices' synthesisers and
+# accents (espeak's klatt synthesiser, any variant that switches it on, the Scottish and West-Midlands
+# (gbcwmd) accents, festival's HTS voices / slt) and the validation voices' accent (New York City)
+HELD_OUT_FAMILIES = ("klatt", "scotland", "gbcwmd", "hts", "slt", "nyc")
+# espeak-ng variants whose definition sets ``klatt`` (espeak-ng-data/voices/!v): also excluded
+KLATT_VARIANTS = ("adam", "announcer", "benjamin", "caleb", "david", "edward", "edward2", "robosoft", "robosoft2",
+                  "robosoft3", "UniRobot")
+
+
+def wide_extra_voices() -> list[Voice]:
+    """Round 6 (issue 24): 43 more training voices, opt-in (``default_voices(wide=True)``).
+
+    espeak-ng (its default formant synthesiser only) in five accents (US, GB, RP, Caribbean, Lancaster
+    ``gbclan``) x variants m1-m8, f1-f5 and named ones, with their own pitch and rate; festival's three
+    British diphone voices (kal, ked and rab, which the default set lacks) with pitch, rate and formant
+    shifts (none at ked 130 / 1.05, the validation voice). No test family or accent (HELD_OUT_FAMILIES,
+    KLATT_VARIANTS) and no validation accent. British English is named ``en`` (gmw/en): libespeak-ng's
+    ``espeak_SetVoiceByName`` does not find ``en-gb+VARIANT`` (it returns 2 and keeps the previous voice,
+    which the default voice ``es_gb_m3`` inherits; left as it is so the default corpus stays the same).
+    MBROLA voices were left out: through libespeak-ng their
+    audio comes at another sample rate than the phoneme events assume."""
+    es = [("us", "en-us", [("m2", 40, 150), ("m4", 55, 175), ("m6", 35, 165), ("f1", 65, 160), ("f3", 70, 180),
+                           ("f5", 60, 150), ("Andy", 50, 170), ("paul", 45, 155), ("robert", 40, 185), ("linda", 65, 165)]),
+          ("gb", "en", [("m1", 50, 175), ("m5", 45, 150), ("m7", 40, 165), ("m8", 30, 160), ("f1", 55, 170),
+                           ("f3", 60, 155), ("ed", 50, 160), ("steph", 65, 175)]),
+          ("rp", "en-gb-x-rp", [("m2", 45, 160), ("m6", 50, 150), ("f2", 55, 170), ("f5", 70, 160), ("max", 40, 175),
+                                ("belinda", 60, 155)]),
+          ("029", "en-029", [("f1", 60, 165), ("m4", 45, 155), ("aunty", 55, 175)]),
+          ("gbclan", "en-gb-x-gbclan", [("m3", 45, 165), ("f2", 60, 160), ("m6", 40, 175), ("f4", 65, 150),
+                                        ("rob", 50, 160), ("travis", 45, 170)])]
+    v = [Voice(f"es_{tag}_{var}_w", "espeak", f"{accent}+{var}", pitch, rate)
+         for tag, accent, rows in es for var, pitch, rate in rows]
+    for name, pitch, rate, formant in [("kal", 120, 1.0, 0.95), ("kal", 100, 0.9, 1.08), ("kal", 140, 1.15, 0.97),
+                                       ("ked", 90, 1.0, 0.95), ("ked", 160, 1.2, 1.0), ("ked", 110, 0.85, 0.9),
+                                       ("rab", 0, 1.0, 1.0), ("rab", 120, 1.1, 1.05), ("rab", 95, 0.9, 0.93),
+                                       ("rab", 150, 1.0, 1.12)]:
+        v.append(Voice(f"{name}_{pitch}_r{rate}_v{formant}_w", "festival", f"{name}_diphone", pitch, rate, formant))
+    return v
+
+
+def default_voices(wide: bool = False) -> list[Voice]:
+    """The default 15 voices, plus (``wide``) the 43 extra training voices of :func:`wide_extra_voices`;
+    validation and test voices are the same either way."""
+    return _default_voices() + (wide_extra_voices() if wide else [])
 
 
 # ---------------------------------------------------------------- visemes
@@ -205,8 +251,13 @@ def fortune_sentences() -> list[str]:
 
 
 def build_corpus(out: str | Path, n_train: int = 160, n_val: int = 20, n_test: int = 30, per_voice: int = 80,
-                 seed: int = 0, progress: bool = True) -> dict:
-    """Synthesise every split into ``out`` (wavs/, <split>.npz, meta.json); resumable per voice."""
+                 seed: int = 0, progress: bool = True, wide: bool = False, extra_train: int = 320) -> dict:
+    """Synthesise every split into ``out`` (wavs/, <split>.npz, meta.json); resumable per voice.
+
+    ``wide``: add the 43 voices of :func:`wide_extra_voices` (training only); each draws its ``per_voice``
+    sentences from the ``n_train`` training sentences plus ``extra_train`` more taken after the test
+    sentences in the shuffled list, so the validation and test sentences, voices and utterances are exactly
+    those of the default corpus (and so are the 10 default training voices')."""
     import soundfile as sf
     from tqdm import tqdm
 
@@ -217,13 +268,16 @@ def build_corpus(out: str | Path, n_train: int = 160, n_val: int = 20, n_test: i
     rng.shuffle(sentences)
     split_sent = {"train": sentences[:n_train], "val": sentences[n_train:n_train + n_val],
                   "test": sentences[n_train + n_val:n_train + n_val + n_test]}
-    voices = default_voices()
+    end = n_train + n_val + n_test
+    wide_pool = split_sent["train"] + sentences[end:end + extra_train]
+    wide_names = {v.name for v in wide_extra_voices()} if wide else set()
+    voices = default_voices(wide)
     espeak = _Espeak()
     for voice in tqdm(voices, desc="voices", disable=not progress):
         done = out / "voices" / f"{voice.name}.json"
         if done.is_file():
             continue
-        pool = split_sent[voice.split]
+        pool = wide_pool if voice.name in wide_names else split_sent[voice.split]
         chosen = sorted(random.Random(f"{seed}-{voice.name}").sample(range(len(pool)), min(per_voice, len(pool))))
         sents = [pool[i] for i in chosen]
         if voice.engine == "festival":

@@ -37,6 +37,14 @@ finalist and, per budget, the wide regression seed with the lower validation LVE
 default is replaced only if on test the finalist's LVE is below every regression row measured on test (old
 corpus 5.09 / 5.35 mm, the wide ones), its closure is >= 0.80 for every emotion and its emotion accuracy is
 above every such regression row. Otherwise test is not read and the default stays.
+Round 6 result on validation: no configuration qualifies (w3 and w3_2000 fall short of worst-emotion closure
+or emotion accuracy; o1_w3 of closure); w3_2000 seed 0 comes closest (LVE 4.97 vs reg2000's 4.51 mm). The
+shipped-style models keep the mouth 3-5 mm less open than the target on speech frames at every budget.
+Round 6b (written before its runs, same corpus and judges; runs/emote/r10): w3_4000 (no_prior_closure, weight
+3, 2,400 + 1,600 steps) and reg4000 (regression, 4,000 steps), then w1_4000 (closure weight 1, 2,400 + 1,600:
+a weaker closure term should hedge less toward a shut mouth), seeds 0 and 1 each. The same rule as round 6,
+over the round-6 and 6b configurations together, with the regression at 4,000 steps as the same-budget peer
+of the 4,000-step candidates; a configuration counts only with both seeds finished before 14:30 UTC.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19

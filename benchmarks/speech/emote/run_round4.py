@@ -45,6 +45,9 @@ Round 6b (written before its runs, same corpus and judges; runs/emote/r10): w3_4
 a weaker closure term should hedge less toward a shut mouth), seeds 0 and 1 each. The same rule as round 6,
 over the round-6 and 6b configurations together, with the regression at 4,000 steps as the same-budget peer
 of the 4,000-step candidates; a configuration counts only with both seeds finished before 14:30 UTC.
+Round 6b result: no configuration qualifies (w3_4000: worst-emotion closure 0.939 but emotion accuracy 0.841
+vs reg4000's 0.883; w1_4000: worst closure 0.608); the best EMOTE seed (w1_4000 seed 0, 4.68 mm) is above
+reg4000's seed-mean 4.49 mm. Test not read; default unchanged (README, Round 6).
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19

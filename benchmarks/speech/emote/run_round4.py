@@ -8,7 +8,7 @@ shipped default linked as RUN/shipped. CANDIDATES (comma-separated NAME=VARIANT:
 default below) are trained with train.train_emote and scored on the validation voices (RUN/val_NAME.json).
 Round 5 adds an optional last field EXTRAS, '+'-joined: ``sym`` (two-sided closure loss), ``open<W>``
 (mouth-opening loss on every frame at weight W), ``lipv<W>`` (lip-vertex loss at the target's closed
-frames), e.g. ``s5_sym_o1=no_prior_closure:plain:3:600:400:0:sym+open1``.
+frames), ``late`` (closure loss in stage 2 only, round 6c), e.g. ``s5_sym_o1=no_prior_closure:plain:3:600:400:0:sym+open1``.
 Round 5 (issue 24 item 1, lip vertex error; runs/emote/r9, seeds 0 and 1 of sym_w3, o1_w3, sym_o1, sym_o3)
 selection rule, written before the runs: among candidates whose validation worst-emotion closure is
 >= 0.90, the lowest validation LVE averaged over its two seeds; that configuration's better seed on
@@ -48,6 +48,10 @@ of the 4,000-step candidates; a configuration counts only with both seeds finish
 Round 6b result: no configuration qualifies (w3_4000: worst-emotion closure 0.939 but emotion accuracy 0.841
 vs reg4000's 0.883; w1_4000: worst closure 0.608); the best EMOTE seed (w1_4000 seed 0, 4.68 mm) is above
 reg4000's seed-mean 4.49 mm. Test not read; default unchanged (README, Round 6).
+Round 6c (written before its runs): EXTRA ``late`` = the closure loss in stage 2 only (train.closure_stages;
+by the diagnosis the closure term, there from the first step, teaches a half-shut mouth, while the 4,000-step
+regression begins to close the lips from the vertex loss alone). late_w3_4000 (no_prior_closure, weight 3,
+2,400 + 1,600, late), seeds 0 and 1; the same rule, over all round-6 configurations, reg4000 as its peer.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19
@@ -109,7 +113,7 @@ def main():
                                   int(s1), int(s2), batch_size=8, progress=False, augment=aug == "aug",
                                   closure_weight=float(weight), seed=int(more[0]) if more else 0,
                                   closure_two_sided="sym" in extras, opening_weight=opening[0] if opening else 0.0,
-                                  closed_lip_weight=lipv[0] if lipv else 0.0),
+                                  closed_lip_weight=lipv[0] if lipv else 0.0, closure_late="late" in extras),
               flush=True)
         validate(name)
 

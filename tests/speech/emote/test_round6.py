@@ -65,3 +65,11 @@ def test_frame_classes_follow_the_definitions():
     assert names[6:9] == ["bilabial"] * 3 and names[10:12] == ["bilabial"] * 2   # /m/ +-2 frames
     assert names[5] == "speech" and names[12:15] == ["speech"] * 3
     assert names[0] == names[1] == names[3] == "silence" and names[15:] == ["silence"] * 5
+
+
+def test_late_closure_only_in_stage_two():
+    from seqverse.speech.emote.train import closure_stages
+
+    assert closure_stages(True) == (True, True)
+    assert closure_stages(True, late=True) == (False, True)
+    assert closure_stages(False, late=True) == (False, False)

@@ -106,6 +106,12 @@ def opening_loss(geo, pred, target, identity):
     return ((mouth_opening(geo, pred, identity) - mouth_opening(geo, target, identity)) ** 2).mean()
 
 
+def closure_stages(closure: bool, late: bool = False) -> tuple[bool, bool]:
+    """Whether stage 1 and stage 2 use the closure loss: both for the *_closure variants, or (``late``, round 6c)
+    stage 2 only, so that stage 1 learns the opening from the vertex loss before the closures are asked for."""
+    return (closure and not late, closure)
+
+
 def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor=None, seed=0, progress=True):
     from seqverse.core.train import TrainConfig, fit
 
@@ -286,13 +292,15 @@ def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: 
 
 def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
-                closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0) -> dict:
+                closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0,
+                closure_late: bool = False) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
     ``closure_weight`` overrides LOSS_WEIGHTS["closure"] for the *_closure variants;
     ``closure_two_sided``: :func:`closure_loss` penalises over-closing too; ``opening_weight``:
-    :func:`opening_loss` on every frame (0 = off); ``closed_lip_weight``: :func:`closed_lip_loss` (0 = off)."""
+    :func:`opening_loss` on every frame (0 = off); ``closed_lip_weight``: :func:`closed_lip_loss` (0 = off);
+    ``closure_late``: the closure loss in stage 2 only (:func:`closure_stages`)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
@@ -327,15 +335,16 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
                  eval_fn, "val_lve", seed, progress)
         result = {"best_val_lve": r.best_metric, "steps": r.steps_done}
     else:
-        r1 = _fit(model, data, emote_loss_fn(geo, None, None, False, False, weights, closure, closure_two_sided), stage1, steps1, lr,
+        closure1, closure2 = closure_stages(closure, closure_late)
+        r1 = _fit(model, data, emote_loss_fn(geo, None, None, False, False, weights, closure1, closure_two_sided), stage1, steps1, lr,
                   batch_size, eval_fn, "val_lve", seed, progress)
-        r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange, weights, closure,
+        r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange, weights, closure2,
                                              closure_two_sided),
                   out / "stage2", steps2, lr * 0.5, batch_size, eval_fn, "val_lve", seed + 1, progress)
         result = {"stage1_best_val_lve": r1.best_metric, "best_val_lve": r2.best_metric, "steps": r1.steps_done + r2.steps_done}
     save_pretrained(model, out / "model", {"variant": variant, "corpus": str(corpus), "seed": seed,
                                            "steps1": steps1, "steps2": steps2, "loss_weights": weights,
-                                           "closure_loss": closure, "closure_two_sided": closure_two_sided,
+                                           "closure_loss": closure, "closure_two_sided": closure_two_sided, "closure_late": closure_late,
                                            "augment": augment})
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result

@@ -52,6 +52,8 @@ Round 6c (written before its runs): EXTRA ``late`` = the closure loss in stage 2
 by the diagnosis the closure term, there from the first step, teaches a half-shut mouth, while the 4,000-step
 regression begins to close the lips from the vertex loss alone). late_w3_4000 (no_prior_closure, weight 3,
 2,400 + 1,600, late), seeds 0 and 1; the same rule, over all round-6 configurations, reg4000 as its peer.
+Round 6c result: worst-emotion closure 0.986 but emotion accuracy 0.881 < reg4000's 0.883, and LVE 5.17 mm
+> 4.49: does not qualify; test not read.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19

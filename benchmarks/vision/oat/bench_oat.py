@@ -5,6 +5,8 @@
         --pixel runs/oat/synth_pixel/best --samples 20
     # human scanpaths (layout-only), held-out collages (human.py's fixed split), inter-human ceiling
     python benchmarks/vision/oat/bench_oat.py human --oat runs/oat/human_oat/best --samples 100
+    # ... with the checkpoint's landing model (landing.json) and the decoding chosen with it
+    python benchmarks/vision/oat/bench_oat.py human --oat runs/oat/human_oat/best --samples 100 --landing
 
 The row "OAT (<rule>; chosen on validation)" uses the one decoding that select_decoding.py picked on
 the validation displays (results/decoding_<which>.json); greedy and the mean over samples stay as
@@ -34,6 +36,7 @@ from seqverse.vision.oat.train import predict_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("sequence_score", "sequence_score_sampled", "behavioural_delta", "multimatch", "multimatch_centres",
+           "multimatch_raw",
            "levenshtein", "pred_length", "pred_target_found")
 
 
@@ -57,20 +60,27 @@ def chosen_decoding(which: str, results: Path) -> dict | None:
     return json.loads(path.read_text())["chosen"] if path.is_file() else None
 
 
-def chosen_row(model, displays, chosen: dict, mm=True) -> dict:
-    """OAT scored with the one decoding chosen on validation (seqverse.vision.oat.decode)."""
+def chosen_rows(model, displays, chosen: dict, mm=True, landing=None) -> list[dict]:
+    """OAT scored with the one decoding chosen on validation (seqverse.vision.oat.decode); when that
+    choice places fixations with the landing model, also the same scanpaths on object centres (the
+    landing model's ablation)."""
     rule, temp, n = chosen["decoding"], chosen["temperature"], chosen["samples"]
-    name = f"OAT ({rule}" + ("" if rule == "greedy" else f", T={temp:g}, n={n}") + "; chosen on validation)"
+    land = landing if chosen.get("pixels") == "landing" else None
+    name = f"OAT ({rule}" + ("" if rule == "greedy" else f", T={temp:g}, n={n}") + (
+        ", landing pixels" if land is not None else "") + "; chosen on validation)"
     if rule == "sampled":
         draws = [predict_objects(model, [d], sample=True, n=n, seed=k, temperature=temp)[0]
                  for k, d in enumerate(displays)]
         row = score_scanpaths(displays, draws, multimatch_too=False)
         if mm:
-            row["multimatch"] = score_scanpaths(displays, [x[:10] for x in draws])["multimatch"]
-    else:
-        paths = decode(model, displays, rule, n=n, temperature=temp, seed=0)
-        row = score_scanpaths(displays, [[p] for p in paths], multimatch_too=mm)
-    return {"system": name, **row}
+            row["multimatch"] = score_scanpaths(displays, [x[:10] for x in draws], landing=land)["multimatch"]
+        return [{"system": name, **row}]
+    paths = [[p] for p in decode(model, displays, rule, n=n, temperature=temp, seed=0, landing=land)]
+    rows = [{"system": name, **score_scanpaths(displays, paths, multimatch_too=mm, landing=land)}]
+    if land is not None:
+        rows.append({"system": "  the same scanpaths on object centres (no landing model)",
+                     **score_scanpaths(displays, paths, multimatch_too=mm)})
+    return rows
 
 
 def random_init_like(model: OAT, seed: int = 0) -> OAT:
@@ -107,7 +117,7 @@ def synthetic(args):
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
         chosen = chosen_decoding("synthetic", args.results)
         if chosen:
-            rows.insert(1, chosen_row(oat, displays, chosen))
+            rows[1:1] = chosen_rows(oat, displays, chosen)
         if pixel is not None:
             rows.append({"system": "pixel transformer", **score_scanpaths(displays, [[p] for p in
                                                                                     pixel_scanpaths(pixel, displays)])})
@@ -124,17 +134,21 @@ def synthetic(args):
 
 def human(args):
     from seqverse.vision.oat.human import load_human
+    from seqverse.vision.oat.landing import Landing
 
     data = load_human(args.human_file)
     oat = OAT.from_pretrained(args.oat)
+    landing = Landing.load(args.oat) if args.landing else None
+    if args.landing and landing is None:
+        sys.exit(f"--landing: {args.oat} has no landing.json")
     sets = {}
     for split in ("test", "valid"):
         displays = data[split][: args.limit]
         rows = [oat_rows("OAT (layout-only)", oat, displays, args.samples),
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
-        chosen = chosen_decoding("human", args.results)
+        chosen = chosen_decoding("human_landing" if args.landing else "human", args.results)
         if chosen:
-            rows.insert(1, chosen_row(oat, displays, chosen))
+            rows[1:1] = chosen_rows(oat, displays, chosen, landing=landing)
         for name, label in (("random", "random"), ("centre", "centre-out"), ("reading", "reading order")):
             paths = baseline_scanpaths(name, displays, max_len=oat.config.max_len)
             rows.append({"system": label, **score_scanpaths(displays, [[p] for p in paths])})
@@ -158,6 +172,8 @@ def main():
     p.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
     p.add_argument("--oat", default="runs/oat/human_oat/best", help="layout-only OAT checkpoint")
     p.add_argument("--samples", type=int, default=100, help="sampled scanpaths per collage (paper: 100)")
+    p.add_argument("--landing", action="store_true", help="the chosen decoding from decoding_human_landing.json, "
+                   "with the checkpoint's landing model (landing.json) when that choice uses it")
     for p in sub.choices.values():
         p.add_argument("--limit", type=int, default=None, help="only the first N displays of each set (smoke runs)")
         p.add_argument("--results", default=str(RESULTS), help="folder for the JSON + markdown results")

@@ -8,6 +8,12 @@ official test_expect mean); mbr at temperatures 0.7 and 1.0; likelihood at 1.0; 
 also mbr_mm (utility: mean of sequence score and MultiMatch) over 16 draws (MultiMatch is slow).
 Each is one decoding for the whole set (no mixing of rules across metrics).
 
+With ``--landing`` (human set; the checkpoint holds ``landing.json``, seqverse.vision.oat.landing) every
+candidate is also scored with its fixations at the landing model's pixels instead of object centres,
+and mbr_land (16 and 64 draws) joins; the rule below then runs over the union (each row says its
+pixels), and the result goes to results/decoding_human_landing.json. Written before that run
+(2026-12-05): the human benchmark uses the landing model only if this union's choice is a landing row.
+
 Rule, fixed before the runs: rank the candidates on each of the issue's two acceptance metrics
 (human: sequence score and MultiMatch; synthetic: sequence score and behavioural delta), keep the
 lowest sum of ranks, ties to the higher sequence score. Writes results/decoding_<which>.json, which
@@ -27,6 +33,7 @@ import torch
 
 from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.displays import load_displays
+from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.model import OAT
 from seqverse.vision.oat.predict import score_scanpaths
 from seqverse.vision.oat.train import predict_objects
@@ -34,20 +41,21 @@ from seqverse.vision.oat.train import predict_objects
 RESULTS = Path(__file__).resolve().parent / "results"
 CANDIDATES = (("greedy", 1.0, None), ("sampled", 1.0, None), ("mbr", 0.7, None), ("mbr", 1.0, None),
               ("likelihood", 1.0, None), ("mbr_mm", 1.0, 16))  # (rule, temperature, draws if not --samples)
+LANDING_ONLY = (("mbr_land", 1.0, 16), ("mbr_land", 1.0, 64))
 METRICS = {"human": (("sequence_score", "max"), ("multimatch", "max")),
            "synthetic": (("sequence_score", "max"), ("behavioural_delta", "min"))}
 
 
-def evaluate(model, displays, rule: str, temperature: float, n: int, multimatch_too: bool) -> dict:
+def evaluate(model, displays, rule: str, temperature: float, n: int, multimatch_too: bool, landing=None) -> dict:
     if rule == "sampled":
         draws = [predict_objects(model, [d], sample=True, n=n, seed=k, temperature=temperature)[0]
                  for k, d in enumerate(displays)]
         row = score_scanpaths(displays, draws, multimatch_too=False)
         if multimatch_too:  # MultiMatch of the first 10 draws (alignment is slow), as bench_oat.py
-            row["multimatch"] = score_scanpaths(displays, [x[:10] for x in draws])["multimatch"]
+            row["multimatch"] = score_scanpaths(displays, [x[:10] for x in draws], landing=landing)["multimatch"]
         return row
-    paths = decode(model, displays, rule, n=n, temperature=temperature, seed=0)
-    return score_scanpaths(displays, [[p] for p in paths], multimatch_too=multimatch_too)
+    paths = decode(model, displays, rule, n=n, temperature=temperature, seed=0, landing=landing)
+    return score_scanpaths(displays, [[p] for p in paths], multimatch_too=multimatch_too, landing=landing)
 
 
 def choose(rows: list[dict], metrics) -> int:
@@ -68,11 +76,17 @@ def main():
     parser.add_argument("--samples", type=int, default=None, help="draws per display (default human 100, synthetic 20)")
     parser.add_argument("--results", default=str(RESULTS), help="folder for decoding_<which>.json")
     parser.add_argument("--limit", type=int, default=None, help="only the first N displays (smoke runs)")
+    parser.add_argument("--landing", action="store_true", help="human: also score in the checkpoint's landing "
+                        "pixels (landing.json) and add mbr_land; writes decoding_human_landing.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
     human = args.which == "human"
-    oat = OAT.from_pretrained(args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best"))
+    model_dir = args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best")
+    oat = OAT.from_pretrained(model_dir)
+    landing = Landing.load(model_dir) if args.landing else None
+    if args.landing and (landing is None or not human):
+        sys.exit(f"--landing: needs the human set and {model_dir}/landing.json")
     n = args.samples or (100 if human else 20)
     if human:
         from seqverse.vision.oat.human import load_human
@@ -83,24 +97,29 @@ def main():
         displays = load_displays(Path(args.synth) / "valid.json", (c.crop_height, c.crop_width))
     displays = displays[: args.limit]
     rows = []
-    for rule, temp, draws in CANDIDATES:
+    runs = [(c, None) for c in CANDIDATES]
+    if landing is not None:
+        runs += [(c, landing) for c in CANDIDATES + LANDING_ONLY]
+    for (rule, temp, draws), land in runs:
         if rule == "mbr_mm" and not human:
             continue  # MultiMatch is not one of the synthetic acceptance metrics
         k = 1 if rule == "greedy" else (min(draws, n) if draws else n)
-        row = {"decoding": rule, "temperature": temp, "samples": k,
-               **evaluate(oat, displays, rule, temp, k, multimatch_too=human)}
+        pixels = "landing" if land is not None else "centres"
+        row = {"decoding": rule, "temperature": temp, "samples": k, "pixels": pixels,
+               **evaluate(oat, displays, rule, temp, k, multimatch_too=human, landing=land)}
         rows.append(row)
-        print(f"{rule:10s} T={temp:.1f}  " + "  ".join(f"{m}={row[m]:.4f}" for m, _ in METRICS[args.which]),
-              flush=True)
+        print(f"{rule:10s} T={temp:.1f} n={k:3d} {pixels:8s} "
+              + "  ".join(f"{m}={row[m]:.4f}" for m, _ in METRICS[args.which]), flush=True)
     best = choose(rows, METRICS[args.which])
     out = {"command": "python benchmarks/vision/oat/select_decoding.py " + " ".join(sys.argv[1:]),
-           "model": args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best"),
+           "model": model_dir,
            "set": "validation", "n_displays": len(displays), "rule": "lowest sum of ranks on "
            + " and ".join(m for m, _ in METRICS[args.which]) + "; ties to the higher sequence score",
-           "candidates": rows, "chosen": {k: rows[best][k] for k in ("decoding", "temperature", "samples")},
+           "candidates": rows, "chosen": {k: rows[best][k] for k in ("decoding", "temperature", "samples", "pixels")},
            "seconds": round(time.time() - t0, 1)}
     Path(args.results).mkdir(parents=True, exist_ok=True)
-    (Path(args.results) / f"decoding_{args.which}.json").write_text(json.dumps(out, indent=2))
+    name = f"decoding_{args.which}{'_landing' if landing is not None else ''}.json"
+    (Path(args.results) / name).write_text(json.dumps(out, indent=2))
     print("chosen:", out["chosen"])
 
 

@@ -69,7 +69,8 @@ def register(subparsers) -> None:
                        description="DISPLAYS.json: the shared file's schema (fixations optional and ignored; "
                        "objects with boxes and a 'crop' image each, or a display 'image' to cut them from; "
                        "without objects, a grid of cells). OUT.json maps each display to its scanpath "
-                       "'fixations' [[x, y], ...] (object centres, display pixels; by --decoding, greedy by "
+                       "'fixations' [[x, y], ...] (display pixels: object centres, or where people land in "
+                       "each object when the checkpoint has a landing model, landing.json; by --decoding, greedy by "
                        "default), 'objects' (indices) and, with --samples N, N sampled scanpaths.")
     p.add_argument("displays", type=clikit.existing_file, metavar="DISPLAYS.json", help="displays to predict")
     p.add_argument("-o", "--out", required=True, type=clikit.output_file, metavar="OUT.json", help="predictions file")
@@ -78,12 +79,13 @@ def register(subparsers) -> None:
     p.add_argument("--model", type=clikit.existing_dir, metavar="DIR",
                    help="checkpoint folder (config.json + model.safetensors); default: the embedded model")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
-    p.add_argument("--decoding", choices=("greedy", "mbr", "mbr_mm", "likelihood"), default="greedy",
+    p.add_argument("--decoding", choices=("greedy", "mbr", "mbr_mm", "mbr_land", "likelihood"), default="greedy",
                    help="how 'fixations' is chosen: greedy (official), mbr (of --draws sampled scanpaths, the one "
                         "with the highest mean sequence score to the others), mbr_mm (the same with sequence score "
-                        "+ MultiMatch; slow), likelihood (the most probable draw)")
+                        "+ MultiMatch; slow), mbr_land (mbr_mm in landing pixels; needs landing.json), likelihood "
+                        "(the most probable draw)")
     p.add_argument("--draws", type=clikit.positive_int, default=100, help="sampled scanpaths behind --decoding mbr/"
-                   "mbr_mm/likelihood")
+                   "mbr_mm/mbr_land/likelihood")
     p.add_argument("--temperature", type=clikit.positive_float, default=1.0, help="sampling temperature of the draws "
                    "(and of --samples)")
     p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
@@ -160,6 +162,12 @@ def _train(args) -> None:
         config = init.config
     result = train_oat(train, valid, args.out, config, epochs=args.epochs, displays_per_batch=args.displays_per_batch, lr=args.lr,
                        patience=args.patience, seed=args.seed, progress=not args.json, init=init)
+    if any(d.fixations for d in train):  # people's raw fixations: where in an object they land (landing.py)
+        from pathlib import Path
+
+        from .landing import fit_landing
+
+        fit_landing(train).save(Path(args.out) / "best")
     clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
                  "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)
 

@@ -8,6 +8,10 @@
   score to the other draws, the model's own estimate of a scanpath's expected sequence score.
 * ``mbr_mm``: the same with the mean of the sequence score and MultiMatch (on object centres) as the
   utility, the two measures the human benchmark judges (MultiMatch is slow: use few draws).
+* ``mbr_land``: ``mbr_mm`` with pixels from a landing model (:mod:`.landing`, ours): each draw placed
+  at its mean landing positions is scored against every other draw placed at random landings (a
+  pseudo-person), so the utility estimates the expected benchmark score against people's raw
+  fixations rather than against object centres. Needs a checkpoint with ``landing.json``.
 * ``likelihood``: of the ``n`` draws, the one the model gives the highest log-probability.
 
 The official paper reports greedy and the mean over 100 draws; ``mbr`` and ``likelihood`` are
@@ -24,7 +28,7 @@ import torch
 from .displays import Display
 from .metrics import sequence_score
 
-DECODINGS = ("greedy", "mbr", "mbr_mm", "likelihood")
+DECODINGS = ("greedy", "mbr", "mbr_mm", "mbr_land", "likelihood")
 
 
 def mbr_index_reference(samples: Sequence[Sequence[int]], score: Callable = sequence_score) -> int:
@@ -73,6 +77,23 @@ def sequence_and_multimatch(display: Display, a: Sequence[int], b: Sequence[int]
     return 0.5 * (sequence_score(a, b) + float(mm))
 
 
+def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landing, rng: np.random.Generator) -> int:
+    """Index of the draw with the highest summed utility (mean of sequence score and MultiMatch) to the
+    other draws, the candidate at its mean landing pixels, each other draw at one random landing."""
+    from .metrics import multimatch
+
+    size = (display.width, display.height)
+    placed = [landing.place(display, p) for p in samples]
+    pseudo = [landing.draw(display, p, rng) for p in samples]
+    gain = np.full(len(samples), -np.inf)
+    for i, p in enumerate(samples):
+        if not len(p):
+            continue
+        gain[i] = sum(0.5 * (sequence_score(p, q) + float(multimatch(placed[i], pseudo[j], size).mean()))
+                      for j, q in enumerate(samples) if j != i and len(q))
+    return int(np.argmax(gain))
+
+
 @torch.no_grad()
 def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) -> np.ndarray:
     """Log-probability of each scanpath (its fixations, then the end) under the model, with the
@@ -99,12 +120,14 @@ def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) 
 
 
 def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int = 100, temperature: float = 1.0,
-           seed: int = 0) -> list[list[int]]:
+           seed: int = 0, landing=None) -> list[list[int]]:
     """One scanpath (object indices) per display by ``decoding`` (see the module docstring)."""
     from .train import predict_objects
 
     if decoding not in DECODINGS:
         raise ValueError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
+    if decoding == "mbr_land" and landing is None:
+        raise ValueError("decoding 'mbr_land' needs a landing model (landing.json beside the checkpoint)")
     if decoding == "greedy":
         return [p[0] for p in predict_objects(model, displays)]
     out = []
@@ -114,6 +137,8 @@ def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int 
             out.append(draws[mbr_index(draws)])
         elif decoding == "mbr_mm":
             out.append(draws[mbr_index(draws, lambda a, b, d=d: sequence_and_multimatch(d, a, b))])
+        elif decoding == "mbr_land":
+            out.append(draws[mbr_landing_index(d, draws, landing, np.random.default_rng(seed + k))])
         else:
             out.append(draws[int(np.argmax(scanpath_log_probs(model, d, draws)))])
     return out

@@ -53,9 +53,11 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
     import torch
 
     from .decode import decode
+    from .landing import Landing
     from .train import predict_objects
 
     model = load_model(model_dir)
+    landing = Landing.load(Path(model_dir) if model_dir else default_model_dir())
     c = model.config
     displays = load_displays(displays_path, (c.crop_height, c.crop_width) if c.appearance else None)
     if c.appearance:
@@ -69,7 +71,10 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
             raise InputError(f"{displays_path}: display {d.name!r}: grid {d.grid} exceeds the position code's "
                              f"{c.table_size} rows/columns")
     torch.manual_seed(seed)
-    greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed)
+    if decoding == "mbr_land" and landing is None:
+        raise InputError(f"{model_dir or default_model_dir()}: decoding 'mbr_land' needs a landing model "
+                         "(landing.json, written by `oat train --human`)")
+    greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed, landing=landing)
     sampled = None
     if samples:
         it = displays
@@ -81,15 +86,21 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
                    for k, d in enumerate(it)]
     result = {}
     for k, d in enumerate(displays):
-        centres = d.centres
-        rec = {"fixations": np.round(centres[greedy[k]], 1).tolist() if greedy[k] else [], "objects": greedy[k]}
+        rec = {"fixations": _pixels(d, greedy[k], landing), "objects": greedy[k]}
         if sampled is not None:
-            rec["samples"] = [np.round(centres[s], 1).tolist() if s else [] for s in sampled[k]]
+            rec["samples"] = [_pixels(d, s, landing) for s in sampled[k]]
         result[d.name] = rec
     with atomic_write(out_path) as f:
         json.dump(result, f)
     return {"displays": len(displays), "samples_per_display": samples, "decoding": decoding,
             "mean_length": float(np.mean([len(g) for g in greedy]))}
+
+
+def _pixels(d: Display, objects: list[int], landing=None) -> list:
+    """An object scanpath in pixels: object centres, or the landing model's positions when there is one."""
+    if not objects:
+        return []
+    return np.round(landing.place(d, objects) if landing is not None else d.centres[objects], 1).tolist()
 
 
 def _read_predictions(path: str | Path) -> dict:
@@ -134,14 +145,16 @@ def _mean_multimatch(out: dict, rows: list[np.ndarray], key: str, prefix: str) -
     out.update({f"{prefix}{k}": float(v) for k, v in zip(MULTIMATCH_NAMES, m)})
 
 
-def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multimatch_too: bool = True) -> dict:
+def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multimatch_too: bool = True,
+                    landing=None) -> dict:
     """Metrics of predicted object scanpaths (several per display allowed) against every person's.
 
     Sequence score, Levenshtein and MultiMatch average over (prediction, person) pairs; the
     behavioural measures average over scanpaths and the delta compares them with the people's.
     ``multimatch`` is the official comparison (prediction's object centres vs the person's raw
     fixations); ``multimatch_centres`` puts the person's scanpath on object centres too, where every
-    refixation becomes a zero-length saccade (which MultiMatch reads as a rightward one).
+    refixation becomes a zero-length saccade (which MultiMatch reads as a rightward one). With a
+    ``landing`` model the prediction's pixels are its landing positions instead of object centres.
     """
     ss, lev, mm, mmc, pred_all, tgt_pred, human_all, tgt_human = [], [], [], [], [], [], [], []
     for d, ps in zip(displays, preds):
@@ -151,7 +164,7 @@ def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multi
         for p in ps:
             pred_all.append(p)
             tgt_pred.append(d.target)
-            p_xy = d.centres[p] if p else np.zeros((0, 2))
+            p_xy = np.asarray(_pixels(d, p, landing), dtype=float).reshape(-1, 2)
             for h, raw in people:
                 ss.append(sequence_score(p, h))
                 lev.append(levenshtein(p, h))
@@ -174,12 +187,13 @@ def inter_human(displays: list[Display], multimatch_too: bool = True) -> dict:
     """Ceiling: each person's scanpath as the prediction of the other people on the same display.
 
     MultiMatch: the predicting person's scanpath on object centres (as a model's prediction) against
-    the others' raw fixations; ``multimatch_centres`` with both on object centres.
+    the others' raw fixations; ``multimatch_centres`` with both on object centres; ``multimatch_raw``
+    (when every person has raw fixations) with both on their raw fixations, the people as they are.
     """
-    ss, mm, mmc, lev = [], [], [], []
+    ss, mm, mmc, mmr, lev = [], [], [], [], []
     for d in displays:
         people = _people(d)
-        for i, (p, _) in enumerate(people):
+        for i, (p, own_raw) in enumerate(people):
             for j, (h, raw) in enumerate(people):
                 if i == j:
                     continue
@@ -189,10 +203,14 @@ def inter_human(displays: list[Display], multimatch_too: bool = True) -> dict:
                     official, centres = _multimatch_pair(d, d.centres[p], h, raw)
                     mm.append(official)
                     mmc.append(centres)
+                    if own_raw is not None and raw is not None:
+                        mmr.append(multimatch(own_raw, raw, (d.width, d.height)))
     out = {"sequence_score": float(np.mean(ss)), "levenshtein": float(np.mean(lev)), "behavioural_delta": 0.0}
     if multimatch_too:
         _mean_multimatch(out, mm, "multimatch", "mm_")
         _mean_multimatch(out, mmc, "multimatch_centres", "mmc_")
+        if len(mmr) == len(mm):
+            _mean_multimatch(out, mmr, "multimatch_raw", "mmr_")
     return out
 
 

@@ -1,12 +1,12 @@
 """Issue 28's CPU-sized sealed comparison: items encoded in length order equal the plain order, a
 run without a pre-training stage, and the CPU edition's selection rule (re-encoding eligibility)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from script_module import load_script
 
 from seqverse.recsys import data
 from seqverse.recsys.recformer import api
@@ -49,11 +49,7 @@ def test_training_without_a_pretraining_stage(tmp_path):
 
 
 def _driver():
-    spec = importlib.util.spec_from_file_location(
-        "sealed_comparison", ROOT / "benchmarks" / "recsys" / "recformer" / "sealed_comparison.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/recsys/recformer/sealed_comparison.py")
 
 
 @pytest.mark.parametrize("paper, items, expected", [

@@ -1,15 +1,13 @@
 """Round 6 (issue 24): the wide training voice set and the LVE-by-frame-class diagnosis."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_module import load_script
 
 from seqverse.speech.emote.corpus import HELD_OUT_FAMILIES, KLATT_VARIANTS, default_voices, wide_extra_voices
 from seqverse.speech.emote.evaluate import CLOSED_MM
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_default_voice_set_is_unchanged():
@@ -45,11 +43,7 @@ def test_klatt_variant_list_matches_espeak_data():
 
 
 def _diagnosis():
-    spec = importlib.util.spec_from_file_location(
-        "diagnose_lve_frames", ROOT / "benchmarks" / "speech" / "emote" / "diagnose_lve_frames.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/speech/emote/diagnose_lve_frames.py")
 
 
 def test_frame_classes_follow_the_definitions():

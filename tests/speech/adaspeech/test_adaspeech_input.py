@@ -86,7 +86,7 @@ def test_cli_say_and_voices_with_shipped_model(tmp_path, capsys):
         torch.set_num_threads(n)
     y, sr = sf.read(tmp_path / "h.wav")
     assert sr == 16000 and np.isfinite(y).all() and np.abs(y).max() > 0.01
-    assert out["seconds"] == pytest.approx(len(y) / sr, abs=0.01) and out["voice"] == "kal_high"
+    assert out["seconds"] == pytest.approx(len(y) / sr, abs=0.01) and out["voice"] == "slt"
     assert out["phonemes"] == fast["phonemes"] > 15  # "hello world, forty two times"
     assert 0.4 < fast["frames"] / out["frames"] < 0.6  # --speed 2: half the mel frames
     umask = os.umask(0)

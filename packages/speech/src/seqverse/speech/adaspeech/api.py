@@ -13,7 +13,7 @@ from seqverse.speech import audio as A
 ASSETS = Path(__file__).parent / "assets"
 SOURCE_DIR = ASSETS / "source"
 VOICES_DIR = ASSETS / "voices"
-DEFAULT_VOICE = "kal_high"
+DEFAULT_VOICE = "slt"
 
 
 def load_model(model_dir=None):
@@ -142,6 +142,7 @@ def export_model(model_dir, corpus_dir, out_dir, half: bool = False) -> None:
 
     from safetensors.torch import save_file
 
+    from seqverse.core.clikit import atomic_path
     from seqverse.speech.adaspeech.corpus import load_corpus
     from seqverse.speech.adaspeech.train import collate, load_items
 
@@ -153,7 +154,8 @@ def export_model(model_dir, corpus_dir, out_dir, half: bool = False) -> None:
         if not half and (out / f).resolve() != (Path(model_dir) / f).resolve():
             shutil.copy(Path(model_dir) / f, out / f)
     al = np.load(Path(corpus_dir) / "aligner.npz")
-    save_file({"mean": torch.from_numpy(al["mean"]), "var": torch.from_numpy(al["var"])}, str(out / "aligner.safetensors"))
+    with atomic_path(out / "aligner.safetensors") as tmp:  # 0644, never half-written
+        save_file({"mean": torch.from_numpy(al["mean"]), "var": torch.from_numpy(al["var"])}, tmp)
     model = load_model(out if half else model_dir)
     utts, _ = load_corpus(corpus_dir)
     refs = {}
@@ -162,4 +164,5 @@ def export_model(model_dir, corpus_dir, out_dir, half: bool = False) -> None:
             items = load_items(corpus_dir, [u for u in utts if u["speaker"] == spk][:10])
             b = collate(items)
             refs[spk] = model.utterance_vector(b["mel"], b["mel_lengths"]).mean(0).contiguous()
-    save_file(refs, str(out / "speakers.safetensors"))
+    with atomic_path(out / "speakers.safetensors") as tmp:
+        save_file(refs, tmp)

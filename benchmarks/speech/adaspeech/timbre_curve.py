@@ -50,7 +50,8 @@ def main(argv=None):
         results = json.loads((run / "bench" / "results.json").read_text())
         rows[n] = {"timbres": timbres[:n], **{t: bench_adaspeech.gaps(results, t) for t in sorted({k.split("/")[0] for k in results})}}
         (Path(args.work) / "curve.json").write_text(json.dumps(rows, indent=1, default=list))
-    lines = ["| base timbres | target | sim. gap [95%] | rel. | MCD gap dB [95%] | rel. |", "|---:|---|---|---:|---|---:|"]
+    lines = ["| base timbres | target | sim. gap [95%] | rel. | MCD gap dB [95%] | rel. | WER - ceiling (pts) |",
+             "|---:|---|---|---:|---|---:|---:|"]
     for n, row in rows.items():
         for t, g in row.items():
             if t == "timbres" or not g:
@@ -58,9 +59,15 @@ def main(argv=None):
             lines.append(f"| {n} | {t} | {g['sim_gap']:.3f} [{g['sim_gap_ci'][0]:.3f}, {g['sim_gap_ci'][1]:.3f}] | "
                          f"{g['sim_gap_rel'] if g['sim_gap_rel'] is None else round(g['sim_gap_rel'], 2)} | "
                          f"{g['mcd_gap']:.2f} [{g['mcd_gap_ci'][0]:.2f}, {g['mcd_gap_ci'][1]:.2f}] | "
-                         f"{g['mcd_gap_rel'] if g['mcd_gap_rel'] is None else round(g['mcd_gap_rel'], 2)} |")
+                         f"{g['mcd_gap_rel'] if g['mcd_gap_rel'] is None else round(g['mcd_gap_rel'], 2)} | "
+                         f"{_wer_gap(g)} |")
     (Path(args.work) / "curve.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _wer_gap(g: dict) -> str:
+    """AdaSpeech WER minus the vocoded-truth WER in points, or 'n/a' for WER-exempt targets."""
+    return f"{100 * g['wer_vs_ceiling']:.1f}" if "wer_vs_ceiling" in g else "n/a"
 
 
 if __name__ == "__main__":

@@ -96,11 +96,6 @@ def main(argv=None):
         save()
         return results[key]
 
-    def target_data(tgt):
-        adapt_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "adapt"]
-        test_u = [u for u in utts if u["speaker"] == tgt and u["split"] == "test"][: args.n_test]
-        return adapt_u, [(str(Path(args.corpus) / u["wav"]), u["text"]) for u in test_u], load_items(args.corpus, adapt_u)
-
     def run(tgt, mode, items, tests, n=None):
         n = n or len(items)
         path = vdir / f"{tgt}_{mode}_{n}.safetensors"
@@ -117,7 +112,7 @@ def main(argv=None):
         if phase == "extra" and (args.core_only or args.only_ceiling):
             break
         for tgt in targets:
-            adapt_u, tests, items = target_data(tgt)
+            adapt_u, tests, items = target_data(args.corpus, utts, tgt, args.n_test)
             if phase == "core":
                 cell(f"{tgt}/ceiling", lambda tests=tests, tgt=tgt: {
                     **E.evaluate_ceiling(tests, with_wer=tgt not in WER_EXEMPT_TARGETS), "params": 0})
@@ -139,6 +134,14 @@ def main(argv=None):
                 for n in args.curve:
                     cell(f"{tgt}/curve_{n}", lambda n=n, tgt=tgt, items=items, tests=tests: run(tgt, "adaspeech", items, tests, n))
     save()
+
+
+def target_data(corpus, utts: list[dict], target: str, n_test: int) -> tuple[list[dict], list[tuple[str, str]], list[dict]]:
+    """A target's adaptation utterances, its first ``n_test`` held-out (wav, text) pairs, and the
+    adaptation items loaded for training; one place, so every script adapts and scores alike."""
+    adapt_u = [u for u in utts if u["speaker"] == target and u["split"] == "adapt"]
+    test_u = [u for u in utts if u["speaker"] == target and u["split"] == "test"][:n_test]
+    return adapt_u, [(str(Path(corpus) / u["wav"]), u["text"]) for u in test_u], load_items(corpus, adapt_u)
 
 
 def _ci(r: dict, metric: str, scale: float = 1.0, fmt: str = "{:.2f}") -> str:

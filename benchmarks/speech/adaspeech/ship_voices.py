@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_adaspeech import target_data  # noqa: E402  (the benchmark beside this script)
 
 
 def main(argv=None):
@@ -25,7 +29,7 @@ def main(argv=None):
     from seqverse.speech.adaspeech.api import export_model
     from seqverse.speech.adaspeech.corpus import load_corpus
     from seqverse.speech.adaspeech.model import AdaSpeech
-    from seqverse.speech.adaspeech.train import Voice, adapt, load_items
+    from seqverse.speech.adaspeech.train import Voice, adapt
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="runs/adaspeech/corpus27")
@@ -44,11 +48,10 @@ def main(argv=None):
     for tgt in args.voices:
         path = out / "voices" / f"{tgt}.safetensors"
         if not path.is_file():
-            items = load_items(args.corpus, [u for u in utts if u["speaker"] == tgt and u["split"] == "adapt"])
+            _, _, items = target_data(args.corpus, utts, tgt, 0)
             adapt(model, items, mode="adaspeech", steps=args.steps).deploy(model).save(path)
     if args.check:
-        tests = [(str(Path(args.corpus) / u["wav"]), u["text"]) for u in utts
-                 if u["speaker"] == args.check and u["split"] == "test"][:40]
+        _, tests, _ = target_data(args.corpus, utts, args.check, 40)
         r = E.evaluate_voice(model, Voice.load(out / "voices" / f"{args.check}.safetensors"), tests, with_wer=True)
         check = {args.check: {k: r[k] for k in ("mcd", "similarity", "wer")}}
         (out / "check.json").write_text(json.dumps(check, indent=1))

@@ -105,3 +105,17 @@ def test_not_a_causal_lm_is_a_user_error(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "vit"}')
     with pytest.raises(InputError, match="not a causal language model"):
         stages.load_causal_lm(tmp_path)
+
+
+def test_random_twin_keeps_the_base_architecture_and_tokenizer(tiny, tmp_path):
+    """The protein-only ablation starts from the trained base's own shape, at other (random) weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    twin = base.random_base(tiny, tmp_path / "twin", seed=1)
+    a, b = AutoConfig.from_pretrained(tiny), AutoConfig.from_pretrained(twin)
+    for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
+        assert getattr(a, key) == getattr(b, key), key
+    assert (tmp_path / "twin" / "tokenizer.json").read_text() == (tiny / "tokenizer.json").read_text()
+    wa = AutoModelForCausalLM.from_pretrained(tiny).model.layers[0].self_attn.q_proj.weight
+    wb = AutoModelForCausalLM.from_pretrained(twin).model.layers[0].self_attn.q_proj.weight
+    assert not torch.equal(wa, wb)

@@ -140,11 +140,19 @@ def pretrain_base(text_path: str | Path, out_dir: str | Path, steps: int = 400, 
     return metrics
 
 
-def random_base(tokenizer_dir: str | Path, out_dir: str | Path, config: BaseConfig | None = None, seed: int = 0) -> Path:
-    """The ablation's start: the same architecture and tokenizer at random initialisation (no English)."""
-    from transformers import AutoTokenizer
+def random_base(base_dir: str | Path, out_dir: str | Path, config: BaseConfig | None = None, seed: int = 0) -> Path:
+    """The ablation's start: the same architecture and tokenizer at random initialisation (no English).
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    The architecture is ``base_dir``'s own (its ``config.json``) when it has one, else ``config``.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if config is None and (Path(base_dir) / "config.json").is_file():
+        c = AutoConfig.from_pretrained(base_dir)
+        config = BaseConfig(hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+                            num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
+                            max_position_embeddings=c.max_position_embeddings)
     model = new_model(tokenizer, config or BaseConfig(), seed)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)

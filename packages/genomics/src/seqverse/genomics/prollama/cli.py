@@ -51,6 +51,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=clikit.positive_int, default=8, help="256-token blocks per step")
     p.add_argument("--lr", type=clikit.positive_float, default=1e-3, help="peak learning rate")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed")
+    p.add_argument("--hidden-size", type=clikit.positive_int, default=128, help="model width")
+    p.add_argument("--layers", type=clikit.positive_int, default=4, help="decoder layers")
+    p.add_argument("--intermediate-size", type=clikit.positive_int, default=None,
+                   help="SwiGLU width (default: LLaMA's 8/3 x width, rounded up to a multiple of 8)")
+    p.add_argument("--heads", type=clikit.positive_int, default=4, help="attention heads (must divide the width)")
     p.set_defaults(func=_pretrain_base)
 
     p = sub.add_parser("train", formatter_class=fmt, help="both ProLLaMA stages on any HF causal LM (your own FASTA + labels)",
@@ -120,6 +125,9 @@ def register(subparsers) -> None:
     p.add_argument("--families", default="Pkinase,fn3,RRM_1,SMC_N", help="families to generate")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
     p.add_argument("--workers", type=clikit.int_range(1, 64), default=1, help="model directories evaluated at once")
+    p.add_argument("--split", choices=["test", "valid"], default="test",
+                   help="'valid': the selection run (validation clusters, no seed alignments, no test data read; "
+                   "use another --seed than the test run)")
     p.add_argument("-o", "--out", type=clikit.output_file, default=None, help="write the results JSON here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
@@ -173,14 +181,20 @@ def _prepare(args) -> int:
 def _pretrain_base(args) -> int:
     import torch
 
-    from seqverse.genomics.prollama.base import pretrain_base
+    from seqverse.genomics.prollama.base import BaseConfig, pretrain_base
 
     if args.stop_step is not None and args.stop_step > args.steps:
         raise clikit.InputError(f"argument --stop-step: {args.stop_step} is beyond --steps {args.steps}")
+    if args.hidden_size % args.heads or (args.hidden_size // args.heads) % 2:
+        raise clikit.InputError(f"argument --heads: {args.heads} heads need an even head width dividing --hidden-size "
+                                f"{args.hidden_size}")
+    ff = args.intermediate_size or -(-(8 * args.hidden_size // 3) // 8) * 8
+    config = BaseConfig(hidden_size=args.hidden_size, intermediate_size=ff, num_hidden_layers=args.layers,
+                        num_attention_heads=args.heads)
     data_dir = _data_dir(args.data_dir, ("english.txt",))
     torch.set_num_threads(1)
     card = pretrain_base(data_dir / "english.txt", args.out, steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, seed=args.seed, stop_step=args.stop_step)
+                         lr=args.lr, seed=args.seed, stop_step=args.stop_step, config=config)
     print(json.dumps(card, indent=1))
     return 0
 
@@ -288,7 +302,7 @@ def _evaluate(args) -> int:
         if fam not in known:
             raise clikit.InputError(f"argument --families: unknown superfamily {fam!r}; known: {', '.join(known) or '(none)'}")
     result = evaluate(args.model, data_dir, families=families, n=args.n, seed=args.seed, peers=peers,
-                      workers=args.workers)
+                      workers=args.workers, split_name=args.split)
     if args.out:
         with clikit.atomic_write(args.out) as handle:
             json.dump(result, handle, indent=1)

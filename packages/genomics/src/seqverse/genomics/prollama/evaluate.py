@@ -131,11 +131,17 @@ def _evaluate_model_job(args):
 
 
 def evaluate(model_dir, data_dir, families: list[str], n: int = 20, seed: int = 0, peers: dict | None = None,
-             workers: int = 1) -> dict:
+             workers: int = 1, split_name: str = "test") -> dict:
     """All metrics for the model, each peer model and the baselines, plus a markdown table.
 
     ``workers`` > 1 evaluates the model directories in that many processes at once (same results).
+    ``split_name="valid"`` is the selection run: prediction on the validation clusters (the seed
+    alignments are test only), perplexity on validation proteins, generation judged as usual (run it
+    with another ``seed`` than the test run), and no generation/perplexity baselines; the test split
+    and the external set are not read.
     """
+    if split_name not in ("test", "valid"):
+        raise ValueError(f"split_name must be 'test' or 'valid', not {split_name!r}")
     torch.set_num_threads(1)
     began = time.time()
     data_dir = Path(data_dir)
@@ -149,13 +155,16 @@ def evaluate(model_dir, data_dir, families: list[str], n: int = 20, seed: int = 
         members[f].append(s)
     splits = {r["id"]: r["split"] for r in pdata.load_table(data_dir / "splits.tsv")}
     seqs_by_id = dict(pdata._iter_fasta(data_dir / "uniprot.fasta"))
-    test_ids = sorted(i for i, sp in splits.items() if sp == "test")
-    ppl_seqs = [seqs_by_id[i][:PPL_RESIDUES] for i in test_ids[:PPL_PROTEINS]]
+    if split_name == "valid":
+        external = []
+    held_ids = sorted(i for i, sp in splits.items() if sp == split_name)
+    ppl_seqs = [seqs_by_id[i][:PPL_RESIDUES] for i in held_ids[:PPL_PROTEINS]]
     train_proteins = [s for i, s in seqs_by_id.items() if splits[i] == "train"]
-    split = {"test": ex["test"], "external": external, "members": members, "ppl_seqs": ppl_seqs,
+    split = {"test": ex[split_name], "external": external, "members": members, "ppl_seqs": ppl_seqs,
              "uniprot_composition": composition(train_proteins)}
-    result: dict = {"families": families, "n": n, "seed": seed, "supported": supported,
-                    "test_sizes": {"held_out_clusters": len(ex["test"]), "seed_alignments": len(external)}, "systems": {}}
+    result: dict = {"split": split_name, "families": families, "n": n, "seed": seed, "supported": supported,
+                    "test_sizes": {"held_out_clusters": len(ex[split_name]), "seed_alignments": len(external)},
+                    "systems": {}}
     dirs = {"prollama": model_dir, **(peers or {})}
     jobs = [(d, data_dir, families, n, seed, split, None, profiles) for d in dirs.values()]
     if workers > 1:
@@ -168,6 +177,13 @@ def evaluate(model_dir, data_dir, families: list[str], n: int = 20, seed: int = 
         outs = [_evaluate_model_job(j) for j in jobs]
     result["systems"].update(zip(dirs, outs))
     # baselines
+    if split_name == "valid":  # the k-mer baseline's own selection numbers; nothing else is selected on
+        tr_x, tr_y = [s for _, s, _ in ex["train"]], [f for _, _, f in ex["train"]]
+        result["systems"]["kmer_logreg"] = {"prediction": {"held_out_clusters": prediction_metrics(
+            [f for _, _, f in ex["valid"]], KmerLogReg(C=100.0).fit(tr_x, tr_y).predict([s for _, s, _ in ex["valid"]]))}}
+        result["markdown"] = markdown(result)
+        result["seconds"] = round(time.time() - began)
+        return result
     emit = {fam: generation_metrics(hmmemit_samples(profiles, fam, n, seed), fam, profiles, members[fam])
             for fam in families}
     # the k-mer baseline's C is chosen on the validation split (the models get no tuning beyond their recipe)

@@ -1,6 +1,9 @@
 """Write the embedded default (fp16) with its model card from a merged stage-2 directory and an evaluate JSON.
 
-    python benchmarks/genomics/prollama/export_embedded.py runs/prollama/general runs/prollama/eval.json
+    python benchmarks/genomics/prollama/export_embedded.py runs/prollama/general runs/prollama/eval.json \
+        [runs/prollama/valid.json]
+
+The optional third file is the selection run (``evaluate --split valid``) that chose this model.
 """
 
 import json
@@ -11,7 +14,7 @@ from seqverse.genomics.prollama.export import export_embedded
 from seqverse.genomics.prollama.tasks import ASSETS
 
 
-def card(run: Path, evaluation: dict) -> str:
+def card(run: Path, evaluation: dict, validation: dict | None = None) -> str:
     base = json.loads((Path("runs/prollama/base-en") / "base_card.json").read_text())
     s1 = json.loads((run / "stage1" / "stage_card.json").read_text())
     s2 = json.loads((run / "stage2" / "stage_card.json").read_text())
@@ -35,16 +38,29 @@ GCIDE, WordNet glosses, fortunes), then ProLLaMA's two LoRA stages (merged), fp1
 ## Metrics (`seqverse-genomics prollama evaluate`, seed {evaluation['seed']}, n={evaluation['n']} per family)
 
 {evaluation['markdown']}
-
+{selection(validation)}
 ## Rebuild
 
     bash benchmarks/genomics/prollama/rebuild_embedded.sh
 """
 
 
+def selection(validation: dict | None) -> str:
+    if not validation:
+        return ""
+    return f"""
+## Selection run (validation clusters only, seed {validation['seed']}, n={validation['n']} per family)
+
+Chosen by the rule written in packages/genomics/README.md (ProLLaMA, round 2) before these numbers:
+
+{validation['markdown']}
+"""
+
+
 def main():
     run, evaluation = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
-    print(json.dumps(export_embedded(run / "stage2", ASSETS, card(run, evaluation))))
+    validation = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
+    print(json.dumps(export_embedded(run / "stage2", ASSETS, card(run, evaluation, validation))))
 
 
 if __name__ == "__main__":

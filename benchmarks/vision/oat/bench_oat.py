@@ -30,6 +30,7 @@ import torch
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.displays import load_displays
+from seqverse.vision.oat.ensemble import first_directory, load_oat
 from seqverse.vision.oat.model import OAT
 from seqverse.vision.oat.predict import inter_human, score_scanpaths
 from seqverse.vision.oat.train import predict_objects
@@ -83,9 +84,11 @@ def chosen_rows(model, displays, chosen: dict, mm=True, landing=None) -> list[di
     return rows
 
 
-def random_init_like(model: OAT, seed: int = 0) -> OAT:
+def random_init_like(model, seed: int = 0) -> OAT:
+    """The network untrained (for an ensemble: its first member's architecture and layout code)."""
+    first = model.members[0] if hasattr(model, "members") else model
     torch.manual_seed(seed)
-    return OAT(model.config, position_table=model.position_table).eval()
+    return OAT(first.config, position_table=first.position_table).eval()
 
 
 def markdown(title, sets: dict, columns=COLUMNS) -> str:
@@ -137,8 +140,8 @@ def human(args):
     from seqverse.vision.oat.landing import Landing
 
     data = load_human(args.human_file)
-    oat = OAT.from_pretrained(args.oat)
-    landing = Landing.load(args.oat) if args.landing else None
+    oat = load_oat(args.oat)
+    landing = Landing.load(first_directory(args.oat)) if args.landing else None
     if args.landing and landing is None:
         sys.exit(f"--landing: {args.oat} has no landing.json")
     sets = {}
@@ -146,7 +149,8 @@ def human(args):
         displays = data[split][: args.limit]
         rows = [oat_rows("OAT (layout-only)", oat, displays, args.samples),
                 oat_rows("OAT (random init)", random_init_like(oat), displays, 0)]
-        chosen = chosen_decoding("human_landing" if args.landing else "human", args.results)
+        chosen = chosen_decoding(("human_landing" if args.landing else "human") + (f"_{args.tag}" if args.tag else ""),
+                                 args.results)
         if chosen:
             rows[1:1] = chosen_rows(oat, displays, chosen, landing=landing)
         for name, label in (("random", "random"), ("centre", "centre-out"), ("reading", "reading order")):
@@ -170,13 +174,15 @@ def main():
     p.add_argument("--samples", type=int, default=20, help="sampled scanpaths per display")
     p = sub.add_parser("human")
     p.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
-    p.add_argument("--oat", default="runs/oat/human_oat/best", help="layout-only OAT checkpoint")
+    p.add_argument("--oat", default="runs/oat/human_oat/best", help="layout-only OAT checkpoint, or several joined by commas (an ensemble)")
     p.add_argument("--samples", type=int, default=100, help="sampled scanpaths per collage (paper: 100)")
     p.add_argument("--landing", action="store_true", help="the chosen decoding from decoding_human_landing.json, "
                    "with the checkpoint's landing model (landing.json) when that choice uses it")
     for p in sub.choices.values():
         p.add_argument("--limit", type=int, default=None, help="only the first N displays of each set (smoke runs)")
         p.add_argument("--results", default=str(RESULTS), help="folder for the JSON + markdown results")
+        p.add_argument("--tag", default="", help="read decoding_<which>[_landing]_<tag>.json (select_decoding.py --tag) "
+                       "and write <which>_<tag>.{json,md}")
     args = parser.parse_args()
     torch.set_num_threads(1)
     np.random.seed(0)
@@ -184,12 +190,13 @@ def main():
     sets = synthetic(args) if args.which == "synthetic" else human(args)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
+    stem = args.which + (f"_{args.tag}" if args.tag else "")
     meta = {"command": "python benchmarks/vision/oat/bench_oat.py " + " ".join(sys.argv[1:]),
             "args": {k: v for k, v in vars(args).items()}, "seconds": time.time() - t0}
-    (results / f"{args.which}.json").write_text(json.dumps({"meta": meta, "sets": sets}, indent=2))
+    (results / f"{stem}.json").write_text(json.dumps({"meta": meta, "sets": sets}, indent=2))
     title = {"synthetic": "Synthetic displays, SIMULATED searcher: held-out layouts / held-out targets",
              "human": "Amazon book covers, real people (layout-only): held-out collages"}[args.which]
-    (results / f"{args.which}.md").write_text(markdown(title, sets) + f"\n\n`{meta['command']}`\n")
+    (results / f"{stem}.md").write_text(markdown(title, sets) + f"\n\n`{meta['command']}`\n")
 
 
 if __name__ == "__main__":

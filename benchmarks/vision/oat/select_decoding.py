@@ -33,8 +33,8 @@ import torch
 
 from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.displays import load_displays
+from seqverse.vision.oat.ensemble import first_directory, load_oat
 from seqverse.vision.oat.landing import Landing
-from seqverse.vision.oat.model import OAT
 from seqverse.vision.oat.predict import score_scanpaths
 from seqverse.vision.oat.train import predict_objects
 
@@ -70,7 +70,8 @@ def choose(rows: list[dict], metrics) -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=("human", "synthetic"), help="data set")
-    parser.add_argument("--oat", default=None, help="checkpoint (default runs/oat/{human_oat,synth_oat_big}/best)")
+    parser.add_argument("--oat", default=None, help="checkpoint (default runs/oat/{human_oat,synth_oat_big}/best), or "
+                        "several joined by commas (an ensemble: the mixture of their distributions)")
     parser.add_argument("--synth", default="runs/oat/synth2", help="make-displays folder (synthetic)")
     parser.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
     parser.add_argument("--samples", type=int, default=None, help="draws per display (default human 100, synthetic 20)")
@@ -78,13 +79,15 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="only the first N displays (smoke runs)")
     parser.add_argument("--landing", action="store_true", help="human: also score in the checkpoint's landing "
                         "pixels (landing.json) and add mbr_land; writes decoding_human_landing.json")
+    parser.add_argument("--tag", default="", help="suffix of the results file (decoding_<which>[_landing]_<tag>.json), "
+                        "so another model's selection does not overwrite the benchmark's")
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
     human = args.which == "human"
     model_dir = args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best")
-    oat = OAT.from_pretrained(model_dir)
-    landing = Landing.load(model_dir) if args.landing else None
+    oat = load_oat(model_dir)
+    landing = Landing.load(first_directory(model_dir)) if args.landing else None
     if args.landing and (landing is None or not human):
         sys.exit(f"--landing: needs the human set and {model_dir}/landing.json")
     n = args.samples or (100 if human else 20)
@@ -118,7 +121,7 @@ def main():
            "candidates": rows, "chosen": {k: rows[best][k] for k in ("decoding", "temperature", "samples", "pixels")},
            "seconds": round(time.time() - t0, 1)}
     Path(args.results).mkdir(parents=True, exist_ok=True)
-    name = f"decoding_{args.which}{'_landing' if landing is not None else ''}.json"
+    name = f"decoding_{args.which}{'_landing' if landing is not None else ''}{'_' + args.tag if args.tag else ''}.json"
     (Path(args.results) / name).write_text(json.dumps(out, indent=2))
     print("chosen:", out["chosen"])
 

@@ -217,6 +217,30 @@ class OAT(nn.Module):
             h = self.decoder.norm(h)
         return h
 
+    def start_decoding(self, batch: dict) -> dict:
+        """Incremental decoding state of one display batch: the encoder output and the decoder's layer cache."""
+        memory, mem_pad, obj_app = self.encode(batch)
+        return {"memory": memory, "mem_pad": mem_pad, "obj_app": obj_app, "cache": [[] for _ in self.decoder.layers]}
+
+    def next_logits(self, state: dict, batch: dict, inputs: torch.Tensor, cached: bool = True) -> torch.Tensor:
+        """Masked logits (B, N + 2) of the next fixation after ``inputs`` (B, T); PAD is never allowed and
+        the end (the target token) not at step 1."""
+        memory, mem_pad = state["memory"], state["mem_pad"]
+        if cached:
+            x = self.decoder_tokens(batch, state["obj_app"], inputs)[:, -1:]
+            h = self._decode_step_cached(x, state["cache"], memory, mem_pad)
+        else:
+            x = self.decoder_tokens(batch, state["obj_app"], inputs)
+            T = x.shape[1]
+            causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
+            h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=mem_pad)
+        logits = self.mask_objects(self.head(memory, h)[:, -1:], batch)[:, 0]
+        N = batch["obj_rows"].shape[1]
+        logits[:, N + 1] = -1e9  # never PAD
+        if inputs.shape[1] == 1:
+            logits[:, N] = -1e9  # the first fixation cannot end the search
+        return logits
+
     @torch.no_grad()
     def generate(self, batch: dict, sample: bool = False, max_len: int | None = None,
                  generator: torch.Generator | None = None, cached: bool = True,
@@ -227,42 +251,8 @@ class OAT(nn.Module):
         (it is masked at step 1, so every scanpath has at least one fixation). ``temperature`` divides
         the logits before sampling (1 = the official sampler).
         """
-        max_len = max_len or self.config.max_len
-        memory, mem_pad, obj_app = self.encode(batch)
-        B, N = batch["obj_rows"].shape
-        inputs = torch.full((B, 1), -1, dtype=torch.long, device=memory.device)
-        done = torch.zeros(B, dtype=torch.bool, device=memory.device)
-        cache = [[] for _ in self.decoder.layers]
-        paths: list[list[int]] = [[] for _ in range(B)]
-        for step in range(max_len):
-            if cached:
-                x = self.decoder_tokens(batch, obj_app, inputs)[:, -1:]
-                h = self._decode_step_cached(x, cache, memory, mem_pad)
-                logits = self.head(memory, h)[:, -1]
-            else:
-                x = self.decoder_tokens(batch, obj_app, inputs)
-                T = x.shape[1]
-                causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
-                h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=mem_pad)
-                logits = self.head(memory, h)[:, -1]
-            logits = self.mask_objects(logits[:, None], batch)[:, 0]
-            logits[:, N + 1] = -1e9  # never PAD
-            if step == 0:
-                logits[:, N] = -1e9  # the first fixation cannot end the search
-            if sample:
-                choice = torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator)[:, 0]
-            else:
-                choice = logits.argmax(-1)
-            for b in range(B):
-                if not done[b]:
-                    if choice[b] == N:
-                        done[b] = True
-                    else:
-                        paths[b].append(int(choice[b]))
-            if bool(done.all()):
-                break
-            inputs = torch.cat([inputs, choice.clamp(max=N - 1)[:, None]], 1)
-        return paths
+        return generate_scanpaths([self], batch, sample, max_len or self.config.max_len, generator, cached,
+                                  temperature)
 
     # ---- save / load ----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, half: bool = False, extra: dict | None = None) -> None:
@@ -289,3 +279,43 @@ class OAT(nn.Module):
         model = cls(config, position_table=state["position_table"])
         model.load_state_dict(state)
         return model.eval()
+
+
+@torch.no_grad()
+def generate_scanpaths(members: list[OAT], batch: dict, sample: bool, max_len: int,
+                       generator: torch.Generator | None = None, cached: bool = True,
+                       temperature: float = 1.0) -> list[list[int]]:
+    """The decoding loop shared by one model and an ensemble (:mod:`.ensemble`).
+
+    One member: argmax of its logits, or a draw from softmax(logits / temperature) (official). Several:
+    the next fixation's distribution is the members' mean of softmax(logits / temperature), a mixture
+    of the models; greedy takes its argmax.
+    """
+    states = [m.start_decoding(batch) for m in members]
+    B, N = batch["obj_rows"].shape
+    device = states[0]["memory"].device
+    inputs = torch.full((B, 1), -1, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    paths: list[list[int]] = [[] for _ in range(B)]
+    for _ in range(max_len):
+        logits = [m.next_logits(s, batch, inputs, cached) for m, s in zip(members, states)]
+        if len(members) == 1:
+            probs = F.softmax(logits[0] / temperature, -1) if sample else None
+            scores = logits[0]
+        else:
+            probs = torch.stack([F.softmax(x / temperature, -1) for x in logits]).mean(0)
+            scores = probs
+        if sample:
+            choice = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        else:
+            choice = scores.argmax(-1)
+        for b in range(B):
+            if not done[b]:
+                if choice[b] == N:
+                    done[b] = True
+                else:
+                    paths[b].append(int(choice[b]))
+        if bool(done.all()):
+            break
+        inputs = torch.cat([inputs, choice.clamp(max=N - 1)[:, None]], 1)
+    return paths

@@ -30,9 +30,8 @@ import torch
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.displays import load_displays
-from seqverse.vision.oat.ensemble import first_directory, load_oat
 from seqverse.vision.oat.model import OAT
-from seqverse.vision.oat.predict import inter_human, score_scanpaths
+from seqverse.vision.oat.predict import inter_human, load_model, model_dirs, score_scanpaths
 from seqverse.vision.oat.train import predict_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -140,8 +139,8 @@ def human(args):
     from seqverse.vision.oat.landing import Landing
 
     data = load_human(args.human_file)
-    oat = load_oat(args.oat)
-    landing = Landing.load(first_directory(args.oat)) if args.landing else None
+    oat = load_model(args.oat)
+    landing = Landing.load(model_dirs(args.oat)[0]) if args.landing else None
     if args.landing and landing is None:
         sys.exit(f"--landing: {args.oat} has no landing.json")
     sets = {}

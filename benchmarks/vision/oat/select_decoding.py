@@ -33,9 +33,8 @@ import torch
 
 from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.displays import load_displays
-from seqverse.vision.oat.ensemble import first_directory, load_oat
 from seqverse.vision.oat.landing import Landing
-from seqverse.vision.oat.predict import score_scanpaths
+from seqverse.vision.oat.predict import load_model, model_dirs, score_scanpaths
 from seqverse.vision.oat.train import predict_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,6 +78,8 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="only the first N displays (smoke runs)")
     parser.add_argument("--landing", action="store_true", help="human: also score in the checkpoint's landing "
                         "pixels (landing.json) and add mbr_land; writes decoding_human_landing.json")
+    parser.add_argument("--only", default=None, metavar="RULE:T:N", help="score just this decoding (e.g. mbr:0.7:100; "
+                        "in landing pixels with --landing) instead of choosing among the candidates")
     parser.add_argument("--tag", default="", help="suffix of the results file (decoding_<which>[_landing]_<tag>.json), "
                         "so another model's selection does not overwrite the benchmark's")
     args = parser.parse_args()
@@ -86,8 +87,8 @@ def main():
     t0 = time.time()
     human = args.which == "human"
     model_dir = args.oat or ("runs/oat/human_oat/best" if human else "runs/oat/synth_oat_big/best")
-    oat = load_oat(model_dir)
-    landing = Landing.load(first_directory(model_dir)) if args.landing else None
+    oat = load_model(model_dir)
+    landing = Landing.load(model_dirs(model_dir)[0]) if args.landing else None
     if args.landing and (landing is None or not human):
         sys.exit(f"--landing: needs the human set and {model_dir}/landing.json")
     n = args.samples or (100 if human else 20)
@@ -103,6 +104,9 @@ def main():
     runs = [(c, None) for c in CANDIDATES]
     if landing is not None:
         runs += [(c, landing) for c in CANDIDATES + LANDING_ONLY]
+    if args.only:  # one decoding, scored as it is (no choice made): e.g. other seeds under a chosen rule
+        rule, temp, draws = args.only.split(":")
+        runs = [((rule, float(temp), int(draws)), landing)]
     for (rule, temp, draws), land in runs:
         if rule == "mbr_mm" and not human:
             continue  # MultiMatch is not one of the synthetic acceptance metrics

@@ -79,3 +79,33 @@ def test_ensemble_decodes_with_every_rule_and_refuses_mixed_members(tiny):  # no
     layout_only = OAT(OATConfig(**{**TINY, "appearance": False}), position_table=learn_position_table(8, 6, iterations=5))
     with pytest.raises(ValueError, match="appearance"):
         OATEnsemble([model, layout_only])
+
+
+def test_predict_takes_comma_joined_checkpoints(tmp_path, capsys, tiny):  # noqa: F811
+    """`oat predict --model A,B` decodes with the ensemble of A and B; a missing or non-OAT member is one
+    error line naming it, exit 2, no output file."""
+    from seqverse.vision.cli import main
+
+    folder, path, model = tiny
+    other_dir = tmp_path / "other"
+    _other(model).save_pretrained(other_dir)
+    out = tmp_path / "pred.json"
+    spec = f"{folder / 'model'},{other_dir}"
+    assert main(["oat", "predict", str(path), "-o", str(out), "--model", spec, "--decoding", "mbr", "--draws", "4",
+                 "--json"]) == 0
+    capsys.readouterr()
+    displays = load_displays(path)
+    ens = OATEnsemble.from_pretrained([folder / "model", other_dir])
+    want = decode(ens, displays, "mbr", n=4, seed=0)
+    import json
+
+    assert [json.loads(out.read_text())[d.name]["objects"] for d in displays] == want
+    bad = tmp_path / "bad.json"
+    (tmp_path / "empty").mkdir()
+    for spec, msg in ((f"{folder / 'model'},{tmp_path / 'nope'}", "nope: no such directory"),
+                      (f"{folder / 'model'},{tmp_path / 'empty'}", "empty: not an OAT checkpoint"),
+                      (f"{folder / 'model'},", "an empty folder name")):
+        assert main(["oat", "predict", str(path), "-o", str(bad), "--model", spec]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1
+        assert not bad.exists()

@@ -76,8 +76,10 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, type=clikit.output_file, metavar="OUT.json", help="predictions file")
     p.add_argument("--samples", type=clikit.nonneg_int, default=0,
                    help="sampled scanpaths per display as well (the paper uses 100); 0: greedy only")
-    p.add_argument("--model", type=clikit.existing_dir, metavar="DIR",
-                   help="checkpoint folder (config.json + model.safetensors); default: the embedded model")
+    p.add_argument("--model", type=_checkpoint_dirs, metavar="DIR[,DIR...]",
+                   help="checkpoint folder (config.json + model.safetensors), or several joined by commas: an "
+                        "ensemble, whose draws come from the mean of the models' distributions (landing.json "
+                        "of the first); default: the embedded model")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
     p.add_argument("--decoding", choices=("greedy", "mbr", "mbr_mm", "mbr_land", "likelihood"), default="greedy",
                    help="how 'fixations' is chosen: greedy (official), mbr (of --draws sampled scanpaths, the one "
@@ -170,6 +172,16 @@ def _train(args) -> None:
         fit_landing(train).save(Path(args.out) / "best")
     clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
                  "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)
+
+
+def _checkpoint_dirs(text: str) -> str:
+    """One existing directory, or several joined by commas (returned unchanged)."""
+    parts = text.split(",")
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"{text}: an empty folder name in the list")
+    for part in parts:
+        clikit.existing_dir(part)
+    return text
 
 
 def _predict(args) -> None:

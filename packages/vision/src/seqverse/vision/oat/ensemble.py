@@ -61,16 +61,3 @@ class OATEnsemble(nn.Module):
         return generate_scanpaths(list(self.members), batch, sample, max_len or self.config.max_len, generator,
                                   cached, temperature)
 
-
-def load_oat(spec: str | Path):
-    """One checkpoint directory, or several joined by commas (an ensemble; the first member's
-    ``landing.json`` places its fixations, since the landing model depends on the data, not the seed)."""
-    dirs = [p for p in str(spec).split(",") if p]
-    if len(dirs) == 1:
-        return OAT.from_pretrained(dirs[0])
-    return OATEnsemble.from_pretrained(dirs)
-
-
-def first_directory(spec: str | Path) -> str:
-    """The directory whose ``landing.json`` an ensemble ``spec`` uses."""
-    return str(spec).split(",")[0]

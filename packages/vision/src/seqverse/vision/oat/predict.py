@@ -33,16 +33,32 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("seqverse.vision.oat") / "assets" / "oat-synthetic"))
 
 
+def model_dirs(spec: str | Path | None) -> list[Path]:
+    """Checkpoint folders of ``spec``: one folder, several joined by commas (an ensemble), or None for the
+    embedded model. The first one's ``landing.json`` places the fixations (the landing model depends on the
+    training data, not on the seed)."""
+    return [Path(p) for p in str(spec).split(",")] if spec else [default_model_dir()]
+
+
 def load_model(directory: str | Path | None = None):
+    """The checkpoint in ``directory`` (default: the embedded one), or an :class:`~.ensemble.OATEnsemble` of
+    several folders joined by commas."""
+    from .ensemble import OATEnsemble
     from .model import OAT
 
-    d = Path(directory) if directory else default_model_dir()
-    if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
-        raise InputError(f"{d}: not an OAT checkpoint (needs config.json and model.safetensors)")
-    raw = json.loads((d / "config.json").read_text())
-    if raw.get("model") not in ("oat", "OAT"):
-        raise InputError(f"{d}: config.json is not an OAT model ({raw.get('model')!r})")
-    return OAT.from_pretrained(d)
+    dirs = model_dirs(directory)
+    for d in dirs:
+        if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
+            raise InputError(f"{d}: not an OAT checkpoint (needs config.json and model.safetensors)")
+        raw = json.loads((d / "config.json").read_text())
+        if raw.get("model") not in ("oat", "OAT"):
+            raise InputError(f"{d}: config.json is not an OAT model ({raw.get('model')!r})")
+    if len(dirs) == 1:
+        return OAT.from_pretrained(dirs[0])
+    try:
+        return OATEnsemble.from_pretrained(dirs)
+    except ValueError as e:
+        raise InputError(f"{directory}: {e}") from None
 
 
 def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str | Path | None = None,
@@ -57,7 +73,7 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
     from .train import predict_objects
 
     model = load_model(model_dir)
-    landing = Landing.load(Path(model_dir) if model_dir else default_model_dir())
+    landing = Landing.load(model_dirs(model_dir)[0])
     c = model.config
     displays = load_displays(displays_path, (c.crop_height, c.crop_width) if c.appearance else None)
     if c.appearance:

@@ -1,7 +1,8 @@
 """Both ProLLaMA stages on the prepared data, from one base directory (resumable: rerun the same command).
 
     python benchmarks/genomics/prollama/run_stages.py --base runs/prollama/base-en --out runs/prollama/general \
-        --stage1-steps 200 --stage2-steps 200 [--stage1-lr 5e-5] [--stage2-lr 5e-5] [--only 1|2]
+        --stage1-steps 200 --stage2-steps 200 [--stage1-lr 5e-5] [--stage2-lr 5e-5] [--only 1|2] \
+        [--stage2-from DIR] [--balance]
 """
 
 import argparse
@@ -26,6 +27,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", type=int, choices=[1, 2], default=None)
+    ap.add_argument("--stage2-from", default=None, help="start stage 2 from this model directory instead of OUT/stage1 "
+                    "(e.g. a finished stage 2, to continue it)")
+    ap.add_argument("--balance", action="store_true", help="stage 2: repeat small superfamilies' examples "
+                    "(stages.balance_families)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -38,8 +43,8 @@ def main():
             raise SystemExit("stage 1 stopped early (checkpointed): rerun the same command to resume")
     if args.only in (None, 2):
         ex = labelled_examples(args.data_dir)
-        card2 = instruction_tune(out / "stage1", ex["train"], out / "stage2", args.stage2_steps, args.batch_size,
-                                 lr=args.stage2_lr, seed=args.seed)
+        card2 = instruction_tune(args.stage2_from or out / "stage1", ex["train"], out / "stage2", args.stage2_steps,
+                                 args.batch_size, lr=args.stage2_lr, seed=args.seed, balance=args.balance)
         print(json.dumps(card2), flush=True)
 
 

@@ -61,6 +61,15 @@ def test_instruction_tasks_and_answer_only_labels(tiny):
     assert target[-1] == tok.eos_token_id and source[0] == tok.bos_token_id
 
 
+def test_balance_repeats_small_families_towards_the_largest():
+    ex = [(f"k{i}", "MKV", "Pkinase") for i in range(9)] + [("f1", "MAV", "fn3"), ("f2", "MAW", "fn3")] + \
+         [(f"r{i}", "MKL", "RRM_1") for i in range(4)]
+    out = stages.balance_families(ex)
+    counts = {fam: sum(1 for *_, f in out if f == fam) for fam in ("Pkinase", "fn3", "RRM_1")}
+    assert counts == {"Pkinase": 9, "fn3": 2 * round(9 / 2), "RRM_1": 4 * round(9 / 4)}  # 9, 8 (4 x 2), 8 (2 x 4)
+    assert {e for e in out} == set(ex) and stages.balance_families([]) == []
+
+
 def test_answer_loss_ignores_the_prompt(tiny):
     model, tok = stages.load_causal_lm(tiny)
     rec = stages.instruction_records([("p1", "MKVLA", "fn3")])[0]

@@ -107,6 +107,19 @@ def instruction_records(examples: list[tuple[str, str, str]]) -> list[dict]:
     return records
 
 
+def balance_families(examples: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Each superfamily's examples repeated round(largest family / its size) times (ours, beyond the paper):
+    the small families (fn3 and RRM_1 have about a tenth of Pkinase's members) get about as many stage-2
+    updates as the large ones. Order kept; the shuffle happens later."""
+    counts: dict[str, int] = {}
+    for _, _, fam in examples:
+        counts[fam] = counts.get(fam, 0) + 1
+    if not counts:
+        return []
+    top = max(counts.values())
+    return [ex for ex in examples for _ in range(max(1, round(top / counts[ex[2]])))]
+
+
 def prompt_text(instruction: str, input_text: str) -> str:
     """The official PROMPT_TEMPLATE '{instruction}' with input appended after one space."""
     return f"{instruction} {input_text}" if input_text else instruction
@@ -233,14 +246,15 @@ def continual_pretrain(base_dir: str | Path, texts: list[str], out_dir: str | Pa
 
 def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]], out_dir: str | Path, steps: int,
                      batch_size: int = 8, max_len: int = 448, lr: float | None = None, seed: int = 42,
-                     stop_step: int | None = None) -> dict:
-    """Stage 2: LoRA instruction tuning on both superfamily tasks; writes the merged model to ``out_dir``."""
+                     stop_step: int | None = None, balance: bool = False) -> dict:
+    """Stage 2: LoRA instruction tuning on both superfamily tasks; writes the merged model to ``out_dir``.
+    ``balance``: small superfamilies repeated (:func:`balance_families`)."""
     import random
 
     out_dir = Path(out_dir)
     model, tokenizer = load_causal_lm(stage1_dir)
     recipe = STAGE2 if lr is None else StageRecipe(**{**STAGE2.__dict__, "lr": lr})
-    records = instruction_records(examples)
+    records = instruction_records(balance_families(examples) if balance else examples)
     random.Random(seed).shuffle(records)
     data = ListDataset([encode_instruction(tokenizer, r, max_len) for r in records])
     merged, result, trainable = _train_lora(model, recipe, data, answer_loss_part, out_dir, steps, batch_size, seed,
@@ -251,7 +265,7 @@ def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]
     families = sorted({fam for _, _, fam in examples})
     card = {"stage": 2, "finished": True, "stage1": str(stage1_dir), "recipe": recipe.__dict__, "steps": steps,
             "steps_done": result.steps_done, "batch_size": batch_size, "max_len": max_len, "seed": seed,
-            "records": len(records), "trainable_params": trainable, "superfamilies": families,
+            "records": len(records), "balanced": balance, "trainable_params": trainable, "superfamilies": families,
             "final": result.history[-1] if result.history else {}}
     _save(merged, tokenizer, out_dir, card)
     (out_dir / "superfamilies.json").write_text(json.dumps(families))

@@ -2,6 +2,7 @@
 an ensemble of copies of one model decoding exactly as that model."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -97,8 +98,6 @@ def test_predict_takes_comma_joined_checkpoints(tmp_path, capsys, tiny):  # noqa
     displays = load_displays(path)
     ens = OATEnsemble.from_pretrained([folder / "model", other_dir])
     want = decode(ens, displays, "mbr", n=4, seed=0)
-    import json
-
     assert [json.loads(out.read_text())[d.name]["objects"] for d in displays] == want
     bad = tmp_path / "bad.json"
     (tmp_path / "empty").mkdir()

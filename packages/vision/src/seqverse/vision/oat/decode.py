@@ -100,15 +100,14 @@ def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) 
     masks of generation (PAD never; the end not at step 1). A path of ``max_len`` fixations, which
     generation cut without an end, is scored without the end."""
     from .data import collate
+    from .model import generation_masks
 
     model.eval()
     max_len = model.config.max_len
     items = [(0, list(p)) for p in paths]
     batch = collate([display], items, model.config.appearance)
-    logits = model(batch)
+    logits = generation_masks(model(batch))
     n = batch["obj_rows"].shape[1]
-    logits[:, :, n + 1] = -1e9
-    logits[:, 0, n] = -1e9
     logp = torch.log_softmax(logits, -1)
     targets = batch["targets"].clone()
     for b, p in enumerate(paths):

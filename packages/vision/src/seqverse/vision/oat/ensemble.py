@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import OAT, generate_scanpaths
+from .model import OAT, generate_scanpaths, generation_masks
 
 
 class OATEnsemble(nn.Module):
@@ -43,14 +43,8 @@ class OATEnsemble(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         """Teacher-forced log-probabilities (B, T, N + 2) of the mixture that generation samples: each
         member's softmax under generation's masks (never PAD, no end at step 1), averaged, logged."""
-        probs = []
-        for m in self.members:
-            logits = m(batch)
-            n = logits.shape[-1] - 2
-            logits[:, :, n + 1] = -1e9
-            logits[:, 0, n] = -1e9
-            probs.append(torch.softmax(logits, -1))
-        return torch.log(torch.stack(probs).mean(0).clamp_min(1e-30))
+        probs = torch.stack([torch.softmax(generation_masks(m(batch)), -1) for m in self.members])
+        return torch.log(probs.mean(0).clamp_min(1e-30))
 
     @torch.no_grad()
     def generate(self, batch: dict, sample: bool = False, max_len: int | None = None,
@@ -60,4 +54,3 @@ class OATEnsemble(nn.Module):
         softmax(logits / temperature)."""
         return generate_scanpaths(list(self.members), batch, sample, max_len or self.config.max_len, generator,
                                   cached, temperature)
-

@@ -234,12 +234,8 @@ class OAT(nn.Module):
             T = x.shape[1]
             causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
             h = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=mem_pad)
-        logits = self.mask_objects(self.head(memory, h)[:, -1:], batch)[:, 0]
-        N = batch["obj_rows"].shape[1]
-        logits[:, N + 1] = -1e9  # never PAD
-        if inputs.shape[1] == 1:
-            logits[:, N] = -1e9  # the first fixation cannot end the search
-        return logits
+        logits = self.mask_objects(self.head(memory, h)[:, -1:], batch)
+        return generation_masks(logits, first_step=inputs.shape[1] == 1)[:, 0]
 
     @torch.no_grad()
     def generate(self, batch: dict, sample: bool = False, max_len: int | None = None,
@@ -279,6 +275,17 @@ class OAT(nn.Module):
         model = cls(config, position_table=state["position_table"])
         model.load_state_dict(state)
         return model.eval()
+
+
+def generation_masks(logits: torch.Tensor, first_step: bool = True) -> torch.Tensor:
+    """Generation's rules, in place, on logits (B, T, N + 2) over [objects..., end, PAD]: never PAD, and
+    no end at position 0 when it is the first fixation (``first_step``). Sampling, likelihood scoring and
+    the ensemble's mixture all apply these same masks."""
+    n = logits.shape[-1] - 2
+    logits[..., n + 1] = -1e9  # never PAD
+    if first_step:
+        logits[:, 0, n] = -1e9  # the first fixation cannot end the search
+    return logits
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ shipped default linked as RUN/shipped. CANDIDATES (comma-separated NAME=VARIANT:
 default below) are trained with train.train_emote and scored on the validation voices (RUN/val_NAME.json).
 Round 5 adds an optional last field EXTRAS, '+'-joined: ``sym`` (two-sided closure loss), ``open<W>``
 (mouth-opening loss on every frame at weight W), ``lipv<W>`` (lip-vertex loss at the target's closed
-frames), ``late`` (closure loss in stage 2 only, round 6c), e.g. ``s5_sym_o1=no_prior_closure:plain:3:600:400:0:sym+open1``.
+frames), ``late`` (closure loss in stage 2 only, round 6c), ``switch`` (the closure switch, round 7), e.g. ``s5_sym_o1=no_prior_closure:plain:3:600:400:0:sym+open1``.
 Round 5 (issue 24 item 1, lip vertex error; runs/emote/r9, seeds 0 and 1 of sym_w3, o1_w3, sym_o1, sym_o3)
 selection rule, written before the runs: among candidates whose validation worst-emotion closure is
 >= 0.90, the lowest validation LVE averaged over its two seeds; that configuration's better seed on
@@ -54,6 +54,23 @@ regression begins to close the lips from the vertex loss alone). late_w3_4000 (n
 2,400 + 1,600, late), seeds 0 and 1; the same rule, over all round-6 configurations, reg4000 as its peer.
 Round 6c result: worst-emotion closure 0.986 but emotion accuracy 0.881 < reg4000's 0.883, and LVE 5.17 mm
 > 4.49: does not qualify; test not read.
+
+Round 7 (issue 24 item 1; runs/emote/r11, CORPUS runs/emote/corpus_wide, the judges of runs/emote/final retrained
+on the default corpus with round 1's seeds, as before; written before its runs): EXTRA ``switch`` = the closure
+switch (model.py: a closed-lip head, an open-lip head and a per-frame gate trained by cross-entropy on the
+target's closed frames, weight 10; inference takes the head the gate picks; no closure loss). By rounds 3-6 an
+L2 head unsure of a 1-2 frame closure regresses to a half-open mouth and a closure loss keeps the mouth half shut
+elsewhere; a switch between two conditional means should do neither. Candidates, seeds 0 and 1, 2,400 + 1,600
+steps x 8: sw_4000 (no_prior + switch: EMOTE's stage-2 lip-reading, emotion and exchange losses), its ablation
+regsw_4000 (the switch with the vertex + parameter losses alone, 4,000 steps; never selectable), and reg4000
+(the regression peer, rerun here). Rule: round 6's, with this round's reg4000 as the peer: sw_4000 qualifies
+when, averaged over its two seeds on validation, its worst-emotion closure is >= 0.90 and its emotion accuracy
+>= reg4000's seed-mean; its finalist is the seed with the lower validation LVE among its seeds meeting both;
+test is read (bench_emote.py on corpus_wide, EVERY 3: the finalist, the reg4000 seed with the lower validation
+LVE, and regsw_4000 seed 0 as the ablation row) only if the finalist's validation LVE is below reg4000's
+seed-mean. The shipped default is replaced only if on test the finalist's LVE is below every regression row
+measured on test (5.09 / 5.35 mm and this round's), its closure >= 0.80 for every emotion and its emotion
+accuracy above every such regression row.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19
@@ -115,7 +132,8 @@ def main():
                                   int(s1), int(s2), batch_size=8, progress=False, augment=aug == "aug",
                                   closure_weight=float(weight), seed=int(more[0]) if more else 0,
                                   closure_two_sided="sym" in extras, opening_weight=opening[0] if opening else 0.0,
-                                  closed_lip_weight=lipv[0] if lipv else 0.0, closure_late="late" in extras),
+                                  closed_lip_weight=lipv[0] if lipv else 0.0, closure_late="late" in extras,
+                                  closure_switch="switch" in extras),
               flush=True)
         validate(name)
 

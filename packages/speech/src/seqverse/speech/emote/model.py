@@ -14,6 +14,11 @@ Outline (the paper's parts):
   frozen FLINT latent space, decoded by the frozen FLINT decoder. ``use_prior=False`` is the
   "without motion prior" ablation (a linear head at the frame rate); the same network trained with
   the vertex loss alone is the FaceFormer-style direct regression baseline.
+- ``closure_switch`` (ours, beyond the paper; round 7 of issue 24, no prior only): two heads at the frame
+  rate, one for frames whose lips are closed and one for the rest, and a per-frame gate trained to tell
+  them apart; inference takes the head the gate picks. Why: an L2 head unsure of a 1-2 frame bilabial
+  regresses to a half-open mouth, and a closure loss that forces the closures keeps the mouth half shut
+  elsewhere (README, rounds 3-6); a decision between two conditional means does neither.
 """
 
 from __future__ import annotations
@@ -130,12 +135,15 @@ class EMOTEConfig:
     n_intensities: int = 3
     n_styles: int = N_ACTORS
     use_prior: bool = True
+    closure_switch: bool = False
     flint: FLINTConfig = None
 
     def __post_init__(self):
         if isinstance(self.flint, dict):
             self.flint = FLINTConfig(**self.flint)
         self.flint = self.flint or FLINTConfig()
+        if self.closure_switch and self.use_prior:
+            raise ValueError("closure_switch needs use_prior=False (its heads work at the frame rate)")
 
 
 class AudioEncoder(nn.Module):
@@ -175,16 +183,32 @@ class EMOTE(nn.Module):
             self.head = nn.Linear(c.d_model, MOTION_DIM)
             nn.init.zeros_(self.head.weight)    # start at the neutral face (inferno's "last_layer_init: zeros")
             nn.init.zeros_(self.head.bias)
+        if c.closure_switch:
+            self.closed_head = nn.Linear(c.d_model, MOTION_DIM)
+            nn.init.zeros_(self.closed_head.weight)
+            nn.init.zeros_(self.closed_head.bias)
+            self.closure_gate = nn.Linear(c.d_model, 1)
 
     @property
     def frames_per_step(self) -> int:
         return 2 ** self.config.flint.quant_factor if self.config.use_prior else 1
 
-    def forward(self, mel, emotion, intensity, style):
-        """mel [B, 4T, 80], emotion/intensity(0-based)/style [B] -> motion [B, T, 23] (T multiple of frames_per_step)."""
+    def _hidden(self, mel, emotion, intensity, style):
         x = self.audio_encoder(mel)
         cond = self.emotion_embedding(emotion) + self.intensity_embedding(intensity) + self.style_embedding(style)
-        h = self.decoder(x + cond[:, None])
+        return self.decoder(x + cond[:, None])
+
+    def switch_parts(self, mel, emotion, intensity, style):
+        """Closure-switch models: (open-lip motion [B, T, 23], closed-lip motion [B, T, 23], gate logit [B, T])."""
+        h = self._hidden(mel, emotion, intensity, style)
+        return self.head(h), self.closed_head(h), self.closure_gate(h)[..., 0]
+
+    def forward(self, mel, emotion, intensity, style):
+        """mel [B, 4T, 80], emotion/intensity(0-based)/style [B] -> motion [B, T, 23] (T multiple of frames_per_step)."""
+        if self.config.closure_switch:
+            open_lips, closed_lips, gate = self.switch_parts(mel, emotion, intensity, style)
+            return torch.where((gate > 0)[..., None], closed_lips, open_lips)
+        h = self._hidden(mel, emotion, intensity, style)
         if not self.config.use_prior:
             return self.head(h)
         b, t, d = h.shape

@@ -49,8 +49,9 @@ VARIANTS = {
 # beside vertex_loss), which keeps the jaw out of the rotation's far local minima seen with vertices alone;
 # "closure": ``closure_loss`` in mm^2 (only the *_closure variants); "opening": ``opening_loss`` and
 # "closed_lips": ``closed_lip_loss``, both mm^2 (off unless set; round 5)
+# "switch": binary cross-entropy of a closure-switch model's gate against the target's closed frames (round 7)
 LOSS_WEIGHTS = {"vertex": 1.0, "param": 10.0, "lip": 10.0, "emotion": 5.0, "closure": 1.0, "opening": 0.0,
-                "closed_lips": 0.0}
+                "closed_lips": 0.0, "switch": 10.0}
 JAW_SCALE = 10.0
 
 
@@ -224,17 +225,35 @@ def _cos_loss(a, b):
     return (1 - F.cosine_similarity(a, b, dim=-1)).mean()
 
 
+def switched_motion(model, mel, emotion, intensity, style, closed):
+    """Training output of a closure-switch model (model.py, round 7): each head where the target says it
+    belongs (``closed`` [B, T], 1.0 on the target's closed-lip frames), so the closed head learns the
+    closed lips and the open head the rest, and the gate's cross-entropy against ``closed``. At inference
+    the gate picks the head (``EMOTE.forward``)."""
+    open_lips, closed_lips, gate = model.switch_parts(mel, emotion, intensity, style)
+    motion = torch.where(closed[..., None] > 0, closed_lips, open_lips)
+    return motion, F.binary_cross_entropy_with_logits(gate, closed)
+
+
 def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool, weights=LOSS_WEIGHTS,
                   closure: bool = False, two_sided: bool = False):
     """The EMOTE objective (Sec. 3.3-3.4) as a ``loss_fn(model, batch)`` for the engine (+ ``closure_loss``)."""
 
     def loss_fn(model, b):
         ident = b["identity"]
-        pred = model(b["mel"], b["emotion"], b["intensity"], b["actor"])
+        switch = model.config.closure_switch
+        if switch:
+            closed = _closed(mouth_opening(geo, b["motion"], ident))
+            pred, gate = switched_motion(model, b["mel"], b["emotion"], b["intensity"], b["actor"], closed)
+        else:
+            pred = model(b["mel"], b["emotion"], b["intensity"], b["actor"])
         vert = ((geo.vertices(pred, ident, geo.loss) - geo.vertices(b["motion"], ident, geo.loss)) ** 2).sum(-1).mean()
         par = param_mse(pred, b["motion"])
         logs = {"vertex_mse": vert.item(), "param_mse": par.item()}
         loss = weights["vertex"] * vert + weights["param"] * par
+        if switch:
+            loss = loss + weights["switch"] * gate
+            logs["switch_bce"] = gate.item()
         if closure:
             clo = closure_loss(geo, pred, b["motion"], ident, two_sided)
             loss = loss + weights["closure"] * clo
@@ -262,7 +281,11 @@ def emote_loss_fn(geo, lip_reader, emotion_net, perceptual: bool, exchange: bool
                 emo_all, _ = gather_rows(emo_gt)
                 perm = torch.roll(torch.arange(len(cond), device=pred.device), 1)[start : start + len(pred)]
                 cond = cond.long()
-                swapped = model(b["mel"], cond[perm, 0], cond[perm, 1], b["actor"])
+                if switch:   # the content source's closed frames stay closed under the swapped emotion
+                    swapped, gate_s = switched_motion(model, b["mel"], cond[perm, 0], cond[perm, 1], b["actor"], closed)
+                    loss = loss + weights["switch"] * gate_s
+                else:
+                    swapped = model(b["mel"], cond[perm, 0], cond[perm, 1], b["actor"])
                 lip_s = _cos_loss(lip_reader.features(geo.displacement(swapped, ident, geo.lips)), lip_gt)
                 emo_s = _cos_loss(emotion_net.features(geo.displacement(swapped, ident, geo.landmarks)), emo_all[perm])
                 loss = loss + weights["lip"] * lip_s + weights["emotion"] * emo_s
@@ -293,14 +316,15 @@ def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: 
 def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
                 closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0,
-                closure_late: bool = False) -> dict:
+                closure_late: bool = False, closure_switch: bool = False) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
     ``closure_weight`` overrides LOSS_WEIGHTS["closure"] for the *_closure variants;
     ``closure_two_sided``: :func:`closure_loss` penalises over-closing too; ``opening_weight``:
     :func:`opening_loss` on every frame (0 = off); ``closed_lip_weight``: :func:`closed_lip_loss` (0 = off);
-    ``closure_late``: the closure loss in stage 2 only (:func:`closure_stages`)."""
+    ``closure_late``: the closure loss in stage 2 only (:func:`closure_stages`); ``closure_switch``: the
+    closed/open heads and their gate (model.py; variants without the prior only)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
@@ -313,7 +337,7 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     val_utts = load_split(corpus, "val")
     val = [(full_sequence(u, *COMBOS[i % len(COMBOS)], i % N_ACTORS), COMBOS[i % len(COMBOS)], i % N_ACTORS)
            for i, u in enumerate(val_utts)]
-    cfg = EMOTEConfig(use_prior=use_prior)
+    cfg = EMOTEConfig(use_prior=use_prior, closure_switch=closure_switch)
     if use_prior:
         flint = from_pretrained(flint_dir)
         cfg.flint = flint.config

@@ -67,3 +67,19 @@ def test_late_closure_only_in_stage_two():
     assert closure_stages(True) == (True, True)
     assert closure_stages(True, late=True) == (False, True)
     assert closure_stages(False, late=True) == (False, False)
+
+
+
+def test_missing_festival_voice_is_named_with_its_package(tmp_path):
+    from seqverse.speech.emote.corpus import festival_voice_problem, missing_festival_voices
+
+    root = tmp_path / "voices"
+    for lang, name in (("english", "kal_diphone"), ("english", "ked_diphone"), ("us", "cmu_us_slt_arctic_hts")):
+        (root / lang / name).mkdir(parents=True)
+    assert missing_festival_voices(default_voices(), roots=(root,)) == []
+    assert festival_voice_problem(default_voices(), roots=(root,)) is None
+    assert missing_festival_voices(default_voices(wide=True), roots=(root,)) == ["rab_diphone"]
+    problem = festival_voice_problem(default_voices(wide=True), roots=(root,))
+    assert problem.startswith("festival voice(s) not installed: rab_diphone (package festvox-rablpc16k")
+    (root / "english" / "rab_diphone").mkdir()
+    assert festival_voice_problem(default_voices(wide=True), roots=(root,)) is None

@@ -27,8 +27,11 @@ def _build_face(args):
 
 
 def _corpus(args):
-    from seqverse.speech.emote.corpus import build_corpus
+    from seqverse.speech.emote.corpus import build_corpus, default_voices, festival_voice_problem
 
+    problem = festival_voice_problem(default_voices(args.voices == "wide"))
+    if problem:   # checked before any synthesis, so nothing is written
+        raise clikit.InputError(f"emote corpus --voices {args.voices}: {problem}")
     clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed,
                              wide=args.voices == "wide"), args.json)
 

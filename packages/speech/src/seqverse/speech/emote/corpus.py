@@ -250,6 +250,32 @@ def fortune_sentences() -> list[str]:
     return fs(min_words=5, max_words=12)
 
 
+FESTIVAL_VOICE_DIRS = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
+FESTIVAL_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
+                     "rab_diphone": "festvox-rablpc16k (contrib: sudo scripts/enable_contrib_nonfree.sh --install)",
+                     "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}
+
+
+def missing_festival_voices(voices: list[Voice], roots=FESTIVAL_VOICE_DIRS) -> list[str]:
+    """Festival voices the list needs that no ``<root>/<language>/<voice>`` directory provides.
+
+    Why: festival answers an unknown ``(voice_X)`` with exit 255 and nothing on stdout, deep inside a run;
+    the corpus builder checks first and names the package instead."""
+    installed = {d.name for root in roots if root.is_dir() for lang in root.iterdir() if lang.is_dir()
+                 for d in lang.iterdir()}
+    needed = sorted({v.voice for v in voices if v.engine == "festival"})
+    return [name for name in needed if name not in installed]
+
+
+def festival_voice_problem(voices: list[Voice], roots=FESTIVAL_VOICE_DIRS) -> str | None:
+    """One line naming each missing festival voice and its Debian package, or None when all are there."""
+    missing = missing_festival_voices(voices, roots)
+    if not missing:
+        return None
+    return "festival voice(s) not installed: " + ", ".join(
+        f"{name} (package {FESTIVAL_PACKAGES.get(name, '?')})" for name in missing)
+
+
 def build_corpus(out: str | Path, n_train: int = 160, n_val: int = 20, n_test: int = 30, per_voice: int = 80,
                  seed: int = 0, progress: bool = True, wide: bool = False, extra_train: int = 320) -> dict:
     """Synthesise every split into ``out`` (wavs/, <split>.npz, meta.json); resumable per voice.
@@ -272,6 +298,9 @@ def build_corpus(out: str | Path, n_train: int = 160, n_val: int = 20, n_test: i
     wide_pool = split_sent["train"] + sentences[end:end + extra_train]
     wide_names = {v.name for v in wide_extra_voices()} if wide else set()
     voices = default_voices(wide)
+    problem = festival_voice_problem(voices)
+    if problem:
+        raise RuntimeError(problem)
     espeak = _Espeak()
     for voice in tqdm(voices, desc="voices", disable=not progress):
         done = out / "voices" / f"{voice.name}.json"

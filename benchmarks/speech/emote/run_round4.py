@@ -71,6 +71,10 @@ LVE, and regsw_4000 seed 0 as the ablation row) only if the finalist's validatio
 seed-mean. The shipped default is replaced only if on test the finalist's LVE is below every regression row
 measured on test (5.09 / 5.35 mm and this round's), its closure >= 0.80 for every emotion and its emotion
 accuracy above every such regression row.
+Round 7b (written after sw_4000's first validation rows, before any other threshold was evaluated): the gate
+threshold (EMOTEConfig.switch_threshold) is chosen on validation with switch_threshold.py: the largest of 0.5,
+0.4, 0.3, 0.2, 0.1 at which sw_4000's seed-mean worst-emotion closure is >= 0.90 (none: not qualified); at that
+threshold the round-7 rule applies unchanged.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19

@@ -95,3 +95,16 @@ def test_switch_model_round_trips(tmp_path):
     with torch.no_grad():
         assert torch.equal(m(*x), back(*x))
     assert back(*x).shape == (2, 24, MOTION_DIM)
+
+
+def test_threshold_moves_the_decision():
+    m = _switch_model()
+    x = _inputs()
+    with torch.no_grad():
+        open_lips, closed_lips, gate = m.switch_parts(*x)
+        p = torch.sigmoid(gate)
+        for t in (0.2, 0.5, 0.8):
+            m.config.switch_threshold = t
+            out = m(*x)
+            ref = torch.where((p > t)[..., None], closed_lips, open_lips)
+            assert torch.equal(out, ref)

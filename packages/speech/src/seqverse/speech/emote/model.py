@@ -24,6 +24,7 @@ Outline (the paper's parts):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -136,6 +137,7 @@ class EMOTEConfig:
     n_styles: int = N_ACTORS
     use_prior: bool = True
     closure_switch: bool = False
+    switch_threshold: float = 0.5     # inference: the closed head where the gate's probability exceeds this
     flint: FLINTConfig = None
 
     def __post_init__(self):
@@ -207,7 +209,9 @@ class EMOTE(nn.Module):
         """mel [B, 4T, 80], emotion/intensity(0-based)/style [B] -> motion [B, T, 23] (T multiple of frames_per_step)."""
         if self.config.closure_switch:
             open_lips, closed_lips, gate = self.switch_parts(mel, emotion, intensity, style)
-            return torch.where((gate > 0)[..., None], closed_lips, open_lips)
+            t = self.config.switch_threshold
+            logit = math.log(t / (1 - t))
+            return torch.where((gate > logit)[..., None], closed_lips, open_lips)
         h = self._hidden(mel, emotion, intensity, style)
         if not self.config.use_prior:
             return self.head(h)

@@ -75,6 +75,11 @@ Round 7b (written after sw_4000's first validation rows, before any other thresh
 threshold (EMOTEConfig.switch_threshold) is chosen on validation with switch_threshold.py: the largest of 0.5,
 0.4, 0.3, 0.2, 0.1 at which sw_4000's seed-mean worst-emotion closure is >= 0.90 (none: not qualified); at that
 threshold the round-7 rule applies unchanged.
+Round 7c (written before its runs; the README's "Round 7c" has the full rule): four seeds (0-3) each of
+sw_4000, swl_4000 (EXTRA s2lr0.1: stage 2 at 0.1 x stage 1's lr) and reg4000; per configuration the largest
+threshold of 0.5-0.05 with seed-mean worst-emotion closure >= 0.90; qualifies with seed-mean emotion >= and
+seed-mean LVE < reg4000's; the lowest seed-mean LVE wins; its best valid seed (meeting closure and emotion
+itself) is the finalist; its no-switch ablation is then trained; test only for a qualifying finalist.
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19
@@ -132,12 +137,13 @@ def main():
         extras = more[1].split("+") if len(more) > 1 else []
         opening = [float(e[4:]) for e in extras if e.startswith("open")]
         lipv = [float(e[4:]) for e in extras if e.startswith("lipv")]
+        s2lr = [float(e[4:]) for e in extras if e.startswith("s2lr")]
         print(name, T.train_emote(CORPUS, RUN / name, RUN / "none", RUN / "lip_reader", RUN / "emotion_net", variant,
                                   int(s1), int(s2), batch_size=8, progress=False, augment=aug == "aug",
                                   closure_weight=float(weight), seed=int(more[0]) if more else 0,
                                   closure_two_sided="sym" in extras, opening_weight=opening[0] if opening else 0.0,
                                   closed_lip_weight=lipv[0] if lipv else 0.0, closure_late="late" in extras,
-                                  closure_switch="switch" in extras),
+                                  closure_switch="switch" in extras, stage2_lr_scale=s2lr[0] if s2lr else 0.5),
               flush=True)
         validate(name)
 

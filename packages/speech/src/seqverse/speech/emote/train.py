@@ -316,7 +316,7 @@ def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: 
 def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
                 closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0,
-                closure_late: bool = False, closure_switch: bool = False) -> dict:
+                closure_late: bool = False, closure_switch: bool = False, stage2_lr_scale: float = 0.5) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
@@ -324,7 +324,8 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     ``closure_two_sided``: :func:`closure_loss` penalises over-closing too; ``opening_weight``:
     :func:`opening_loss` on every frame (0 = off); ``closed_lip_weight``: :func:`closed_lip_loss` (0 = off);
     ``closure_late``: the closure loss in stage 2 only (:func:`closure_stages`); ``closure_switch``: the
-    closed/open heads and their gate (model.py; variants without the prior only)."""
+    closed/open heads and their gate (model.py; variants without the prior only); ``stage2_lr_scale``: stage 2's
+    learning rate as a fraction of stage 1's (0.5 as before round 7c)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
@@ -364,12 +365,12 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
                   batch_size, eval_fn, "val_lve", seed, progress)
         r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange, weights, closure2,
                                              closure_two_sided),
-                  out / "stage2", steps2, lr * 0.5, batch_size, eval_fn, "val_lve", seed + 1, progress)
+                  out / "stage2", steps2, lr * stage2_lr_scale, batch_size, eval_fn, "val_lve", seed + 1, progress)
         result = {"stage1_best_val_lve": r1.best_metric, "best_val_lve": r2.best_metric, "steps": r1.steps_done + r2.steps_done}
     save_pretrained(model, out / "model", {"variant": variant, "corpus": str(corpus), "seed": seed,
                                            "steps1": steps1, "steps2": steps2, "loss_weights": weights,
                                            "closure_loss": closure, "closure_two_sided": closure_two_sided, "closure_late": closure_late,
-                                           "augment": augment})
+                                           "augment": augment, "stage2_lr_scale": stage2_lr_scale})
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
 

@@ -6,7 +6,8 @@
 benchmarks/speech/emote/run_training.py or `seqverse-speech emote train`). Writes results.json and
 results.md beside this file. EVERY=3 scores every third test utterance (30 of 90, all three
 held-out voices), 8 emotions each, which the README's table uses (CPU budget). SYSTEMS (comma-separated)
-re-scores only those and keeps the other rows of results.json.
+re-scores only those and keeps the other rows of results.json (systems outside ORDER, e.g. round 7's,
+follow ORDER's rows in the order given).
 """
 
 import json
@@ -48,9 +49,12 @@ def main():
     out = HERE / "results.json"
     rows = {r["system"]: r for r in json.loads(out.read_text())} if out.is_file() and len(systems) < len(ORDER) else {}
     present = [s for s in systems if s in ORDER[:3] or (Path(run) / s / "model").is_dir()]
+    missing = sorted(set(systems) - set(present))
+    if missing:
+        raise SystemExit(f"bench_emote.py: no model directory {run}/<system>/model for: {', '.join(missing)}")
     for r in evaluate(corpus, run, "test", systems=present, progress=False, every=every):
         rows[r["system"]] = r
-    ordered = [rows[s] for s in ORDER if s in rows]
+    ordered = [rows[s] for s in ORDER if s in rows] + [r for s, r in rows.items() if s not in ORDER]
     out.write_text(json.dumps(ordered, indent=1))
     (HERE / "results.md").write_text(markdown(ordered))
     print(markdown(ordered))

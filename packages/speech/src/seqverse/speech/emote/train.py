@@ -113,11 +113,15 @@ def closure_stages(closure: bool, late: bool = False) -> tuple[bool, bool]:
     return (closure and not late, closure)
 
 
-def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor=None, seed=0, progress=True):
+def _fit(model, data, loss_fn, out, steps, lr, batch_size, eval_fn=None, monitor=None, seed=0, progress=True,
+         eval_every: int | None = None):
+    """One engine run; with ``eval_fn``, validation every ``eval_every`` steps (default: a third of the run)
+    and the best validation checkpoint restored at the end."""
     from seqverse.core.train import TrainConfig, fit
 
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, schedule="cosine", warmup=0.05, clip_norm=1.0,
-                      seed=seed, out_dir=str(out), checkpoint_every=100, eval_every=max(steps // 3, 1) if eval_fn else 0,
+                      seed=seed, out_dir=str(out), checkpoint_every=100,
+                      eval_every=(eval_every or max(steps // 3, 1)) if eval_fn else 0,
                       log_every=10, monitor=monitor, monitor_mode="min", restore_best=eval_fn is not None,
                       progress=progress, progress_desc=Path(out).name, device="cpu")
     result = fit(model, data, loss_fn, cfg, eval_fn=eval_fn)
@@ -316,7 +320,8 @@ def predict(model: EMOTE, mel: np.ndarray, emotion: int, intensity: int, actor: 
 def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", steps1=300, steps2=200,
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
                 closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0,
-                closure_late: bool = False, closure_switch: bool = False, stage2_lr_scale: float = 0.5) -> dict:
+                closure_late: bool = False, closure_switch: bool = False, stage2_lr_scale: float = 0.5,
+                eval_every: int | None = None) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
@@ -325,7 +330,8 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     :func:`opening_loss` on every frame (0 = off); ``closed_lip_weight``: :func:`closed_lip_loss` (0 = off);
     ``closure_late``: the closure loss in stage 2 only (:func:`closure_stages`); ``closure_switch``: the
     closed/open heads and their gate (model.py; variants without the prior only); ``stage2_lr_scale``: stage 2's
-    learning rate as a fraction of stage 1's (0.5 as before round 7c)."""
+    learning rate as a fraction of stage 1's (0.5 as before round 7c); ``eval_every``: validation LVE every
+    so many steps in each stage (default a third of the stage), the best checkpoint kept."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
@@ -357,20 +363,22 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     stage1 = out / "stage1"
     if variant == "regression":
         r = _fit(model, data, emote_loss_fn(geo, None, None, False, False), stage1, steps1 + steps2, lr, batch_size,
-                 eval_fn, "val_lve", seed, progress)
+                 eval_fn, "val_lve", seed, progress, eval_every)
         result = {"best_val_lve": r.best_metric, "steps": r.steps_done}
     else:
         closure1, closure2 = closure_stages(closure, closure_late)
         r1 = _fit(model, data, emote_loss_fn(geo, None, None, False, False, weights, closure1, closure_two_sided), stage1, steps1, lr,
-                  batch_size, eval_fn, "val_lve", seed, progress)
+                  batch_size, eval_fn, "val_lve", seed, progress, eval_every)
         r2 = _fit(model, data, emote_loss_fn(geo, lip_reader, emotion_net, perceptual, exchange, weights, closure2,
                                              closure_two_sided),
-                  out / "stage2", steps2, lr * stage2_lr_scale, batch_size, eval_fn, "val_lve", seed + 1, progress)
+                  out / "stage2", steps2, lr * stage2_lr_scale, batch_size, eval_fn, "val_lve", seed + 1, progress,
+                  eval_every)
         result = {"stage1_best_val_lve": r1.best_metric, "best_val_lve": r2.best_metric, "steps": r1.steps_done + r2.steps_done}
     save_pretrained(model, out / "model", {"variant": variant, "corpus": str(corpus), "seed": seed,
                                            "steps1": steps1, "steps2": steps2, "loss_weights": weights,
                                            "closure_loss": closure, "closure_two_sided": closure_two_sided, "closure_late": closure_late,
-                                           "augment": augment, "stage2_lr_scale": stage2_lr_scale})
+                                           "augment": augment, "stage2_lr_scale": stage2_lr_scale,
+                                           "eval_every": eval_every})
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
 

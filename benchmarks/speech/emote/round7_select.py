@@ -1,0 +1,69 @@
+"""Round 7c/7d selection (issue 24), read from the validation rows in RUN (val_<system>.json):
+
+    python benchmarks/speech/emote/round7_select.py [RUN]      # default runs/emote/r11
+
+For each candidate configuration (four seeds) and its peer: the gate threshold (the largest of 0.5-0.05 at which
+the seed-mean worst-emotion closure is >= 0.90), the seed means there, whether it qualifies (seed-mean emotion
+accuracy >= and seed-mean LVE < the peer's), and its finalist (the lowest-LVE seed meeting closure and emotion
+itself). Prints a markdown table and the decision; writes nothing.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/emote/r11")
+THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
+SEEDS = ("", "_s1", "_s2", "_s3")
+ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",))}
+
+
+def row(system: str) -> dict:
+    return json.loads((RUN / f"val_{system}.json").read_text())[0]
+
+
+def seed_rows(name: str, threshold: float | None = None) -> list[dict]:
+    return [row(f"{name}{s}" + (f"_t{threshold:g}" if threshold is not None else "")) for s in SEEDS]
+
+
+def lves(rows) -> str:
+    return " / ".join(f"{r['lve_mm']:.3f}" for r in rows)
+
+
+def mean(rows, key) -> float:
+    return float(np.mean([r[key] for r in rows]))
+
+
+def main():
+    print("| round | configuration | threshold | LVE mm (seeds 0-3) | mean | worst-emotion closure mean | emotion acc mean | qualifies |")
+    print("|---|---|---|---|---|---|---|---|")
+    best = None
+    for rnd, (peer, candidates) in ROUNDS.items():
+        peer_rows = seed_rows(peer)
+        p_lve, p_emo = mean(peer_rows, "lve_mm"), mean(peer_rows, "emotion_acc")
+        print(f"| {rnd} | {peer} (peer) | | {lves(peer_rows)} | {p_lve:.3f} | "
+              f"{mean(peer_rows, 'closure_min_emotion'):.3f} | {p_emo:.3f} | |")
+        for name in candidates:
+            t = next((t for t in THRESHOLDS if mean(seed_rows(name, t), "closure_min_emotion") >= 0.90), None)
+            rows = seed_rows(name, t if t is not None else 0.05)
+            lve, emo = mean(rows, "lve_mm"), mean(rows, "emotion_acc")
+            ok = t is not None and emo >= p_emo and lve < p_lve
+            print(f"| {rnd} | {name} | {t if t is not None else 'none (0.05 shown)'} | "
+                  f"{lves(rows)} | {lve:.3f} | {mean(rows, 'closure_min_emotion'):.3f} | "
+                  f"{emo:.3f} | {'yes' if ok else 'no'} |")
+            if ok and (best is None or lve < best[1]):
+                eligible = [(r["lve_mm"], f"{name}{s}") for r, s in zip(rows, SEEDS)
+                            if r["closure_min_emotion"] >= 0.90 and r["emotion_acc"] >= p_emo]
+                best = (name, lve, t, min(eligible) if eligible else None, peer)
+    if best is None:
+        print("\nno configuration qualifies: test is not read")
+    else:
+        name, lve, t, fin, peer = best
+        print(f"\nwinner {name} (seed-mean LVE {lve:.3f}) at threshold {t}; finalist {fin[1]} (validation LVE {fin[0]:.3f}); "
+              f"peer {peer}")
+
+
+if __name__ == "__main__":
+    main()

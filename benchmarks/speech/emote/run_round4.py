@@ -83,6 +83,9 @@ itself) is the finalist; its no-switch ablation is then trained; test only for a
 Round 7d (written before its runs): EXTRA ``every<N>`` = validation every N steps in each stage (train_emote
 eval_every); swl_2000 (switch, s2lr0.1, 1,200 + 800, every200) and reg2000 (2,000, every200), seeds 0-3; the
 7c rule with reg2000 as the peer; if 7c and 7d both qualify, the lower seed-mean validation LVE goes to test.
+Round 8 (written after round 7's test, before its runs): EXTRA ``perc<X>`` scales the lip-reading and emotion
+weights (train_emote perceptual_scale); swp_2000 = swl_2000 with perc0.1, seeds 0-3; the 7d rule, reg2000's
+four seeds as the peer; test once for a qualifying finalist (reg2000 seed 0's test row stands).
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19
@@ -142,13 +145,14 @@ def main():
         lipv = [float(e[4:]) for e in extras if e.startswith("lipv")]
         s2lr = [float(e[4:]) for e in extras if e.startswith("s2lr")]
         every = [int(e[5:]) for e in extras if e.startswith("every")]
+        perc = [float(e[4:]) for e in extras if e.startswith("perc")]
         print(name, T.train_emote(CORPUS, RUN / name, RUN / "none", RUN / "lip_reader", RUN / "emotion_net", variant,
                                   int(s1), int(s2), batch_size=8, progress=False, augment=aug == "aug",
                                   closure_weight=float(weight), seed=int(more[0]) if more else 0,
                                   closure_two_sided="sym" in extras, opening_weight=opening[0] if opening else 0.0,
                                   closed_lip_weight=lipv[0] if lipv else 0.0, closure_late="late" in extras,
                                   closure_switch="switch" in extras, stage2_lr_scale=s2lr[0] if s2lr else 0.5,
-                                  eval_every=every[0] if every else None),
+                                  eval_every=every[0] if every else None, perceptual_scale=perc[0] if perc else 1.0),
               flush=True)
         validate(name)
 

@@ -321,7 +321,7 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
                 closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0,
                 closure_late: bool = False, closure_switch: bool = False, stage2_lr_scale: float = 0.5,
-                eval_every: int | None = None) -> dict:
+                eval_every: int | None = None, perceptual_scale: float = 1.0) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
@@ -331,13 +331,17 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     ``closure_late``: the closure loss in stage 2 only (:func:`closure_stages`); ``closure_switch``: the
     closed/open heads and their gate (model.py; variants without the prior only); ``stage2_lr_scale``: stage 2's
     learning rate as a fraction of stage 1's (0.5 as before round 7c); ``eval_every``: validation LVE every
-    so many steps in each stage (default a third of the stage), the best checkpoint kept."""
+    so many steps in each stage (default a third of the stage), the best checkpoint kept; ``perceptual_scale``
+    multiplies the lip-reading and emotion weights (round 8: 0.1 brings their share of the stage-2 loss near
+    the official configs', where they are a few percent of the vertex term)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
     use_prior, perceptual, exchange, closure = VARIANTS[variant]
     weights = dict(LOSS_WEIGHTS, **({} if closure_weight is None else {"closure": closure_weight}),
                    opening=opening_weight, closed_lips=closed_lip_weight)
+    weights["lip"] *= perceptual_scale
+    weights["emotion"] *= perceptual_scale
     torch.manual_seed(seed)
     geo = Geometry()
     data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed, augment=augment)

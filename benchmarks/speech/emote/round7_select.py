@@ -1,4 +1,4 @@
-"""Round 7c/7d selection (issue 24), read from the validation rows in RUN (val_<system>.json):
+"""Round 7c/7d (and 8) selection (issue 24), read from the validation rows in RUN (val_<system>.json):
 
     python benchmarks/speech/emote/round7_select.py [RUN]      # default runs/emote/r11
 
@@ -17,7 +17,7 @@ import numpy as np
 RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/emote/r11")
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
 SEEDS = ("", "_s1", "_s2", "_s3")
-ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",))}
+ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",)), "8": ("reg2000", ("swp_2000",))}
 
 
 def row(system: str) -> dict:
@@ -39,13 +39,19 @@ def mean(rows, key) -> float:
 def main():
     print("| round | configuration | threshold | LVE mm (seeds 0-3) | mean | worst-emotion closure mean | emotion acc mean | qualifies |")
     print("|---|---|---|---|---|---|---|---|")
-    best = None
+    best, decisions = None, []
     for rnd, (peer, candidates) in ROUNDS.items():
+        if rnd == "8":   # round 8 is a round of its own (after round 7's test): its own decision
+            decisions.append(("7c/7d", best))
+            best = None
         peer_rows = seed_rows(peer)
         p_lve, p_emo = mean(peer_rows, "lve_mm"), mean(peer_rows, "emotion_acc")
         print(f"| {rnd} | {peer} (peer) | | {lves(peer_rows)} | {p_lve:.3f} | "
               f"{mean(peer_rows, 'closure_min_emotion'):.3f} | {p_emo:.3f} | |")
         for name in candidates:
+            if not all((RUN / f"val_{name}{s}_t{t:g}.json").is_file() for s in SEEDS for t in THRESHOLDS):
+                print(f"| {rnd} | {name} | (runs or threshold rows missing) | | | | | |")
+                continue
             t = next((t for t in THRESHOLDS if mean(seed_rows(name, t), "closure_min_emotion") >= 0.90), None)
             rows = seed_rows(name, t if t is not None else 0.05)
             lve, emo = mean(rows, "lve_mm"), mean(rows, "emotion_acc")
@@ -57,11 +63,14 @@ def main():
                 eligible = [(r["lve_mm"], f"{name}{s}") for r, s in zip(rows, SEEDS)
                             if r["closure_min_emotion"] >= 0.90 and r["emotion_acc"] >= p_emo]
                 best = (name, lve, t, min(eligible) if eligible else None, peer)
-    if best is None:
-        print("\nno configuration qualifies: test is not read")
-    else:
+    decisions.append(("8", best))
+    print()
+    for rnd, best in decisions:
+        if best is None:
+            print(f"round {rnd}: no configuration qualifies: test is not read")
+            continue
         name, lve, t, fin, peer = best
-        print(f"\nwinner {name} (seed-mean LVE {lve:.3f}) at threshold {t}; finalist {fin[1]} (validation LVE {fin[0]:.3f}); "
+        print(f"round {rnd}: winner {name} (seed-mean LVE {lve:.3f}) at threshold {t}; finalist {fin[1]} (validation LVE {fin[0]:.3f}); "
               f"peer {peer}")
 
 

@@ -44,6 +44,9 @@ def main():
         if rnd == "8":   # round 8 is a round of its own (after round 7's test): its own decision
             decisions.append(("7c/7d", best))
             best = None
+        if not all((RUN / f"val_{peer}{s}.json").is_file() for s in SEEDS):
+            print(f"| {rnd} | {peer} (peer) | (peer rows missing: round not read in this RUN) | | | | | |")
+            continue
         peer_rows = seed_rows(peer)
         p_lve, p_emo = mean(peer_rows, "lve_mm"), mean(peer_rows, "emotion_acc")
         print(f"| {rnd} | {peer} (peer) | | {lves(peer_rows)} | {p_lve:.3f} | "

@@ -4,7 +4,8 @@
 #   rhvoice-english (alan, bdl, clb, evgeniy-eng, lyubov; its slt is never used: it is the target),
 #   libttspico-utils + libttspico-data (pico2wave en-US, en-GB),
 #   mbrola + mbrola-us1/us2/us3/en1 (driven through espeak-ng's mb-* voices),
-#   festvox-rablpc16k (festival's British diphone voice rab).
+#   festvox-rablpc16k (festival's British diphone voice rab),
+#   festvox-us1/us2/us3/en1 (festival driving those MBROLA voices: EMOTE's out-of-family validation split).
 # `make install`, `make test` and `make demo` never need this: the corpus builder skips engines that
 # are absent. Idempotent; writes one file, /etc/apt/sources.list.d/seqverse-contrib-nonfree.sources.
 #   sudo scripts/enable_contrib_nonfree.sh            # add the source and run apt-get update
@@ -14,7 +15,7 @@ set -euo pipefail
 
 LIST=/etc/apt/sources.list.d/seqverse-contrib-nonfree.sources
 VOICES=(rhvoice rhvoice-english libttspico-utils libttspico-data mbrola mbrola-us1 mbrola-us2 mbrola-us3
-        mbrola-en1 festvox-rablpc16k)
+        mbrola-en1 festvox-rablpc16k festvox-us1 festvox-us2 festvox-us3 festvox-en1)
 
 if [[ "${1:-}" == "--remove" ]]; then
   rm -f "$LIST"

@@ -1,4 +1,5 @@
-"""Round 7c/7d (and 8) selection (issue 24), read from the validation rows in RUN (val_<system>.json):
+"""Round 7c/7d (and 8, 9) selection (issue 24), read from the validation rows in RUN (val_<system>.json; round 9:
+the out-of-family split, valood_<system>.json, seeds 4-7 of candidate and peer):
 
     python benchmarks/speech/emote/round7_select.py [RUN]      # default runs/emote/r11
 
@@ -17,15 +18,19 @@ import numpy as np
 RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/emote/r11")
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
 SEEDS = ("", "_s1", "_s2", "_s3")
-ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",)), "8": ("reg2000", ("swp_2000",))}
+ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",)), "8": ("reg2000", ("swp_2000",)),
+          "9": ("reg2000", ("swp_2000",))}
+ROUND_SEEDS = {"9": ("_s4", "_s5", "_s6", "_s7")}
+ROUND_SPLIT = {"9": "valood"}
+OWN_DECISION = ("8", "9")   # rounds decided on their own, after an earlier round's test
 
 
-def row(system: str) -> dict:
-    return json.loads((RUN / f"val_{system}.json").read_text())[0]
+def row(system: str, prefix: str = "val") -> dict:
+    return json.loads((RUN / f"{prefix}_{system}.json").read_text())[0]
 
 
-def seed_rows(name: str, threshold: float | None = None) -> list[dict]:
-    return [row(f"{name}{s}" + (f"_t{threshold:g}" if threshold is not None else "")) for s in SEEDS]
+def seed_rows(name: str, threshold: float | None = None, seeds=SEEDS, prefix: str = "val") -> list[dict]:
+    return [row(f"{name}{s}" + (f"_t{threshold:g}" if threshold is not None else ""), prefix) for s in seeds]
 
 
 def lves(rows) -> str:
@@ -39,34 +44,35 @@ def mean(rows, key) -> float:
 def main():
     print("| round | configuration | threshold | LVE mm (seeds 0-3) | mean | worst-emotion closure mean | emotion acc mean | qualifies |")
     print("|---|---|---|---|---|---|---|---|")
-    best, decisions = None, []
+    best, decisions, label = None, [], "7c/7d"
     for rnd, (peer, candidates) in ROUNDS.items():
-        if rnd == "8":   # round 8 is a round of its own (after round 7's test): its own decision
-            decisions.append(("7c/7d", best))
-            best = None
-        if not all((RUN / f"val_{peer}{s}.json").is_file() for s in SEEDS):
+        seeds, prefix = ROUND_SEEDS.get(rnd, SEEDS), ROUND_SPLIT.get(rnd, "val")
+        if rnd in OWN_DECISION:   # a round of its own (after an earlier round's test): its own decision
+            decisions.append((label, best))
+            best, label = None, rnd
+        if not all((RUN / f"{prefix}_{peer}{s}.json").is_file() for s in seeds):
             print(f"| {rnd} | {peer} (peer) | (peer rows missing: round not read in this RUN) | | | | | |")
             continue
-        peer_rows = seed_rows(peer)
+        peer_rows = seed_rows(peer, None, seeds, prefix)
         p_lve, p_emo = mean(peer_rows, "lve_mm"), mean(peer_rows, "emotion_acc")
         print(f"| {rnd} | {peer} (peer) | | {lves(peer_rows)} | {p_lve:.3f} | "
               f"{mean(peer_rows, 'closure_min_emotion'):.3f} | {p_emo:.3f} | |")
         for name in candidates:
-            if not all((RUN / f"val_{name}{s}_t{t:g}.json").is_file() for s in SEEDS for t in THRESHOLDS):
+            if not all((RUN / f"{prefix}_{name}{s}_t{t:g}.json").is_file() for s in seeds for t in THRESHOLDS):
                 print(f"| {rnd} | {name} | (runs or threshold rows missing) | | | | | |")
                 continue
-            t = next((t for t in THRESHOLDS if mean(seed_rows(name, t), "closure_min_emotion") >= 0.90), None)
-            rows = seed_rows(name, t if t is not None else 0.05)
+            t = next((t for t in THRESHOLDS if mean(seed_rows(name, t, seeds, prefix), "closure_min_emotion") >= 0.90), None)
+            rows = seed_rows(name, t if t is not None else 0.05, seeds, prefix)
             lve, emo = mean(rows, "lve_mm"), mean(rows, "emotion_acc")
             ok = t is not None and emo >= p_emo and lve < p_lve
             print(f"| {rnd} | {name} | {t if t is not None else 'none (0.05 shown)'} | "
                   f"{lves(rows)} | {lve:.3f} | {mean(rows, 'closure_min_emotion'):.3f} | "
                   f"{emo:.3f} | {'yes' if ok else 'no'} |")
             if ok and (best is None or lve < best[1]):
-                eligible = [(r["lve_mm"], f"{name}{s}") for r, s in zip(rows, SEEDS)
+                eligible = [(r["lve_mm"], f"{name}{s}") for r, s in zip(rows, seeds)
                             if r["closure_min_emotion"] >= 0.90 and r["emotion_acc"] >= p_emo]
                 best = (name, lve, t, min(eligible) if eligible else None, peer)
-    decisions.append(("8", best))
+    decisions.append((label, best))
     print()
     for rnd, best in decisions:
         if best is None:

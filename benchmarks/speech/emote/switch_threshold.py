@@ -1,9 +1,9 @@
 """Validation sweep of a closure-switch model's gate threshold (round 7b, issue 24).
 
-    OMP_NUM_THREADS=1 python benchmarks/speech/emote/switch_threshold.py RUN NAME CORPUS T1,T2,...
+    OMP_NUM_THREADS=1 python benchmarks/speech/emote/switch_threshold.py RUN NAME CORPUS T1,T2,... [SPLIT]
 
 For each threshold T writes RUN/NAME_tT/model (the same weights, linked, with ``switch_threshold`` T in its
-config.json) and its validation row RUN/val_NAME_tT.json, then prints LVE, closure (overall and worst
+config.json) and its validation row RUN/val_NAME_tT.json (SPLIT val_ood, round 9: RUN/valood_NAME_tT.json), then prints LVE, closure (overall and worst
 emotion) and emotion accuracy per threshold. The threshold is a decoding setting read on validation only.
 """
 
@@ -29,18 +29,30 @@ def threshold_copy(run: Path, name: str, t: float) -> str:
     return dst_name
 
 
+def split_row(run: Path, corpus: str, split: str, system: str) -> dict:
+    """The system's row on a validation split, scored once and kept as RUN/<val|valood>_<system>.json."""
+    out = run / f"{split.replace('_', '')}_{system}.json"
+    if not out.is_file():
+        out.write_text(json.dumps(evaluate(corpus, run, split, systems=[system], progress=False), indent=1))
+    return json.loads(out.read_text())[0]
+
+
 def main():
     torch.set_num_threads(1)
     run, name, corpus, thresholds = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    split = sys.argv[5] if len(sys.argv) > 5 else "val"
     for t in (float(x) for x in thresholds.split(",")):
         sys_name = threshold_copy(run, name, t)
-        out = run / f"val_{sys_name}.json"
-        if not out.is_file():
-            out.write_text(json.dumps(evaluate(corpus, run, "val", systems=[sys_name], progress=False), indent=1))
-        r = json.loads(out.read_text())[0]
+        r = split_row(run, corpus, split, sys_name)
         print(f"{sys_name}: lve {r['lve_mm']:.3f} closure {r['bilabial_closure']:.3f} "
               f"worst {r['closure_min_emotion']:.3f} emotion {r['emotion_acc']:.3f}", flush=True)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--score":   # --score RUN CORPUS SPLIT SYSTEM...: plain rows, no threshold
+        torch.set_num_threads(1)
+        for system in sys.argv[5:]:
+            r = split_row(Path(sys.argv[2]), sys.argv[3], sys.argv[4], system)
+            print(f"{system}: lve {r['lve_mm']:.3f} worst {r['closure_min_emotion']:.3f} emotion {r['emotion_acc']:.3f}")
+        sys.exit(0)
     main()

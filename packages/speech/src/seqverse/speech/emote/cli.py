@@ -27,13 +27,13 @@ def _build_face(args):
 
 
 def _corpus(args):
-    from seqverse.speech.emote.corpus import build_corpus, default_voices, festival_voice_problem
+    from seqverse.speech.emote.corpus import build_corpus, default_voices, festival_voice_problem, ood_val_voices
 
-    problem = festival_voice_problem(default_voices(args.voices == "wide"))
+    problem = festival_voice_problem(default_voices(args.voices == "wide") + (ood_val_voices() if args.val_ood else []))
     if problem:   # checked before any synthesis, so nothing is written
         raise clikit.InputError(f"emote corpus --voices {args.voices}: {problem}")
     clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed,
-                             wide=args.voices == "wide"), args.json)
+                             wide=args.voices == "wide", val_ood=args.val_ood), args.json)
 
 
 def _variants(text: str) -> list[str]:
@@ -119,6 +119,9 @@ def register(subparsers) -> None:
     c.add_argument("--voices", choices=("default", "wide"), default="default",
                    help="wide: 43 more training voices (espeak accents/variants, festival kal/ked/rab shifts) and 320 more "
                         "training sentences; validation and test stay exactly the default's")
+    c.add_argument("--val-ood", action="store_true",
+                   help="add the split val_ood: the validation sentences read by festival's MBROLA voices us1/us2/us3/en1, "
+                        "a synthesis family in no other split (needs contrib: scripts/enable_contrib_nonfree.sh --install)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=_corpus)
 
@@ -145,7 +148,8 @@ def register(subparsers) -> None:
     v = sub.add_parser("evaluate", help="metrics of every trained system and the baselines on held-out voices/sentences")
     v.add_argument("corpus", type=clikit.existing_dir, help="corpus directory")
     v.add_argument("run", type=clikit.existing_dir, help="run directory from `emote train`")
-    v.add_argument("--split", default="test", choices=("val", "test"), help="split to evaluate")
+    v.add_argument("--split", default="test", choices=("val", "val_ood", "test"),
+                   help="split to evaluate (val_ood: the out-of-family validation voices of `corpus --val-ood`)")
     v.add_argument("--every", type=clikit.int_range(1), default=1, help="score every N-th utterance of the split")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.set_defaults(func=_evaluate)

@@ -69,6 +69,8 @@ def _evaluate(args):
     check_corpus(args.corpus)
     from pathlib import Path
 
+    if not (Path(args.corpus) / f"{args.split}.json").is_file():
+        raise clikit.InputError(f"{args.corpus}: the corpus has no split {args.split} (build it with `emote corpus --val-ood`)")
     if not (Path(args.run) / "lip_judge" / "model" / "model.safetensors").is_file():
         raise clikit.InputError(f"{args.run}: not an `emote train` run directory (no lip_judge/model)")
 

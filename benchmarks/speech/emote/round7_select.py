@@ -1,5 +1,5 @@
-"""Round 7c/7d (and 8, 9) selection (issue 24), read from the validation rows in RUN (val_<system>.json; round 9:
-the out-of-family split, valood_<system>.json, seeds 4-7 of candidate and peer):
+"""Round 7c/7d (and 8, 9, 10) selection (issue 24), read from the validation rows in RUN (val_<system>.json; round 9:
+the out-of-family split, valood_<system>.json, seeds 4-7 of candidate and peer; round 10 likewise):
 
     python benchmarks/speech/emote/round7_select.py [RUN]      # default runs/emote/r11
 
@@ -19,10 +19,10 @@ RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/emote/r11")
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
 SEEDS = ("", "_s1", "_s2", "_s3")
 ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",)), "8": ("reg2000", ("swp_2000",)),
-          "9": ("reg2000", ("swp_2000",))}
-ROUND_SEEDS = {"9": ("_s4", "_s5", "_s6", "_s7")}
-ROUND_SPLIT = {"9": "valood"}
-OWN_DECISION = ("8", "9")   # rounds decided on their own, after an earlier round's test
+          "9": ("reg2000", ("swp_2000",)), "10": ("reg2000", ("swpa_2000",))}
+ROUND_SEEDS = {"9": ("_s4", "_s5", "_s6", "_s7"), "10": ("_s4", "_s5", "_s6", "_s7")}
+ROUND_SPLIT = {"9": "valood", "10": "valood"}
+OWN_DECISION = ("8", "9", "10")   # rounds decided on their own, after an earlier round's test
 
 
 def row(system: str, prefix: str = "val") -> dict:

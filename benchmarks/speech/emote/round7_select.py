@@ -42,7 +42,7 @@ def mean(rows, key) -> float:
 
 
 def main():
-    print("| round | configuration | threshold | LVE mm (seeds 0-3) | mean | worst-emotion closure mean | emotion acc mean | qualifies |")
+    print("| round | configuration | threshold | LVE mm (per seed) | mean | worst-emotion closure mean | emotion acc mean | qualifies |")
     print("|---|---|---|---|---|---|---|---|")
     best, decisions, label = None, [], "7c/7d"
     for rnd, (peer, candidates) in ROUNDS.items():

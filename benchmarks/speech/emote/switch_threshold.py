@@ -1,6 +1,7 @@
 """Validation sweep of a closure-switch model's gate threshold (round 7b, issue 24).
 
     OMP_NUM_THREADS=1 python benchmarks/speech/emote/switch_threshold.py RUN NAME CORPUS T1,T2,... [SPLIT]
+    OMP_NUM_THREADS=1 python benchmarks/speech/emote/switch_threshold.py --score RUN CORPUS SPLIT SYSTEM...
 
 For each threshold T writes RUN/NAME_tT/model (the same weights, linked, with ``switch_threshold`` T in its
 config.json) and its validation row RUN/val_NAME_tT.json (SPLIT val_ood, round 9: RUN/valood_NAME_tT.json), then prints LVE, closure (overall and worst
@@ -48,11 +49,16 @@ def main():
               f"worst {r['closure_min_emotion']:.3f} emotion {r['emotion_acc']:.3f}", flush=True)
 
 
+def score_main(run: Path, corpus: str, split: str, systems: list[str]):
+    """``--score RUN CORPUS SPLIT SYSTEM...``: plain rows of systems without a gate (e.g. the regression peer)."""
+    torch.set_num_threads(1)
+    for system in systems:
+        r = split_row(run, corpus, split, system)
+        print(f"{system}: lve {r['lve_mm']:.3f} worst {r['closure_min_emotion']:.3f} emotion {r['emotion_acc']:.3f}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--score":   # --score RUN CORPUS SPLIT SYSTEM...: plain rows, no threshold
-        torch.set_num_threads(1)
-        for system in sys.argv[5:]:
-            r = split_row(Path(sys.argv[2]), sys.argv[3], sys.argv[4], system)
-            print(f"{system}: lve {r['lve_mm']:.3f} worst {r['closure_min_emotion']:.3f} emotion {r['emotion_acc']:.3f}")
-        sys.exit(0)
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--score":
+        score_main(Path(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:])
+    else:
+        main()

@@ -106,6 +106,9 @@ def wide_extra_voices() -> list[Voice]:
     return v
 
 
+MBROLA_VOICES = ("us1", "us2", "us3", "en1")   # festival's festvox-<v> packages, voice <v>_mbrola
+
+
 def ood_val_voices() -> list[Voice]:
     """Round 9 (issue 24): an out-of-family validation split ``val_ood``, opt-in (``build_corpus(val_ood=True)``).
 
@@ -115,7 +118,7 @@ def ood_val_voices() -> list[Voice]:
     read the validation sentences, so the split differs from ``val`` in the voices only. Round 7/8 measured why
     it is needed: a gate threshold chosen on in-family validation voices closed 92% of the bilabials there and
     72-78% on the held-out families."""
-    return [Voice(f"mb_{v}", "festival", f"{v}_mbrola", split="val_ood") for v in ("us1", "us2", "us3", "en1")]
+    return [Voice(f"mb_{v}", "festival", f"{v}_mbrola", split="val_ood") for v in MBROLA_VOICES]
 
 
 def default_voices(wide: bool = False) -> list[Voice]:
@@ -267,7 +270,7 @@ FESTIVAL_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox
                      "rab_diphone": "festvox-rablpc16k (contrib: sudo scripts/enable_contrib_nonfree.sh --install)",
                      "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
                      **{f"{v}_mbrola": f"festvox-{v} (contrib: sudo scripts/enable_contrib_nonfree.sh --install)"
-                        for v in ("us1", "us2", "us3", "en1")}}
+                        for v in MBROLA_VOICES}}
 
 
 def missing_festival_voices(voices: list[Voice], roots=FESTIVAL_VOICE_DIRS) -> list[str]:

@@ -2,7 +2,7 @@
 
     python benchmarks/genomics/prollama/run_stages.py --base runs/prollama/base-en --out runs/prollama/general \
         --stage1-steps 200 --stage2-steps 200 [--stage1-lr 5e-5] [--stage2-lr 5e-5] [--only 1|2] \
-        [--stage2-from DIR] [--balance]
+        [--stage2-from DIR] [--balance [POWER]]
 """
 
 import argparse
@@ -29,8 +29,9 @@ def main():
     ap.add_argument("--only", type=int, choices=[1, 2], default=None)
     ap.add_argument("--stage2-from", default=None, help="start stage 2 from this model directory instead of OUT/stage1 "
                     "(e.g. a finished stage 2, to continue it)")
-    ap.add_argument("--balance", action="store_true", help="stage 2: repeat small superfamilies' examples "
-                    "(stages.balance_families)")
+    ap.add_argument("--balance", nargs="?", type=float, const=1.0, default=0.0, metavar="POWER",
+                    help="stage 2: repeat small superfamilies' examples round((largest / size) ** POWER) times "
+                    "(stages.balance_families); bare --balance is POWER 1 (round 3), 0.5 the square-root balance")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)

@@ -70,6 +70,14 @@ def test_balance_repeats_small_families_towards_the_largest():
     assert {e for e in out} == set(ex) and stages.balance_families([]) == []
 
 
+def test_square_root_balance_meets_halfway():
+    ex = [(f"k{i}", "MKV", "Pkinase") for i in range(16)] + [("f1", "MAV", "fn3")] + \
+         [(f"r{i}", "MKL", "RRM_1") for i in range(4)]
+    out = stages.balance_families(ex, power=0.5)
+    counts = {fam: sum(1 for *_, f in out if f == fam) for fam in ("Pkinase", "fn3", "RRM_1")}
+    assert counts == {"Pkinase": 16, "fn3": 4, "RRM_1": 8}  # sqrt(16 / 1) = 4 copies, sqrt(16 / 4) = 2 copies
+
+
 def test_answer_loss_ignores_the_prompt(tiny):
     model, tok = stages.load_causal_lm(tiny)
     rec = stages.instruction_records([("p1", "MKVLA", "fn3")])[0]

@@ -107,17 +107,18 @@ def instruction_records(examples: list[tuple[str, str, str]]) -> list[dict]:
     return records
 
 
-def balance_families(examples: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """Each superfamily's examples repeated round(largest family / its size) times (ours, beyond the paper):
-    the small families (fn3 and RRM_1 have about a tenth of Pkinase's members) get about as many stage-2
-    updates as the large ones. Order kept; the shuffle happens later."""
+def balance_families(examples: list[tuple[str, str, str]], power: float = 1.0) -> list[tuple[str, str, str]]:
+    """Each superfamily's examples repeated round((largest family / its size) ** power) times (ours, beyond the
+    paper): the small families (fn3 and RRM_1 have about a tenth of Pkinase's members) get more stage-2 updates.
+    power 1 gives every family about as many as the largest; 0.5 (square-root balance) meets halfway between
+    that and the natural frequencies. Order kept; the shuffle happens later."""
     counts: dict[str, int] = {}
     for _, _, fam in examples:
         counts[fam] = counts.get(fam, 0) + 1
     if not counts:
         return []
     top = max(counts.values())
-    return [ex for ex in examples for _ in range(max(1, round(top / counts[ex[2]])))]
+    return [ex for ex in examples for _ in range(max(1, round((top / counts[ex[2]]) ** power)))]
 
 
 def prompt_text(instruction: str, input_text: str) -> str:
@@ -246,15 +247,16 @@ def continual_pretrain(base_dir: str | Path, texts: list[str], out_dir: str | Pa
 
 def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]], out_dir: str | Path, steps: int,
                      batch_size: int = 8, max_len: int = 448, lr: float | None = None, seed: int = 42,
-                     stop_step: int | None = None, balance: bool = False) -> dict:
+                     stop_step: int | None = None, balance: float = 0.0) -> dict:
     """Stage 2: LoRA instruction tuning on both superfamily tasks; writes the merged model to ``out_dir``.
-    ``balance``: small superfamilies repeated (:func:`balance_families`)."""
+    ``balance``: 0 keeps the natural family frequencies; above 0, small superfamilies are repeated with
+    that power (:func:`balance_families`; True counts as 1, round 3's full balance)."""
     import random
 
     out_dir = Path(out_dir)
     model, tokenizer = load_causal_lm(stage1_dir)
     recipe = STAGE2 if lr is None else StageRecipe(**{**STAGE2.__dict__, "lr": lr})
-    records = instruction_records(balance_families(examples) if balance else examples)
+    records = instruction_records(balance_families(examples, float(balance)) if balance else examples)
     random.Random(seed).shuffle(records)
     data = ListDataset([encode_instruction(tokenizer, r, max_len) for r in records])
     merged, result, trainable = _train_lora(model, recipe, data, answer_loss_part, out_dir, steps, batch_size, seed,
@@ -265,7 +267,7 @@ def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]
     families = sorted({fam for _, _, fam in examples})
     card = {"stage": 2, "finished": True, "stage1": str(stage1_dir), "recipe": recipe.__dict__, "steps": steps,
             "steps_done": result.steps_done, "batch_size": batch_size, "max_len": max_len, "seed": seed,
-            "records": len(records), "balanced": balance, "trainable_params": trainable, "superfamilies": families,
+            "records": len(records), "balanced": float(balance), "trainable_params": trainable, "superfamilies": families,
             "final": result.history[-1] if result.history else {}}
     _save(merged, tokenizer, out_dir, card)
     (out_dir / "superfamilies.json").write_text(json.dumps(families))

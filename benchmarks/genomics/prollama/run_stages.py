@@ -2,7 +2,7 @@
 
     python benchmarks/genomics/prollama/run_stages.py --base runs/prollama/base-en --out runs/prollama/general \
         --stage1-steps 200 --stage2-steps 200 [--stage1-lr 5e-5] [--stage2-lr 5e-5] [--only 1|2] \
-        [--stage2-from DIR] [--balance [POWER]]
+        [--stage2-from DIR] [--balance [POWER]] [--record-mean]
 """
 
 import argparse
@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--balance", nargs="?", type=float, const=1.0, default=0.0, metavar="POWER",
                     help="stage 2: repeat small superfamilies' examples round((largest / size) ** POWER) times "
                     "(stages.balance_families); bare --balance is POWER 1 (round 3), 0.5 the square-root balance")
+    ap.add_argument("--record-mean", action="store_true", help="stage 2: every record weighs alike in the loss "
+                    "(stages.answer_loss_per_record_part) instead of every answer token")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -45,7 +47,8 @@ def main():
     if args.only in (None, 2):
         ex = labelled_examples(args.data_dir)
         card2 = instruction_tune(args.stage2_from or out / "stage1", ex["train"], out / "stage2", args.stage2_steps,
-                                 args.batch_size, lr=args.stage2_lr, seed=args.seed, balance=args.balance)
+                                 args.batch_size, lr=args.stage2_lr, seed=args.seed, balance=args.balance,
+                                 record_mean=args.record_mean)
         print(json.dumps(card2), flush=True)
 
 

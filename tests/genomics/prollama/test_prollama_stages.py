@@ -90,6 +90,18 @@ def test_answer_loss_ignores_the_prompt(tiny):
     assert torch.allclose(loss, manual, atol=1e-5)
 
 
+def test_per_record_loss_is_the_mean_of_each_records_own_loss(tiny):
+    model, tok = stages.load_causal_lm(tiny)
+    recs = stages.instruction_records([("p1", "MKVLAAGIVALLLAAG", "fn3"), ("p2", "MAV", "Pkinase")])
+    items = [stages.encode_instruction(tok, r, 512) for r in recs]
+    batch = stages.collate_instructions(tok.pad_token_id)(items)
+    per_record = stages.answer_loss_per_record_part(model, batch)
+    alone = [stages.answer_loss(model, stages.collate_instructions(tok.pad_token_id)([it])) for it in items]
+    assert torch.allclose(per_record, torch.stack(alone).mean(), atol=1e-5)
+    token_mean = stages.answer_loss_part(model, batch)  # the official weighting differs when answers differ in length
+    assert not torch.allclose(per_record, token_mean, atol=1e-4)
+
+
 def test_cached_candidate_scoring_equals_reference(tiny):
     model, tok = stages.load_causal_lm(tiny)
     prompt = stages.prompt_text(stages.DETERMINE, "Seq=<MKVLAAGIV>")

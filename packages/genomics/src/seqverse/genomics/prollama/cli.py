@@ -94,9 +94,14 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("predict", formatter_class=fmt, help="predict each protein's superfamily",
                        description="[Determine superfamily] Seq=<...>: the known superfamily the model finds most likely; "
-                       "score = its probability among the known ones. Sequences are read to their first 400 residues.")
+                       "score = its probability among the known ones. Sequences are read to their first 400 residues. "
+                       "A model directory with answer_prior.json (chosen on validation) divides the answer distribution "
+                       "by the model's mean answer over training domains, correcting the label prior of unbalanced "
+                       "families.")
     p.add_argument("fasta", type=clikit.existing_file, help="protein FASTA")
     p.add_argument("--json", action="store_true", help="one JSON object per line: id, superfamily, score")
+    p.add_argument("--no-prior-correction", action="store_true",
+                   help="the paper's plain argmax even where the model has an answer prior")
     p.add_argument("--model", type=clikit.existing_dir, default=None, help="merged model directory (default: embedded)")
     p.set_defaults(func=_predict)
 
@@ -255,7 +260,8 @@ def _predict(args) -> int:
     from seqverse.genomics.prollama.tasks import read_proteins
 
     records = read_proteins(args.fasta)
-    rows = _load(args).predict(records, progress=sys.stderr.isatty())
+    rows = _load(args).predict(records, progress=sys.stderr.isatty(),
+                               prior_correct=False if args.no_prior_correction else None)
     if args.json:
         for r in rows:
             print(json.dumps(r))

@@ -109,7 +109,8 @@ def evaluate_model(directory, data_dir: Path, families: list[str], n: int, seed:
     from seqverse.genomics.prollama.tasks import ProLLaMA
 
     model = ProLLaMA.from_dir(directory)
-    res: dict = {"generation": {}, "prediction": {}}
+    res: dict = {"generation": {}, "prediction": {},
+                 "prediction_decoding": "prior-corrected" if model.log_prior is not None else "argmax"}
     for fam in families:
         if fam not in model.superfamilies:
             continue

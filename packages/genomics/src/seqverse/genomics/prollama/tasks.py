@@ -8,6 +8,10 @@
   paper's free-text answer, so every answer is a real label and carries a probability).
   :func:`candidate_logprobs` computes the prompt once and scores all candidates from its KV cache;
   :func:`candidate_logprobs_reference` scores each full text from scratch (the test holds them equal).
+  Ours, beyond the paper: when the model directory holds ``answer_prior.json`` (the model's mean answer
+  distribution over training domains, :func:`estimate_answer_prior`; written only where validation chose it),
+  the answer distribution is divided by that prior before the argmax, correcting the label prior the model
+  learned from unbalanced families.
 - :meth:`ProLLaMA.score_mutations`: fitness = NLL(wild type) - NLL(mutant) of ``Seq=<...>``
   (mean token NLL, as the official mutation.py).
 """
@@ -26,6 +30,7 @@ from seqverse.genomics.prollama.data import AMINO_ACIDS, MAX_DOMAIN, PROTEIN_LET
 from seqverse.genomics.prollama.stages import DETERMINE, GENERATE, load_causal_lm, prompt_text
 
 ASSETS = Path(__file__).parent / "assets" / "prollama-tiny"
+PRIOR_FILE = "answer_prior.json"
 
 
 @dataclass
@@ -106,8 +111,9 @@ def candidate_logprobs(model, tokenizer, prompt: str, candidates: list[str]) -> 
 class ProLLaMA:
     """A merged ProLLaMA model directory (HF causal LM + ``superfamilies.json``)."""
 
-    def __init__(self, model, tokenizer, superfamilies: list[str]):
+    def __init__(self, model, tokenizer, superfamilies: list[str], log_prior: torch.Tensor | None = None):
         self.model, self.tokenizer, self.superfamilies = model.eval(), tokenizer, superfamilies
+        self.log_prior = log_prior
 
     @classmethod
     def from_dir(cls, directory: str | Path | None = None) -> ProLLaMA:
@@ -115,7 +121,7 @@ class ProLLaMA:
         model, tokenizer = load_causal_lm(directory)
         fams = directory / "superfamilies.json"
         superfamilies = json.loads(fams.read_text()) if fams.is_file() else []
-        return cls(model, tokenizer, superfamilies)
+        return cls(model, tokenizer, superfamilies, read_answer_prior(directory / PRIOR_FILE, superfamilies))
 
     def check_superfamily(self, name: str) -> str:
         if name not in self.superfamilies:
@@ -162,11 +168,24 @@ class ProLLaMA:
             bar.close()
         return out
 
-    def predict(self, records: list[tuple[str, str]], progress: bool = False) -> list[dict]:
-        """``{"id", "superfamily", "score"}`` per record; score = probability among the known superfamilies."""
+    def answer_logprobs(self, seq: str) -> torch.Tensor:
+        """log P(superfamily | sequence) over the known superfamilies (the paper's prompt, closed set)."""
         if not self.superfamilies:
             raise InputError("this model has no superfamilies.json: it was not instruction-tuned")
         cands = [f"Superfamily=<{f}>" for f in self.superfamilies]
+        with torch.no_grad():
+            lp = candidate_logprobs(self.model, self.tokenizer, prompt_text(DETERMINE, f"Seq=<{seq[:MAX_DOMAIN]}>"), cands)
+        return torch.log_softmax(lp, 0)
+
+    def predict(self, records: list[tuple[str, str]], progress: bool = False,
+                prior_correct: bool | None = None) -> list[dict]:
+        """``{"id", "superfamily", "score"}`` per record; score = probability among the known superfamilies.
+        ``prior_correct``: divide by the stored answer prior (default: whenever the model directory has one)."""
+        if not self.superfamilies:
+            raise InputError("this model has no superfamilies.json: it was not instruction-tuned")
+        use_prior = self.log_prior is not None if prior_correct is None else prior_correct
+        if use_prior and self.log_prior is None:
+            raise InputError(f"this model has no {PRIOR_FILE}: prior correction is not available")
         iterator = records
         if progress:
             from tqdm import tqdm
@@ -174,8 +193,8 @@ class ProLLaMA:
             iterator = tqdm(records, desc="predict", unit="seq")
         results = []
         for ident, seq in iterator:
-            lp = candidate_logprobs(self.model, self.tokenizer, prompt_text(DETERMINE, f"Seq=<{seq[:MAX_DOMAIN]}>"), cands)
-            prob = torch.softmax(lp, 0)
+            logp = self.answer_logprobs(seq)
+            prob = torch.softmax(logp - self.log_prior, 0) if use_prior else logp.exp()
             best = int(prob.argmax())
             results.append({"id": ident, "superfamily": self.superfamilies[best], "score": round(float(prob[best]), 4)})
         return results
@@ -201,6 +220,34 @@ class ProLLaMA:
 
 
 MUTATION = re.compile(r"^([A-Z])(\d+)([A-Z])$")
+
+
+def estimate_answer_prior(model: ProLLaMA, sequences: list[str]) -> torch.Tensor:
+    """log of the model's mean answer distribution over ``sequences`` (training domains): the label prior it
+    learned, to divide out at prediction."""
+    mean = torch.stack([model.answer_logprobs(s).exp() for s in sequences]).mean(0)
+    return mean.clamp_min(1e-12).log()
+
+
+def write_answer_prior(directory: str | Path, superfamilies: list[str], log_prior: torch.Tensor, note: dict) -> Path:
+    path = Path(directory) / PRIOR_FILE
+    path.write_text(json.dumps({"superfamilies": superfamilies, "log_prior": [round(float(v), 6) for v in log_prior],
+                                **note}, indent=1))
+    return path
+
+
+def read_answer_prior(path: Path, superfamilies: list[str]) -> torch.Tensor | None:
+    """The stored prior, or None when the directory has none; it must list the model's superfamilies."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        names, values = data["superfamilies"], data["log_prior"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a valid answer prior ({e})") from None
+    if names != superfamilies or len(values) != len(names):
+        raise InputError(f"{path}: its superfamilies do not match the model's superfamilies.json")
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def read_mutations(path: str | Path, wild_type: str) -> list[tuple[str, list[tuple[str, int, str]]]]:

@@ -13,6 +13,8 @@ from pathlib import Path
 from seqverse.genomics.prollama.export import export_embedded
 from seqverse.genomics.prollama.tasks import ASSETS
 
+ROUND = 4  # the README round whose rule chose the model
+
 
 def card(run: Path, evaluation: dict, validation: dict | None = None) -> str:
     base = json.loads((Path("runs/prollama/base-en") / "base_card.json").read_text())
@@ -30,9 +32,9 @@ GCIDE, WordNet glosses, fortunes), then ProLLaMA's two LoRA stages (merged), fp1
   warm-up {s1['recipe']['warmup']}, {s1['steps_done']} steps x {s1['batch_size']} blocks, seed {s1['seed']}, valid {s1.get('valid')}
 - stage 2 (instruction tuning, both superfamily tasks, answer-only loss): LoRA r={s2['recipe']['r']}, alpha={s2['recipe']['alpha']},
   lr {s2['recipe']['lr']} cosine, warm-up {s2['recipe']['warmup']}, {s2['steps_done']} steps x {s2['batch_size']}, seed {s2['seed']},
-  {s2['records']} instruction records
+  {s2['records']} instruction records{stage2_extras(s2)}
 - superfamilies: {', '.join(s2['superfamilies'])}
-- data: Debian mmseqs2-examples UniProt (20,000), labels by hmmsearch E <= 1e-5 (hmmer-examples Pfam HMMs,
+{prediction_decoding(run)}- data: Debian mmseqs2-examples UniProt (20,000), labels by hmmsearch E <= 1e-5 (hmmer-examples Pfam HMMs,
   hmmbuild of python-biopython-doc Pfam seeds, mmseqs2/mafft cluster families); splits by 50%-identity components
 
 ## Metrics (`seqverse-genomics prollama evaluate`, seed {evaluation['seed']}, n={evaluation['n']} per family)
@@ -45,13 +47,32 @@ GCIDE, WordNet glosses, fortunes), then ProLLaMA's two LoRA stages (merged), fp1
 """
 
 
+def stage2_extras(s2: dict) -> str:
+    """The seqverse departures from the official stage 2 that this model used (README, rounds 3-4)."""
+    extras = []
+    if s2.get("balanced"):
+        extras.append(f"superfamilies balanced (each repeated round((largest / its size) ** {s2['balanced']:g}) times)")
+    if s2.get("record_mean"):
+        extras.append("loss = mean over records of each record's mean answer-token loss (the official: mean over tokens)")
+    return "".join(f";\n  {e}" for e in extras)
+
+
+def prediction_decoding(run: Path) -> str:
+    prior = run / "stage2" / "answer_prior.json"
+    if not prior.is_file():
+        return "- prediction: the paper's argmax over the known superfamilies\n"
+    note = json.loads(prior.read_text())
+    return (f"- prediction: argmax after dividing by the model's mean answer distribution over {note['domains']} training "
+            f"domains (answer_prior.json; chosen on {note['chosen_on']})\n")
+
+
 def selection(validation: dict | None) -> str:
     if not validation:
         return ""
     return f"""
 ## Selection run (validation clusters only, seed {validation['seed']}, n={validation['n']} per family)
 
-Chosen by the rule written in packages/genomics/README.md (ProLLaMA, round 2) before these numbers:
+Chosen by the rule written in packages/genomics/README.md (ProLLaMA, round {ROUND}) before these numbers:
 
 {validation['markdown']}
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 from seqverse.genomics.prollama.export import export_embedded
 from seqverse.genomics.prollama.tasks import ASSETS
 
-ROUND = 4  # the README round whose rule chose the model
+ROUND = 2  # the README round whose rule chose the model's chain (round 4 chose its prediction decoding)
 
 
 def card(run: Path, evaluation: dict, validation: dict | None = None) -> str:
@@ -63,7 +63,7 @@ def prediction_decoding(run: Path) -> str:
         return "- prediction: the paper's argmax over the known superfamilies\n"
     note = json.loads(prior.read_text())
     return (f"- prediction: argmax after dividing by the model's mean answer distribution over {note['domains']} training "
-            f"domains (answer_prior.json; chosen on {note['chosen_on']})\n")
+            f"domains (answer_prior.json; chosen on {note['chosen_on']}, README round 4)\n")
 
 
 def selection(validation: dict | None) -> str:

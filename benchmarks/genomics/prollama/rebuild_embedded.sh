@@ -4,7 +4,8 @@
 #   bash benchmarks/genomics/prollama/rebuild_embedded.sh
 # Steps (round 2, packages/genomics/README.md): data -> English base LLM (1,200 steps) -> two stage chains at
 # equal steps, one per core (the English start and its protein-only twin) -> the selection run on validation
-# clusters -> one test run with every baseline -> fp16 export into the package with its model card.
+# clusters -> prediction decoding chosen on validation (round 4) -> one test run with every baseline -> fp16 export
+# into the package with its model card.
 set -euo pipefail
 BIN="${VENV:-.venv}/bin"
 R=runs/prollama
@@ -21,6 +22,11 @@ done
 wait
 "$BIN/seqverse-genomics" prollama evaluate --split valid --seed 1 -n 10 --model $R/general/stage2 \
   --data-dir $R/data -o $R/valid.json
+# prediction decoding (argmax or label-prior corrected) chosen on validation for each chain (README round 4)
+for chain in general scratch; do
+  "$BIN/python" benchmarks/genomics/prollama/choose_prediction_decoding.py $R/$chain/stage2 --data-dir $R/data \
+    -o $R/decoding_$chain.json --write
+done
 "$BIN/seqverse-genomics" prollama evaluate --model $R/general/stage2 --peer protein_only_scratch=$R/scratch/stage2 \
   --data-dir $R/data -n 20 --workers 2 -o $R/eval.json > benchmarks/genomics/prollama/results.md
 "$BIN/python" benchmarks/genomics/prollama/export_embedded.py $R/general $R/eval.json $R/valid.json

@@ -92,3 +92,23 @@ def test_score_mutations(model_dir, tmp_path, capsys):
     muts.write_text("A2G\n")
     code, _, err = _run(["prollama", "score-mutations", str(wt), str(muts), "--model", str(model_dir)], capsys)
     assert code == 2 and "line 1" in err and "wild type has K at 2" in err
+
+
+def test_broken_answer_prior_is_one_line_exit_2(model_dir, tmp_path, capsys):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    (d / "answer_prior.json").write_text('{"superfamilies": ["Pkinase"], "log_prior": [0.0]}')
+    fa = tmp_path / "in.fa"
+    fa.write_text(">a\nMKVLA\n")
+    code, out, err = _run(["prollama", "predict", str(fa), "--model", str(d)], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "answer_prior.json" in err and "do not match" in err
+    (d / "answer_prior.json").write_text('{"superfamilies": ["Pkinase", "fn3"], "log_prior": [0.0, -50.0]}')
+    code, out, err = _run(["prollama", "predict", str(fa), "--model", str(d), "--json"], capsys)
+    assert code == 0 and json.loads(out)["superfamily"] == "fn3"  # a prior calling fn3 e^50 times rarer lifts it
+    code, plain, _ = _run(["prollama", "predict", str(fa), "--model", str(d), "--json", "--no-prior-correction"], capsys)
+    from seqverse.genomics.prollama.tasks import ProLLaMA
+
+    assert code == 0 and json.loads(plain) == ProLLaMA.from_dir(model_dir).predict([("a", "MKVLA")])[0]

@@ -173,12 +173,17 @@ def answer_loss_part(model, batch) -> torch.Tensor:
     up to the one-process loss; on one process, the mean over the batch's answer tokens."""
     from seqverse.core.train import global_sum
 
-    labels = batch["labels"]
+    per_token, targets = _answer_token_losses(model, batch)
+    return per_token.sum() / max(global_sum(int((targets != IGNORE_INDEX).sum())), 1.0)
+
+
+def _answer_token_losses(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(next-token cross-entropy per position, 0 where the label is ignored; the shifted labels)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = labels[:, 1:]
-    total = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                                              targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-    return total / max(global_sum(int((targets != IGNORE_INDEX).sum())), 1.0)
+    targets = batch["labels"][:, 1:]
+    per_token = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets,
+                                                  ignore_index=IGNORE_INDEX, reduction="none")
+    return per_token, targets
 
 
 def answer_loss_per_record_part(model, batch) -> torch.Tensor:
@@ -188,11 +193,7 @@ def answer_loss_per_record_part(model, batch) -> torch.Tensor:
     gradient; here both tasks weigh one per record. This rank's part, as :func:`answer_loss_part`."""
     from seqverse.core.train import global_sum
 
-    labels = batch["labels"]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = labels[:, 1:]
-    per_token = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets,
-                                                  ignore_index=IGNORE_INDEX, reduction="none")
+    per_token, targets = _answer_token_losses(model, batch)
     counts = (targets != IGNORE_INDEX).sum(1)
     has_answer = counts > 0
     per_record = per_token.sum(1)[has_answer] / counts[has_answer]
@@ -287,7 +288,8 @@ def instruction_tune(stage1_dir: str | Path, examples: list[tuple[str, str, str]
     families = sorted({fam for _, _, fam in examples})
     card = {"stage": 2, "finished": True, "stage1": str(stage1_dir), "recipe": recipe.__dict__, "steps": steps,
             "steps_done": result.steps_done, "batch_size": batch_size, "max_len": max_len, "seed": seed,
-            "records": len(records), "balanced": float(balance), "record_mean": record_mean, "trainable_params": trainable, "superfamilies": families,
+            "records": len(records), "balanced": float(balance), "record_mean": record_mean,
+            "trainable_params": trainable, "superfamilies": families,
             "final": result.history[-1] if result.history else {}}
     _save(merged, tokenizer, out_dir, card)
     (out_dir / "superfamilies.json").write_text(json.dumps(families))

@@ -242,12 +242,12 @@ def read_answer_prior(path: Path, superfamilies: list[str]) -> torch.Tensor | No
         return None
     try:
         data = json.loads(path.read_text())
-        names, values = data["superfamilies"], data["log_prior"]
-    except (ValueError, KeyError, TypeError) as e:
+        names, values = data["superfamilies"], torch.tensor(data["log_prior"], dtype=torch.float32)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise InputError(f"{path}: not a valid answer prior ({e})") from None
-    if names != superfamilies or len(values) != len(names):
+    if names != superfamilies or values.shape != (len(names),):
         raise InputError(f"{path}: its superfamilies do not match the model's superfamilies.json")
-    return torch.tensor(values, dtype=torch.float32)
+    return values
 
 
 def read_mutations(path: str | Path, wild_type: str) -> list[tuple[str, list[tuple[str, int, str]]]]:

@@ -278,6 +278,21 @@ def test_human_split_by_collage_is_fixed_and_disjoint():
     assert d.crops is None and d.n_objects == 84 and len(d.scanpaths) == 6
 
 
+
+def test_human_cross_validation_folds_hold_out_every_collage_once():
+    from seqverse.vision.oat.human import FOLDS, split_of
+
+    names = [f"{k}.jpg" for k in range(1, 71)]
+    assert [split_of(n) for n in names] == [split_of(n, 0) for n in names]  # fold 0 is the fixed split
+    tested = [n for f in range(FOLDS) for n in names if split_of(n, f) == "test"]
+    assert sorted(tested) == sorted(names)  # every collage is a test collage exactly once
+    for f in range(FOLDS):
+        splits = [split_of(n, f) for n in names]
+        assert (splits.count("train"), splits.count("valid"), splits.count("test")) == (50, 10, 10)
+    assert split_of("4.jpg", 4) == "test" and split_of("7.jpg", 4) == "valid"
+    with pytest.raises(ValueError, match="fold 7"):
+        split_of("1.jpg", 7)
+
 def test_paper_configuration_and_layout_only_mode():
     cfg = OATConfig()  # the official sizes: d 512, 4 heads, 4 + 4 layers, feed-forward 512, 2 object heads
     m = OAT(cfg, position_table=torch.randn(16, 86))

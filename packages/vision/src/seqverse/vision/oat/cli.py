@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--valid", type=clikit.existing_file, metavar="JSON", help="validation displays with fixations")
     p.add_argument("--human", type=clikit.existing_file, metavar="JSON",
                    help="the Amazon covers file: layout-only, split by collage (human.py); replaces --train/--valid")
+    p.add_argument("--fold", type=int, choices=range(7), default=0, metavar="0-6",
+                   help="with --human: cross-validation fold (0, the default, is the fixed split: test k %% 7 == 0, "
+                        "validation k %% 7 == 3; fold f rotates both by f)")
     p.add_argument("--layout-only", action="store_true", help="ignore object images (no CNN)")
     p.add_argument("--epochs", type=clikit.positive_int, default=30, help="most epochs")
     p.add_argument("--patience", type=clikit.positive_int, default=5, help="epochs without a better validation delta")
@@ -131,6 +134,9 @@ def _make_displays(args) -> None:
 
 
 def _train(args) -> None:
+    import json
+    from pathlib import Path
+
     import torch
 
     from .displays import load_displays
@@ -141,9 +147,11 @@ def _train(args) -> None:
     if args.human:
         from .human import load_human
 
-        data = load_human(args.human)
+        data = load_human(args.human, fold=args.fold)
         train, valid = data["train"], data["valid"]
     else:
+        if args.fold:
+            raise clikit.InputError("train: --fold selects a split of the --human file; give --human")
         if not (args.train and args.valid):
             raise clikit.InputError("train: give --train and --valid, or --human")
         hw = None if args.layout_only else (75, 48)
@@ -165,11 +173,11 @@ def _train(args) -> None:
     result = train_oat(train, valid, args.out, config, epochs=args.epochs, displays_per_batch=args.displays_per_batch, lr=args.lr,
                        patience=args.patience, seed=args.seed, progress=not args.json, init=init)
     if any(d.fixations for d in train):  # people's raw fixations: where in an object they land (landing.py)
-        from pathlib import Path
-
         from .landing import fit_landing
 
         fit_landing(train).save(Path(args.out) / "best")
+    if args.human:  # which collages this model never trained on (benchmarks check it)
+        (Path(args.out) / "best" / "human_split.json").write_text(json.dumps({"fold": args.fold}) + "\n")
     clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
                  "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)
 

@@ -7,6 +7,10 @@ covers; without the images, each grid cell is an object with a position and no a
 Split (fixed before any run): collage number k (from "k.jpg") is test if k % 7 == 0 (7, 14, ..., 70:
 10 collages), validation if k % 7 == 3 (3, 10, ..., 66: 10 collages), training otherwise (50).
 Selection uses validation only; test is evaluated once per final model.
+
+Cross-validation (``fold`` 1-6, ours): the same rule rotated, test k % 7 == fold and validation
+k % 7 == (fold + 3) % 7, so that over folds 0-6 every collage is a test collage exactly once (70 held-out
+collages instead of 10). Fold 0 is the fixed split above.
 """
 
 from __future__ import annotations
@@ -28,19 +32,25 @@ def default_data_dir() -> Path:
     return Path("../shared/data/oat")
 
 
-def split_of(name: str) -> str:
+FOLDS = 7
+
+
+def split_of(name: str, fold: int = 0) -> str:
+    """"train", "valid" or "test" for collage ``name`` ("k.jpg") in cross-validation fold ``fold``."""
+    if not 0 <= fold < FOLDS:
+        raise ValueError(f"fold {fold}: expected 0-{FOLDS - 1}")
     k = int(name.split(".")[0])
-    if k % 7 == 0:
+    if k % FOLDS == fold:
         return "test"
-    if k % 7 == 3:
+    if k % FOLDS == (fold + 3) % FOLDS:
         return "valid"
     return "train"
 
 
-def load_human(path: str | Path | None = None) -> dict[str, list[Display]]:
-    """{"train", "valid", "test"}: layout-only displays with each person's scanpath."""
+def load_human(path: str | Path | None = None, fold: int = 0) -> dict[str, list[Display]]:
+    """{"train", "valid", "test"}: layout-only displays with each person's scanpath (fold 0: the fixed split)."""
     path = Path(path) if path else default_data_dir() / HUMAN_FILE
     out: dict[str, list[Display]] = {"train": [], "valid": [], "test": []}
     for d in sorted(load_displays(path, crop_hw=None), key=lambda d: display_sort_key(d.name)):
-        out[split_of(d.name)].append(d)
+        out[split_of(d.name, fold)].append(d)
     return out

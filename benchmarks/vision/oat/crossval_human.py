@@ -1,0 +1,160 @@
+"""OAT against its baselines on all 70 human collages, each held out once (7-fold cross-validation by collage).
+
+Protocol (README "Human data, round 4", written before the runs): one model per fold (`oat train --human ...
+--fold F`, the human recipe unchanged), decoded on its fold's 10 test collages with the one rule chosen on
+fold 0's validation (results/decoding_human_landing.json); per collage the mean over its people of sequence
+score and official MultiMatch; pooled over the 70 collages, with OAT minus each baseline paired over collages
+(95% bootstrap interval, 10,000 resamples, seed 0).
+
+    # one fold at a time (folds can run side by side), then the pooled report
+    python benchmarks/vision/oat/crossval_human.py fold 0 --oat runs/s43/human_fold0/best
+    python benchmarks/vision/oat/crossval_human.py report
+
+Each fold writes results/human_crossval/fold<F>.json (scanpaths and per-collage scores); `report` pools them
+into results/human_crossval.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqverse.vision.oat.baselines import baseline_scanpaths
+from seqverse.vision.oat.decode import decode
+from seqverse.vision.oat.human import FOLDS, load_human
+from seqverse.vision.oat.landing import Landing
+from seqverse.vision.oat.predict import inter_human, load_model, score_scanpaths
+from seqverse.vision.oat.train import predict_objects
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FOLD_DIR = RESULTS / "human_crossval"
+BASELINES = (("reading", "reading order"), ("centre", "centre-out"), ("random", "random"))
+CHOSEN = "OAT (chosen decoding)"
+SYSTEMS = (CHOSEN, "OAT (greedy)") + tuple(label for _, label in BASELINES) + ("inter-human",)
+
+
+def model_fold(model_dir: Path) -> int:
+    """The fold a human model was trained for (best/human_split.json, written by `oat train --human`)."""
+    path = model_dir / "human_split.json"
+    if not path.is_file():
+        sys.exit(f"{model_dir}: no human_split.json, so which collages it trained on is unknown")
+    return int(json.loads(path.read_text())["fold"])
+
+
+def per_collage(display, path, landing=None) -> dict:
+    r = score_scanpaths([display], [[path]], landing=landing)
+    return {"sequence_score": r["sequence_score"], "multimatch": r["multimatch"]}
+
+
+def run_fold(args) -> None:
+    torch.set_num_threads(1)
+    model_dir = Path(args.oat)
+    if model_fold(model_dir) != args.fold:
+        sys.exit(f"{model_dir} was trained for fold {model_fold(model_dir)}, not fold {args.fold}: its training "
+                 "collages include this fold's test collages")
+    chosen = json.loads((RESULTS / "decoding_human_landing.json").read_text())["chosen"]
+    model, landing = load_model(model_dir), Landing.load(model_dir)
+    if landing is None:
+        sys.exit(f"{model_dir}: no landing.json")
+    displays = load_human(args.human_file, fold=args.fold)["test"]
+    start = time.time()
+    paths = {CHOSEN: decode(model, displays, chosen["decoding"], n=chosen["samples"],
+                            temperature=chosen["temperature"], seed=0, landing=landing),
+             "OAT (greedy)": predict_objects(model, displays)}
+    for name, label in BASELINES:
+        paths[label] = baseline_scanpaths(name, displays, max_len=model.config.max_len)
+    collages = []
+    for k, d in enumerate(displays):
+        scores = {s: per_collage(d, paths[s][k], landing if s.startswith("OAT") else None) for s in paths}
+        ih = inter_human([d])
+        scores["inter-human"] = {"sequence_score": ih["sequence_score"], "multimatch": ih["multimatch"]}
+        collages.append({"collage": d.name, "scores": scores, "paths": {s: list(map(int, paths[s][k])) for s in paths}})
+        print(f"fold {args.fold} {d.name}: " + ", ".join(f"{s} {v['sequence_score']:.3f}/{v['multimatch']:.3f}"
+                                                          for s, v in scores.items()), flush=True)
+    FOLD_DIR.mkdir(parents=True, exist_ok=True)
+    out = {"fold": args.fold, "model": str(model_dir), "decoding": chosen, "seconds": round(time.time() - start, 1),
+           "collages": collages}
+    (FOLD_DIR / f"fold{args.fold}.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def bootstrap(diff: np.ndarray, resamples: int = 10_000) -> list[float]:
+    rng = np.random.default_rng(0)
+    boot = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(1)
+    return [float(x) for x in np.percentile(boot, [2.5, 97.5])]
+
+
+def report(args) -> None:
+    folds = [json.loads((FOLD_DIR / f"fold{f}.json").read_text()) for f in range(FOLDS)
+             if (FOLD_DIR / f"fold{f}.json").is_file()]
+    if not folds:
+        sys.exit(f"no fold results in {FOLD_DIR}")
+    rows = [c for f in folds for c in f["collages"]]
+    names = [c["collage"] for c in rows]
+    if len(set(names)) != len(names):
+        sys.exit("a collage is in two folds' results")
+    by_name = {d.name: d for split in load_human(args.human_file).values() for d in split}
+    displays = [by_name[n] for n in names]
+    scores = {s: np.array([[c["scores"][s]["sequence_score"], c["scores"][s]["multimatch"]] for c in rows])
+              for s in SYSTEMS}
+    pooled = {}
+    for s in SYSTEMS:
+        pooled[s] = {"sequence_score": float(scores[s][:, 0].mean()), "multimatch": float(scores[s][:, 1].mean())}
+        if s != "inter-human":
+            pooled[s]["behavioural_delta"] = score_scanpaths(
+                displays, [[c["paths"][s]] for c in rows], multimatch_too=False)["behavioural_delta"]
+    differences = {}
+    for s in SYSTEMS[2:5]:
+        differences[s] = {}
+        for k, metric in enumerate(("sequence_score", "multimatch")):
+            diff = scores[CHOSEN][:, k] - scores[s][:, k]
+            differences[s][metric] = {"difference": float(diff.mean()), "ci95": bootstrap(diff),
+                                      "collages_oat_ahead": int((diff > 0).sum()), "collages": len(diff)}
+    per_fold = [{"fold": f["fold"], "model": f["model"], "seconds": f["seconds"],
+                 **{s: {m: float(np.mean([c["scores"][s][m] for c in f["collages"]]))
+                        for m in ("sequence_score", "multimatch")} for s in (CHOSEN, "reading order")}}
+                for f in folds]
+    out = {"command": "python benchmarks/vision/oat/crossval_human.py report", "folds": [f["fold"] for f in folds],
+           "collages": len(rows), "decoding": folds[0]["decoding"], "pooled": pooled,
+           "oat_minus_baseline": differences, "per_fold": per_fold}
+    (RESULTS / "human_crossval.json").write_text(json.dumps(out, indent=1) + "\n")
+    md = [f"Human collages held out by cross-validation: folds {out['folds']}, {len(rows)} collages x 6 people.",
+          "", "| system | sequence score | MultiMatch | behavioural delta |", "|---|---|---|---|"]
+    for s in SYSTEMS:
+        p = pooled[s]
+        delta = f"{p['behavioural_delta']:.3f}" if "behavioural_delta" in p else "0"
+        md.append(f"| {s} | {p['sequence_score']:.3f} | {p['multimatch']:.3f} | {delta} |")
+    md += ["", "| OAT (chosen) minus | sequence score [95% CI] (collages ahead) | MultiMatch [95% CI] (collages ahead) |",
+           "|---|---|---|"]
+    for s, d in differences.items():
+        cells = [f"{d[m]['difference']:+.3f} [{d[m]['ci95'][0]:+.3f}, {d[m]['ci95'][1]:+.3f}] "
+                 f"({d[m]['collages_oat_ahead']} of {d[m]['collages']})" for m in ("sequence_score", "multimatch")]
+        md.append(f"| {s} | " + " | ".join(cells) + " |")
+    md += ["", "| fold | OAT SS | OAT MM | reading SS | reading MM |", "|---|---|---|---|---|"]
+    for f in per_fold:
+        md.append(f"| {f['fold']} | {f[CHOSEN]['sequence_score']:.3f} | {f[CHOSEN]['multimatch']:.3f} | "
+                  f"{f['reading order']['sequence_score']:.3f} | {f['reading order']['multimatch']:.3f} |")
+    (RESULTS / "human_crossval.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
+    sub = ap.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("fold", help="decode and score one fold's test collages")
+    p.add_argument("fold", type=int, choices=range(FOLDS))
+    p.add_argument("--oat", required=True, help="that fold's checkpoint (RUN/best)")
+    p.set_defaults(func=run_fold)
+    sub.add_parser("report", help="pool the folds' results").set_defaults(func=report)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

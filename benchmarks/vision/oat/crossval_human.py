@@ -47,9 +47,13 @@ def model_fold(model_dir: Path) -> int:
     return int(json.loads(path.read_text())["fold"])
 
 
+def kept(r: dict) -> dict:
+    """Sequence score, MultiMatch and its four components (vector, direction, length, position)."""
+    return {k: v for k, v in r.items() if k in ("sequence_score", "multimatch") or k.startswith("mm_")}
+
+
 def per_collage(display, path, landing=None) -> dict:
-    r = score_scanpaths([display], [[path]], landing=landing)
-    return {"sequence_score": r["sequence_score"], "multimatch": r["multimatch"]}
+    return kept(score_scanpaths([display], [[path]], landing=landing))
 
 
 def run_fold(args) -> None:
@@ -62,24 +66,25 @@ def run_fold(args) -> None:
     model, landing = load_model(model_dir), Landing.load(model_dir)
     if landing is None:
         sys.exit(f"{model_dir}: no landing.json")
-    displays = load_human(args.human_file, fold=args.fold)["test"]
+    displays = load_human(args.human_file, fold=args.fold)["test"][: args.limit]
     start = time.time()
     paths = {CHOSEN: decode(model, displays, chosen["decoding"], n=chosen["samples"],
                             temperature=chosen["temperature"], seed=0, landing=landing),
-             "OAT (greedy)": predict_objects(model, displays)}
+             "OAT (greedy)": [one[0] for one in predict_objects(model, displays)]}
     for name, label in BASELINES:
         paths[label] = baseline_scanpaths(name, displays, max_len=model.config.max_len)
     collages = []
     for k, d in enumerate(displays):
         scores = {s: per_collage(d, paths[s][k], landing if s.startswith("OAT") else None) for s in paths}
-        ih = inter_human([d])
-        scores["inter-human"] = {"sequence_score": ih["sequence_score"], "multimatch": ih["multimatch"]}
+        scores["inter-human"] = kept(inter_human([d]))
         collages.append({"collage": d.name, "scores": scores, "paths": {s: list(map(int, paths[s][k])) for s in paths}})
         print(f"fold {args.fold} {d.name}: " + ", ".join(f"{s} {v['sequence_score']:.3f}/{v['multimatch']:.3f}"
                                                           for s, v in scores.items()), flush=True)
     FOLD_DIR.mkdir(parents=True, exist_ok=True)
     out = {"fold": args.fold, "model": str(model_dir), "decoding": chosen, "seconds": round(time.time() - start, 1),
            "collages": collages}
+    if args.limit is not None:  # a smoke run: printed, never pooled
+        return
     (FOLD_DIR / f"fold{args.fold}.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
@@ -150,6 +155,7 @@ def main():
     p = sub.add_parser("fold", help="decode and score one fold's test collages")
     p.add_argument("fold", type=int, choices=range(FOLDS))
     p.add_argument("--oat", required=True, help="that fold's checkpoint (RUN/best)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N collages, printed, not saved (a smoke run)")
     p.set_defaults(func=run_fold)
     sub.add_parser("report", help="pool the folds' results").set_defaults(func=report)
     args = ap.parse_args()

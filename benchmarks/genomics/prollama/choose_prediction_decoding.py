@@ -1,7 +1,15 @@
-"""Choose a model's prediction decoding on VALIDATION only: the paper's argmax, or the label-prior correction
-(the answer distribution divided by the model's mean answer over 200 training domains, random.Random(0)).
-Rule (packages/genomics/README.md, round 4): the higher validation accuracy; ties go to argmax. With --write
-and the prior chosen, the prior goes into MODEL/answer_prior.json, which predict and evaluate then use.
+"""Choose a model's prediction decoding on VALIDATION only, among (in this order):
+
+- argmax: the paper's answer;
+- prior-corrected: the answer distribution divided by the model's mean answer over 200 training domains,
+  random.Random(0) (round 4);
+- generative: the generation view by Bayes' rule, uniform prior (ProLLaMA.generation_logprobs; round 5);
+- combined: prior-corrected answer + generative, summed log posteriors (round 5).
+
+Rule (packages/genomics/README.md, rounds 4 and 5): the highest validation accuracy; ties go to the earlier.
+--candidates limits the list (round 4 ran the first two). With --write the prior goes into
+MODEL/answer_prior.json when a chosen decoding uses it, and the choice into MODEL/prediction.json; predict and
+evaluate then use them.
 
     python benchmarks/genomics/prollama/choose_prediction_decoding.py MODEL --data-dir runs/prollama/data \
         -o benchmarks/genomics/prollama/prediction_decoding_round4.json [--write]
@@ -13,10 +21,18 @@ import random
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from seqverse.genomics.prollama.data import PREDICTION_DECODINGS as DECODINGS
 from seqverse.genomics.prollama.data import labelled_examples
 from seqverse.genomics.prollama.evaluate import prediction_metrics
-from seqverse.genomics.prollama.tasks import ProLLaMA, estimate_answer_prior, write_answer_prior
+from seqverse.genomics.prollama.tasks import (
+    USES_PRIOR,
+    ProLLaMA,
+    estimate_answer_prior,
+    write_answer_prior,
+    write_prediction_decoding,
+)
 
 PRIOR_DOMAINS, PRIOR_SEED = 200, 0
 
@@ -26,7 +42,8 @@ def main():
     ap.add_argument("model", help="merged ProLLaMA model directory")
     ap.add_argument("--data-dir", default="runs/prollama/data")
     ap.add_argument("-o", "--out", required=True, help="JSON with both validation readings and the choice")
-    ap.add_argument("--write", action="store_true", help="write MODEL/answer_prior.json when the prior is chosen")
+    ap.add_argument("--write", action="store_true", help="store the chosen decoding (and its prior) in MODEL")
+    ap.add_argument("--candidates", default=",".join(DECODINGS), help=f"comma-separated subset of {DECODINGS}")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model = ProLLaMA.from_dir(args.model)
@@ -34,15 +51,23 @@ def main():
     ex = labelled_examples(args.data_dir)
     sample = random.Random(PRIOR_SEED).sample(ex["train"], min(PRIOR_DOMAINS, len(ex["train"])))
     log_prior = estimate_answer_prior(model, [s for _, s, _ in sample])
-    valid = [model.answer_logprobs(s) for _, s, _ in ex["valid"]]
+    candidates = [c for c in DECODINGS if c in args.candidates.split(",")]
     truth = [f for *_, f in ex["valid"]]
-    readings = {name: prediction_metrics(truth, [model.superfamilies[int((lp - adj).argmax())] for lp in valid])
-                for name, adj in (("argmax", 0.0), ("prior-corrected", log_prior))}
-    chosen = "prior-corrected" if readings["prior-corrected"]["accuracy"] > readings["argmax"]["accuracy"] else "argmax"
+    answer = [model.answer_logprobs(s) for _, s, _ in tqdm(ex["valid"], desc="answer view")]
+    generative = ([model.generation_logprobs(s) for _, s, _ in tqdm(ex["valid"], desc="generation view")]
+                  if {"generative", "combined"} & set(candidates) else None)
+    scores = {"argmax": lambda i: answer[i], "prior-corrected": lambda i: answer[i] - log_prior,
+              "generative": lambda i: generative[i],
+              "combined": lambda i: torch.log_softmax(answer[i] - log_prior, 0) + generative[i]}
+    readings = {name: prediction_metrics(truth, [model.superfamilies[int(scores[name](i).argmax())]
+                                                 for i in range(len(truth))]) for name in candidates}
+    chosen = max(candidates, key=lambda c: (readings[c]["accuracy"], -candidates.index(c)))
     note = {"domains": len(sample), "seed": PRIOR_SEED, "split": "train", "chosen_on": "valid accuracy"}
-    result = {"model": args.model, "valid": readings, "chosen": chosen, "prior": note}
-    if args.write and chosen == "prior-corrected":
-        result["written"] = str(write_answer_prior(args.model, model.superfamilies, log_prior, note))
+    result = {"model": args.model, "candidates": candidates, "valid": readings, "chosen": chosen, "prior": note}
+    if args.write:
+        result["written"] = [str(write_prediction_decoding(args.model, chosen))]
+        if chosen in USES_PRIOR:
+            result["written"].append(str(write_answer_prior(args.model, model.superfamilies, log_prior, note)))
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

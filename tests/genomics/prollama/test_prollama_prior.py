@@ -31,10 +31,10 @@ def test_prior_is_the_log_mean_answer_distribution(model_dir):
 
 def test_prior_correction_divides_out_the_prior(model_dir, tmp_path):
     model = ProLLaMA.from_dir(model_dir)
-    plain = model.predict([("a", SEQS[0])], prior_correct=False)[0]
+    plain = model.predict([("a", SEQS[0])], decoding="argmax")[0]
     assert plain["superfamily"] == model.superfamilies[int(model.answer_logprobs(SEQS[0]).argmax())]
     with pytest.raises(InputError, match=PRIOR_FILE):
-        model.predict([("a", SEQS[0])], prior_correct=True)
+        model.predict([("a", SEQS[0])], decoding="prior-corrected")
     # a prior that makes the plain answer very common moves the corrected answer elsewhere
     d = tmp_path / "m"
     shutil.copytree(model_dir, d)
@@ -45,7 +45,7 @@ def test_prior_correction_divides_out_the_prior(model_dir, tmp_path):
     corrected = corrected_model.predict([("a", SEQS[0])])[0]  # the stored prior is used by default
     expected = torch.softmax(model.answer_logprobs(SEQS[0]) - corrected_model.log_prior, 0)
     assert corrected["superfamily"] == model.superfamilies[int(expected.argmax())] != plain["superfamily"]
-    assert corrected_model.predict([("a", SEQS[0])], prior_correct=False)[0] == plain
+    assert corrected_model.predict([("a", SEQS[0])], decoding="argmax")[0] == plain
 
 
 def test_prior_file_must_match_the_model(model_dir, tmp_path):

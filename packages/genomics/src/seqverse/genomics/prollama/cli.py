@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from seqverse.core import clikit
+from seqverse.genomics.prollama.data import PREDICTION_DECODINGS
 
 DATA_DIR = "runs/prollama/data"
 
@@ -97,11 +98,14 @@ def register(subparsers) -> None:
                        "score = its probability among the known ones. Sequences are read to their first 400 residues. "
                        "A model directory with answer_prior.json (chosen on validation) divides the answer distribution "
                        "by the model's mean answer over training domains, correcting the label prior of unbalanced "
-                       "families.")
+                       "families; prediction.json names the decoding chosen on validation (--decoding overrides it).")
     p.add_argument("fasta", type=clikit.existing_file, help="protein FASTA")
     p.add_argument("--json", action="store_true", help="one JSON object per line: id, superfamily, score")
-    p.add_argument("--no-prior-correction", action="store_true",
-                   help="the paper's plain argmax even where the model has an answer prior")
+    p.add_argument("--decoding", choices=PREDICTION_DECODINGS, default=None,
+                   help="argmax: the paper's answer; prior-corrected: the answer with the learned label prior divided "
+                        "out; generative: the family under which the generation task finds the sequence most likely "
+                        "(Bayes' rule, uniform prior); combined: both views (default: the model's choice)")
+    p.add_argument("--no-prior-correction", action="store_true", help="the same as --decoding argmax")
     p.add_argument("--model", type=clikit.existing_dir, default=None, help="merged model directory (default: embedded)")
     p.set_defaults(func=_predict)
 
@@ -260,8 +264,10 @@ def _predict(args) -> int:
     from seqverse.genomics.prollama.tasks import read_proteins
 
     records = read_proteins(args.fasta)
+    if args.no_prior_correction and args.decoding not in (None, "argmax"):
+        raise clikit.InputError(f"predict: --no-prior-correction contradicts --decoding {args.decoding}")
     rows = _load(args).predict(records, progress=sys.stderr.isatty(),
-                               prior_correct=False if args.no_prior_correction else None)
+                               decoding="argmax" if args.no_prior_correction else args.decoding)
     if args.json:
         for r in rows:
             print(json.dumps(r))

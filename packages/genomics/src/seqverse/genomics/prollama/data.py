@@ -56,6 +56,9 @@ E_VALUE = 1e-5
 MIN_MEMBERS = 20  # a superfamily needs this many labelled proteins
 FLANK = 10  # residues kept either side of the domain envelope
 MAX_DOMAIN = 400  # stage-2 sequences are cut to this many residues (the paper's 400 new tokens)
+# How predict reads a superfamily (tasks.ProLLaMA.log_posterior): the paper's answer (argmax), the answer with the
+# learned label prior divided out, the generation view by Bayes' rule (uniform prior), or both views summed.
+PREDICTION_DECODINGS = ("argmax", "prior-corrected", "generative", "combined")
 N_CLUSTER_FAMILIES = 8  # families added by clustering
 
 

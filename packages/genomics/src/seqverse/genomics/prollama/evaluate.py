@@ -110,7 +110,7 @@ def evaluate_model(directory, data_dir: Path, families: list[str], n: int, seed:
 
     model = ProLLaMA.from_dir(directory)
     res: dict = {"generation": {}, "prediction": {},
-                 "prediction_decoding": "prior-corrected" if model.log_prior is not None else "argmax"}
+                 "prediction_decoding": model.decoding}
     for fam in families:
         if fam not in model.superfamilies:
             continue

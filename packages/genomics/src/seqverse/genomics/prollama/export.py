@@ -12,7 +12,7 @@ import torch
 def export_embedded(model_dir: str | Path, out_dir: str | Path, card_md: str) -> dict:
     """Copy ``model_dir`` (merged, HF layout) to ``out_dir`` in fp16 with ``MODEL_CARD.md``; returns sizes."""
     from seqverse.genomics.prollama.stages import load_causal_lm
-    from seqverse.genomics.prollama.tasks import PRIOR_FILE
+    from seqverse.genomics.prollama.tasks import PREDICTION_FILE, PRIOR_FILE
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     model, tokenizer = load_causal_lm(model_dir)
@@ -21,8 +21,9 @@ def export_embedded(model_dir: str | Path, out_dir: str | Path, card_md: str) ->
     model.to(torch.float16).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     shutil.copy(model_dir / "superfamilies.json", tmp / "superfamilies.json")
-    if (model_dir / PRIOR_FILE).is_file():  # the prediction decoding chosen on validation travels with the model
-        shutil.copy(model_dir / PRIOR_FILE, tmp / PRIOR_FILE)
+    for name in (PRIOR_FILE, PREDICTION_FILE):  # the prediction decoding chosen on validation travels with the model
+        if (model_dir / name).is_file():
+            shutil.copy(model_dir / name, tmp / name)
     (tmp / "MODEL_CARD.md").write_text(card_md)
     for f in tmp.iterdir():
         f.chmod(0o644)

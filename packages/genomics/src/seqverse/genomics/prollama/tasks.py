@@ -11,7 +11,11 @@
   Ours, beyond the paper: when the model directory holds ``answer_prior.json`` (the model's mean answer
   distribution over training domains, :func:`estimate_answer_prior`; written only where validation chose it),
   the answer distribution is divided by that prior before the argmax, correcting the label prior the model
-  learned from unbalanced families.
+  learned from unbalanced families. Also ours: ``generative`` reads the superfamily from the generation view,
+  P(family | domain) proportional to P(``Seq=<domain>`` | ``[Generate by superfamily] Superfamily=<family>``)
+  (:func:`target_logprobs`, batched; :func:`target_logprobs_reference`, plain), and ``combined`` sums both
+  views' log posteriors. ``prediction.json`` names the decoding chosen on validation (without it:
+  prior-corrected when a prior is stored, else argmax).
 - :meth:`ProLLaMA.score_mutations`: fitness = NLL(wild type) - NLL(mutant) of ``Seq=<...>``
   (mean token NLL, as the official mutation.py).
 """
@@ -26,11 +30,13 @@ from pathlib import Path
 import torch
 
 from seqverse.core.clikit import InputError
-from seqverse.genomics.prollama.data import AMINO_ACIDS, MAX_DOMAIN, PROTEIN_LETTERS
+from seqverse.genomics.prollama.data import AMINO_ACIDS, MAX_DOMAIN, PREDICTION_DECODINGS, PROTEIN_LETTERS
 from seqverse.genomics.prollama.stages import DETERMINE, GENERATE, load_causal_lm, prompt_text
 
 ASSETS = Path(__file__).parent / "assets" / "prollama-tiny"
 PRIOR_FILE = "answer_prior.json"
+PREDICTION_FILE = "prediction.json"
+USES_PRIOR = ("prior-corrected", "combined")
 
 
 @dataclass
@@ -108,12 +114,46 @@ def candidate_logprobs(model, tokenizer, prompt: str, candidates: list[str]) -> 
     return (logp * mask).sum(1)
 
 
+
+def target_logprobs_reference(model, tokenizer, prompts: list[str], target: str) -> torch.Tensor:
+    """log P(target + EOS | prompt) for each prompt, each scored on its own full text (plain path)."""
+    ids_t = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    out = []
+    for prompt in prompts:
+        source = tokenizer(prompt)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([source + ids_t])).logits[0].float(), -1)
+        out.append(sum(logp[len(source) - 1 + i, t] for i, t in enumerate(ids_t)))
+    return torch.stack(out)
+
+
+def target_logprobs(model, tokenizer, prompts: list[str], target: str) -> torch.Tensor:
+    """As :func:`target_logprobs_reference`, in one right-padded batch (prompts differ in length)."""
+    ids_t = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    sources = [tokenizer(p)["input_ids"] for p in prompts]
+    width = max(len(s) for s in sources) + len(ids_t)
+    device = next(model.parameters()).device
+    ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, src in enumerate(sources):
+        ids[i, : len(src) + len(ids_t)] = torch.tensor(src + ids_t)
+        mask[i, : len(src) + len(ids_t)] = 1
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+    out = []
+    for i, src in enumerate(sources):
+        rows = torch.arange(len(src) - 1, len(src) - 1 + len(ids_t), device=logp.device)
+        out.append(logp[i, rows, torch.tensor(ids_t, device=logp.device)].sum())
+    return torch.stack(out).cpu()
+
 class ProLLaMA:
     """A merged ProLLaMA model directory (HF causal LM + ``superfamilies.json``)."""
 
-    def __init__(self, model, tokenizer, superfamilies: list[str], log_prior: torch.Tensor | None = None):
+    def __init__(self, model, tokenizer, superfamilies: list[str], log_prior: torch.Tensor | None = None,
+                 decoding: str | None = None):
         self.model, self.tokenizer, self.superfamilies = model.eval(), tokenizer, superfamilies
         self.log_prior = log_prior
+        self.decoding = decoding or ("prior-corrected" if log_prior is not None else "argmax")
 
     @classmethod
     def from_dir(cls, directory: str | Path | None = None) -> ProLLaMA:
@@ -121,7 +161,11 @@ class ProLLaMA:
         model, tokenizer = load_causal_lm(directory)
         fams = directory / "superfamilies.json"
         superfamilies = json.loads(fams.read_text()) if fams.is_file() else []
-        return cls(model, tokenizer, superfamilies, read_answer_prior(directory / PRIOR_FILE, superfamilies))
+        log_prior = read_answer_prior(directory / PRIOR_FILE, superfamilies)
+        decoding = read_prediction_decoding(directory / PREDICTION_FILE)
+        if decoding in USES_PRIOR and log_prior is None:
+            raise InputError(f"{directory / PREDICTION_FILE}: decoding {decoding!r} needs {PRIOR_FILE}, which is missing")
+        return cls(model, tokenizer, superfamilies, log_prior, decoding)
 
     def check_superfamily(self, name: str) -> str:
         if name not in self.superfamilies:
@@ -177,15 +221,36 @@ class ProLLaMA:
             lp = candidate_logprobs(self.model, self.tokenizer, prompt_text(DETERMINE, f"Seq=<{seq[:MAX_DOMAIN]}>"), cands)
         return torch.log_softmax(lp, 0)
 
-    def predict(self, records: list[tuple[str, str]], progress: bool = False,
-                prior_correct: bool | None = None) -> list[dict]:
-        """``{"id", "superfamily", "score"}`` per record; score = probability among the known superfamilies.
-        ``prior_correct``: divide by the stored answer prior (default: whenever the model directory has one)."""
+    def generation_logprobs(self, seq: str) -> torch.Tensor:
+        """log P(superfamily | sequence) from the generation view by Bayes' rule, uniform prior: the log-softmax
+        over families of log P(``Seq=<seq>`` + EOS | ``[Generate by superfamily] Superfamily=<family>``)."""
         if not self.superfamilies:
             raise InputError("this model has no superfamilies.json: it was not instruction-tuned")
-        use_prior = self.log_prior is not None if prior_correct is None else prior_correct
-        if use_prior and self.log_prior is None:
-            raise InputError(f"this model has no {PRIOR_FILE}: prior correction is not available")
+        prompts = [prompt_text(GENERATE, f"Superfamily=<{f}>") for f in self.superfamilies]
+        return torch.log_softmax(target_logprobs(self.model, self.tokenizer, prompts, f"Seq=<{seq[:MAX_DOMAIN]}>"), 0)
+
+    def log_posterior(self, seq: str, decoding: str) -> torch.Tensor:
+        """log P(superfamily | sequence) over the known superfamilies under one of :data:`PREDICTION_DECODINGS`."""
+        if decoding not in PREDICTION_DECODINGS:
+            raise InputError(f"unknown prediction decoding {decoding!r}; known: {', '.join(PREDICTION_DECODINGS)}")
+        if decoding in USES_PRIOR and self.log_prior is None:
+            raise InputError(f"this model has no {PRIOR_FILE}: decoding {decoding!r} is not available")
+        if decoding == "generative":
+            return self.generation_logprobs(seq)
+        answer = self.answer_logprobs(seq)
+        if decoding == "argmax":
+            return answer
+        corrected = torch.log_softmax(answer - self.log_prior, 0)
+        if decoding == "prior-corrected":
+            return corrected
+        return torch.log_softmax(corrected + self.generation_logprobs(seq), 0)
+
+    def predict(self, records: list[tuple[str, str]], progress: bool = False, decoding: str | None = None) -> list[dict]:
+        """``{"id", "superfamily", "score"}`` per record; score = probability among the known superfamilies.
+        ``decoding``: one of :data:`PREDICTION_DECODINGS` (default: the model's, chosen on validation)."""
+        if not self.superfamilies:
+            raise InputError("this model has no superfamilies.json: it was not instruction-tuned")
+        decoding = decoding or self.decoding
         iterator = records
         if progress:
             from tqdm import tqdm
@@ -193,8 +258,7 @@ class ProLLaMA:
             iterator = tqdm(records, desc="predict", unit="seq")
         results = []
         for ident, seq in iterator:
-            logp = self.answer_logprobs(seq)
-            prob = torch.softmax(logp - self.log_prior, 0) if use_prior else logp.exp()
+            prob = self.log_posterior(seq, decoding).exp()
             best = int(prob.argmax())
             results.append({"id": ident, "superfamily": self.superfamilies[best], "score": round(float(prob[best]), 4)})
         return results
@@ -248,6 +312,25 @@ def read_answer_prior(path: Path, superfamilies: list[str]) -> torch.Tensor | No
     if names != superfamilies or values.shape != (len(names),):
         raise InputError(f"{path}: its superfamilies do not match the model's superfamilies.json")
     return values
+
+
+def write_prediction_decoding(directory: str | Path, decoding: str) -> Path:
+    path = Path(directory) / PREDICTION_FILE
+    path.write_text(json.dumps({"decoding": decoding, "chosen_on": "validation accuracy"}, indent=1) + "\n")
+    return path
+
+
+def read_prediction_decoding(path: Path) -> str | None:
+    """The decoding stored beside a model, or None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        decoding = json.loads(path.read_text())["decoding"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a valid prediction decoding file ({e})") from None
+    if decoding not in PREDICTION_DECODINGS:
+        raise InputError(f"{path}: unknown prediction decoding {decoding!r}; known: {', '.join(PREDICTION_DECODINGS)}")
+    return decoding
 
 
 def read_mutations(path: str | Path, wild_type: str) -> list[tuple[str, list[tuple[str, int, str]]]]:

@@ -4,8 +4,13 @@ import json
 
 import numpy as np
 
-from seqverse.speech.emote.corpus import (HELD_OUT_FAMILIES, default_voices, festival_voice_problem, ood_val_voices,
-                                          pack_corpus)
+from seqverse.speech.emote.corpus import (
+    HELD_OUT_FAMILIES,
+    default_voices,
+    festival_voice_problem,
+    ood_val_voices,
+    pack_corpus,
+)
 
 
 def test_ood_voices_are_a_family_no_other_split_uses():

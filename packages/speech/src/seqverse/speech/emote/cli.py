@@ -27,7 +27,12 @@ def _build_face(args):
 
 
 def _corpus(args):
-    from seqverse.speech.emote.corpus import build_corpus, default_voices, festival_voice_problem, ood_val_voices
+    from seqverse.speech.emote.corpus import (
+        build_corpus,
+        default_voices,
+        festival_voice_problem,
+        ood_val_voices,
+    )
 
     problem = festival_voice_problem(default_voices(args.voices == "wide") + (ood_val_voices() if args.val_ood else []))
     if problem:   # checked before any synthesis, so nothing is written

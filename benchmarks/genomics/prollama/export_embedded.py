@@ -58,12 +58,22 @@ def stage2_extras(s2: dict) -> str:
 
 
 def prediction_decoding(run: Path) -> str:
+    stored = run / "stage2" / "prediction.json"
+    decoding = json.loads(stored.read_text())["decoding"] if stored.is_file() else None
     prior = run / "stage2" / "answer_prior.json"
-    if not prior.is_file():
+    if decoding is None:
+        decoding = "prior-corrected" if prior.is_file() else "argmax"
+    if decoding == "argmax":
         return "- prediction: the paper's argmax over the known superfamilies\n"
+    if decoding == "generative":
+        return ("- prediction: the generation view by Bayes' rule, uniform prior (prediction.json; chosen on validation "
+                "accuracy, README round 5)\n")
     note = json.loads(prior.read_text())
-    return (f"- prediction: argmax after dividing by the model's mean answer distribution over {note['domains']} training "
-            f"domains (answer_prior.json; chosen on {note['chosen_on']}, README round 4)\n")
+    corrected = (f"the answer divided by the model's mean answer distribution over {note['domains']} training domains "
+                 f"(answer_prior.json; chosen on {note['chosen_on']}, README rounds 4-5)")
+    if decoding == "combined":
+        return f"- prediction: argmax of the generation view's log posterior plus that of {corrected}\n"
+    return f"- prediction: argmax of {corrected}\n"
 
 
 def selection(validation: dict | None) -> str:

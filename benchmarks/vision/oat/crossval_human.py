@@ -114,19 +114,21 @@ def report(args) -> None:
             pooled[s]["behavioural_delta"] = score_scanpaths(
                 displays, [[c["paths"][s]] for c in rows], multimatch_too=False)["behavioural_delta"]
     differences = {}
-    for s in SYSTEMS[2:5]:
+    for s in SYSTEMS[2:]:  # the baselines, and the people themselves
         differences[s] = {}
         for k, metric in enumerate(("sequence_score", "multimatch")):
             diff = scores[CHOSEN][:, k] - scores[s][:, k]
             differences[s][metric] = {"difference": float(diff.mean()), "ci95": bootstrap(diff),
                                       "collages_oat_ahead": int((diff > 0).sum()), "collages": len(diff)}
+    components = {s: {k: float(np.mean([c["scores"][s][k] for c in rows])) for k in rows[0]["scores"][s]
+                      if k.startswith("mm_")} for s in SYSTEMS}
     per_fold = [{"fold": f["fold"], "model": f["model"], "seconds": f["seconds"],
                  **{s: {m: float(np.mean([c["scores"][s][m] for c in f["collages"]]))
                         for m in ("sequence_score", "multimatch")} for s in (CHOSEN, "reading order")}}
                 for f in folds]
     out = {"command": "python benchmarks/vision/oat/crossval_human.py report", "folds": [f["fold"] for f in folds],
            "collages": len(rows), "decoding": folds[0]["decoding"], "pooled": pooled,
-           "oat_minus_baseline": differences, "per_fold": per_fold}
+           "oat_minus_baseline": differences, "multimatch_components": components, "per_fold": per_fold}
     (RESULTS / "human_crossval.json").write_text(json.dumps(out, indent=1) + "\n")
     md = [f"Human collages held out by cross-validation: folds {out['folds']}, {len(rows)} collages x 6 people.",
           "", "| system | sequence score | MultiMatch | behavioural delta |", "|---|---|---|---|"]
@@ -140,6 +142,10 @@ def report(args) -> None:
         cells = [f"{d[m]['difference']:+.3f} [{d[m]['ci95'][0]:+.3f}, {d[m]['ci95'][1]:+.3f}] "
                  f"({d[m]['collages_oat_ahead']} of {d[m]['collages']})" for m in ("sequence_score", "multimatch")]
         md.append(f"| {s} | " + " | ".join(cells) + " |")
+    md += ["", "MultiMatch components (pooled):", "", "| system | vector | direction | length | position |",
+           "|---|---|---|---|---|"]
+    md += [f"| {s} | " + " | ".join(f"{components[s]['mm_' + k]:.3f}" for k in ("vector", "direction", "length", "position"))
+           + " |" for s in SYSTEMS]
     md += ["", "| fold | OAT SS | OAT MM | reading SS | reading MM |", "|---|---|---|---|---|"]
     for f in per_fold:
         md.append(f"| {f['fold']} | {f[CHOSEN]['sequence_score']:.3f} | {f[CHOSEN]['multimatch']:.3f} | "

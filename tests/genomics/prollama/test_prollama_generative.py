@@ -54,3 +54,17 @@ def test_stored_decoding_is_used_and_checked(tmp_path):
     (d / tasks.PRIOR_FILE).unlink()
     with pytest.raises(InputError, match="needs answer_prior.json"):
         ProLLaMA.from_dir(d)
+
+
+def test_rerank_keeps_the_draws_the_model_rates_most_likely_of_the_family():
+    model = ProLLaMA.from_dir()
+    fam = model.superfamilies[0]
+    short = tasks.Decoding(temperature=1.0, max_new_tokens=24)
+    pool = model.generate(6, fam, seed=3, decoding=short)
+    kept = model.generate(2, fam, seed=3, decoding=short, rerank=6)
+    score = {s: float(model.log_posterior(s, model.decoding)[0]) for s in pool}
+    assert kept == sorted(pool, key=lambda s: -score[s])[:2]
+    with pytest.raises(InputError, match="smaller than the 3"):
+        model.generate(3, fam, decoding=short, rerank=2)
+    with pytest.raises(InputError, match="needs a superfamily"):
+        model.generate(2, None, decoding=short, rerank=4)

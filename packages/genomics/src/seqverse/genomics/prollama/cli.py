@@ -79,7 +79,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("generate", formatter_class=fmt, help="generate proteins (FASTA), optionally of a superfamily",
                        description="Decoding as the paper: temperature 0.2, top-k 40, top-p 0.9, repetition penalty 1.2, "
-                       "at most 400 new tokens.")
+                       "at most 400 new tokens. --rerank N: best-of-N by the model's own superfamily prediction.")
     p.add_argument("--superfamily", default=None, help="superfamily to generate (default: unconditional)")
     p.add_argument("--prefix", default="", type=_protein_prefix, help="residues every sequence starts with")
     p.add_argument("-n", type=clikit.int_range(1, 100_000), default=10, help="number of sequences")
@@ -90,6 +90,9 @@ def register(subparsers) -> None:
     p.add_argument("--top-p", type=clikit.float_range(0, 1, lo_open=True), default=0.9, help="nucleus top-p")
     p.add_argument("--repetition-penalty", type=clikit.float_range(0, None, lo_open=True), default=1.2, help="repetition penalty")
     p.add_argument("--max-new-tokens", type=clikit.positive_int, default=400, help="tokens generated at most")
+    p.add_argument("--rerank", type=clikit.positive_int, default=None, metavar="N",
+                   help="with --superfamily: draw N sequences and write the -n that the model's own superfamily "
+                        "prediction rates most likely to be of it, best first (ours; README round 6)")
     p.add_argument("--model", type=clikit.existing_dir, default=None, help="merged model directory (default: embedded)")
     p.set_defaults(func=_generate)
 
@@ -247,11 +250,16 @@ def _train(args) -> int:
 def _generate(args) -> int:
     from seqverse.genomics.prollama.tasks import Decoding
 
+    if args.rerank is not None and args.superfamily is None:
+        raise clikit.InputError("generate: --rerank needs --superfamily (the superfamily to rank for)")
+    if args.rerank is not None and args.rerank < args.n:
+        raise clikit.InputError(f"generate: --rerank {args.rerank} draws fewer sequences than -n {args.n}")
     model = _load(args)
     if args.superfamily is not None:
         model.check_superfamily(args.superfamily)
     dec = Decoding(args.temperature, args.top_k, args.top_p, args.repetition_penalty, args.max_new_tokens)
-    seqs = model.generate(args.n, args.superfamily, args.prefix, args.seed, dec, progress=sys.stderr.isatty())
+    seqs = model.generate(args.n, args.superfamily, args.prefix, args.seed, dec, progress=sys.stderr.isatty(),
+                          rerank=args.rerank)
     tag = args.superfamily or "unconditional"
     with clikit.atomic_write(args.out) as handle:
         for i, s in enumerate(seqs, 1):

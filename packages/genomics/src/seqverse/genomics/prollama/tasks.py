@@ -173,8 +173,14 @@ class ProLLaMA:
         return name
 
     def generate(self, n: int, superfamily: str | None = None, prefix: str = "", seed: int = 0,
-                 decoding: Decoding | None = None, batch_size: int = 20, progress: bool = False) -> list[str]:
-        """``n`` generated protein sequences (prefix included); unconditional when ``superfamily`` is None."""
+                 decoding: Decoding | None = None, batch_size: int = 20, progress: bool = False,
+                 rerank: int | None = None) -> list[str]:
+        """``n`` generated protein sequences (prefix included); unconditional when ``superfamily`` is None.
+
+        ``rerank`` = N (ours, beyond the paper; README round 6): draw N sequences of ``superfamily`` and keep the
+        ``n`` that the model's own prediction (its stored decoding) finds most likely to be of it, best first."""
+        if rerank is not None:
+            return self._generate_reranked(n, superfamily, rerank, prefix, seed, decoding, batch_size, progress)
         decoding = decoding or Decoding()
         prefix = check_protein(prefix, "--prefix") if prefix else ""
         if superfamily is not None:
@@ -211,6 +217,18 @@ class ProLLaMA:
         if bar:
             bar.close()
         return out
+
+    def _generate_reranked(self, n: int, superfamily: str | None, pool: int, prefix: str, seed: int,
+                           decoding: Decoding | None, batch_size: int, progress: bool) -> list[str]:
+        if superfamily is None:
+            raise InputError("reranking needs a superfamily to rank for")
+        if pool < n:
+            raise InputError(f"rerank pool {pool} is smaller than the {n} sequences asked for")
+        target = self.superfamilies.index(self.check_superfamily(superfamily))
+        drawn = self.generate(pool, superfamily, prefix, seed, decoding, batch_size, progress)
+        score = [float(self.log_posterior(s, self.decoding)[target]) for s in drawn]
+        best = sorted(range(len(drawn)), key=lambda i: (-score[i], i))[:n]
+        return [drawn[i] for i in best]
 
     def answer_logprobs(self, seq: str) -> torch.Tensor:
         """log P(superfamily | sequence) over the known superfamilies (the paper's prompt, closed set)."""

@@ -112,3 +112,21 @@ def test_broken_answer_prior_is_one_line_exit_2(model_dir, tmp_path, capsys):
     from seqverse.genomics.prollama.tasks import ProLLaMA
 
     assert code == 0 and json.loads(plain) == ProLLaMA.from_dir(model_dir).predict([("a", "MKVLA")])[0]
+
+
+def test_rerank_and_decoding_options_are_checked_before_anything_runs(model_dir, tmp_path, capsys):
+    out = tmp_path / "gen.fa"
+    code, _, err = _run(["prollama", "generate", "-n", "2", "--rerank", "4", "-o", str(out),
+                         "--model", str(model_dir)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--rerank needs --superfamily" in err
+    code, _, err = _run(["prollama", "generate", "--superfamily", "fn3", "-n", "5", "--rerank", "4", "-o", str(out),
+                         "--model", str(model_dir)], capsys)
+    assert code == 2 and "fewer sequences than -n 5" in err and not out.exists()
+    fa = tmp_path / "in.fa"
+    fa.write_text(">a\nMKVLA\n")
+    code, out_text, err = _run(["prollama", "predict", str(fa), "--model", str(model_dir), "--decoding", "combined"],
+                               capsys)
+    assert code == 2 and out_text == "" and "answer_prior.json" in err  # combined needs the stored prior
+    code, out_text, _ = _run(["prollama", "predict", str(fa), "--model", str(model_dir), "--decoding", "generative",
+                              "--json"], capsys)
+    assert code == 0 and json.loads(out_text)["superfamily"] in ("Pkinase", "fn3")

@@ -386,3 +386,11 @@ def test_training_continues_from_init_weights(tiny, tmp_path):
     assert again.config == model.config
     for (k, v), w in zip(model.state_dict().items(), again.state_dict().values()):
         torch.testing.assert_close(w, v, atol=1e-6, rtol=0, msg=k)
+
+
+def test_train_fold_needs_the_human_file(tmp_path, capsys, tiny):
+    _, path, _ = tiny
+    code = main(["oat", "train", "--train", str(path), "--valid", str(path), "--fold", "3", "-o", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--fold" in err and "--human" in err
+    assert not (tmp_path / "r").exists()

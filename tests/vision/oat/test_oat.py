@@ -394,3 +394,14 @@ def test_train_fold_needs_the_human_file(tmp_path, capsys, tiny):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--fold" in err and "--human" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not HUMAN.is_file(), reason="human scanpaths not on this machine (../shared/data/oat)")
+def test_train_refuses_to_resume_a_run_of_another_fold(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "best" / "human_split.json").write_text('{"fold": 0}\n')
+    code = main(["oat", "train", "--human", str(HUMAN), "--fold", "2", "-o", str(run)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "another fold" in err and "--fold 2" in err
+    assert sorted(p.name for p in run.rglob("*")) == ["best", "human_split.json"]

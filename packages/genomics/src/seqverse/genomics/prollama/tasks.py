@@ -114,7 +114,6 @@ def candidate_logprobs(model, tokenizer, prompt: str, candidates: list[str]) -> 
     return (logp * mask).sum(1)
 
 
-
 def target_logprobs_reference(model, tokenizer, prompts: list[str], target: str) -> torch.Tensor:
     """log P(target + EOS | prompt) for each prompt, each scored on its own full text (plain path)."""
     ids_t = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
@@ -145,6 +144,7 @@ def target_logprobs(model, tokenizer, prompts: list[str], target: str) -> torch.
         rows = torch.arange(len(src) - 1, len(src) - 1 + len(ids_t), device=logp.device)
         out.append(logp[i, rows, torch.tensor(ids_t, device=logp.device)].sum())
     return torch.stack(out).cpu()
+
 
 class ProLLaMA:
     """A merged ProLLaMA model directory (HF causal LM + ``superfamilies.json``)."""

@@ -147,6 +147,10 @@ def _train(args) -> None:
     if args.human:
         from .human import load_human
 
+        recorded = Path(args.out) / "best" / "human_split.json"
+        if recorded.is_file() and json.loads(recorded.read_text()).get("fold") != args.fold:
+            raise clikit.InputError(f"train: {args.out} holds a run of another fold ({recorded}); "
+                                    f"resuming it with --fold {args.fold} would mix the splits")
         data = load_human(args.human, fold=args.fold)
         train, valid = data["train"], data["valid"]
     else:

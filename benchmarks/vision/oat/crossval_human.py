@@ -27,7 +27,7 @@ import torch
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
-from seqverse.vision.oat.human import FOLDS, load_human
+from seqverse.vision.oat.human import FOLDS, load_human, recorded_fold
 from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.predict import inter_human, load_model, score_scanpaths
 from seqverse.vision.oat.train import predict_objects
@@ -41,10 +41,10 @@ SYSTEMS = (CHOSEN, "OAT (greedy)") + tuple(label for _, label in BASELINES) + ("
 
 def model_fold(model_dir: Path) -> int:
     """The fold a human model was trained for (best/human_split.json, written by `oat train --human`)."""
-    path = model_dir / "human_split.json"
-    if not path.is_file():
+    fold = recorded_fold(model_dir)
+    if fold is None:
         sys.exit(f"{model_dir}: no human_split.json, so which collages it trained on is unknown")
-    return int(json.loads(path.read_text())["fold"])
+    return fold
 
 
 def kept(r: dict) -> dict:

@@ -405,3 +405,7 @@ def test_train_refuses_to_resume_a_run_of_another_fold(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "another fold" in err and "--fold 2" in err
     assert sorted(p.name for p in run.rglob("*")) == ["best", "human_split.json"]
+    (run / "best" / "human_split.json").write_text("{broken")
+    assert main(["oat", "train", "--human", str(HUMAN), "--fold", "2", "-o", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "human_split.json: not a valid fold record" in err

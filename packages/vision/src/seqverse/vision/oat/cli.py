@@ -134,7 +134,6 @@ def _make_displays(args) -> None:
 
 
 def _train(args) -> None:
-    import json
     from pathlib import Path
 
     import torch
@@ -145,11 +144,10 @@ def _train(args) -> None:
 
     torch.set_num_threads(args.threads)
     if args.human:
-        from .human import load_human
+        from .human import load_human, recorded_fold
 
-        recorded = Path(args.out) / "best" / "human_split.json"
-        if recorded.is_file() and json.loads(recorded.read_text()).get("fold") != args.fold:
-            raise clikit.InputError(f"train: {args.out} holds a run of another fold ({recorded}); "
+        if recorded_fold(Path(args.out) / "best") not in (None, args.fold):
+            raise clikit.InputError(f"train: {args.out} holds a run of another fold (best/human_split.json); "
                                     f"resuming it with --fold {args.fold} would mix the splits")
         data = load_human(args.human, fold=args.fold)
         train, valid = data["train"], data["valid"]
@@ -181,7 +179,9 @@ def _train(args) -> None:
 
         fit_landing(train).save(Path(args.out) / "best")
     if args.human:  # which collages this model never trained on (benchmarks check it)
-        (Path(args.out) / "best" / "human_split.json").write_text(json.dumps({"fold": args.fold}) + "\n")
+        from .human import write_recorded_fold
+
+        write_recorded_fold(Path(args.out) / "best", args.fold)
     clikit.emit({"best_valid_delta": result["best"], "best_epoch": result["best_epoch"],
                  "epochs_run": len(result["history"]), "model": f"{args.out}/best"}, args.json)
 

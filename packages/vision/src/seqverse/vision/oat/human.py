@@ -15,11 +15,15 @@ collages instead of 10). Fold 0 is the fixed split above.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from seqverse.core.clikit import InputError
 
 from .displays import Display, display_sort_key, load_displays
 
 HUMAN_FILE = "amazon_covers_1-70.json"
+SPLIT_FILE = "human_split.json"  # beside a human model's checkpoint: the fold it was trained for
 
 
 def default_data_dir() -> Path:
@@ -45,6 +49,24 @@ def split_of(name: str, fold: int = 0) -> str:
     if k % FOLDS == (fold + 3) % FOLDS:
         return "valid"
     return "train"
+
+
+def write_recorded_fold(model_dir: str | Path, fold: int) -> None:
+    (Path(model_dir) / SPLIT_FILE).write_text(json.dumps({"fold": fold}) + "\n")
+
+
+def recorded_fold(model_dir: str | Path) -> int | None:
+    """The fold a human model was trained for, or None when its directory does not record one."""
+    path = Path(model_dir) / SPLIT_FILE
+    if not path.is_file():
+        return None
+    try:
+        fold = json.loads(path.read_text())["fold"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a valid fold record ({e})") from None
+    if fold not in range(FOLDS):
+        raise InputError(f"{path}: fold {fold!r} is not one of 0-{FOLDS - 1}")
+    return fold
 
 
 def load_human(path: str | Path | None = None, fold: int = 0) -> dict[str, list[Display]]:

@@ -29,6 +29,7 @@ from seqverse.genomics.prollama.evaluate import prediction_metrics
 from seqverse.genomics.prollama.tasks import (
     USES_PRIOR,
     ProLLaMA,
+    combine_views,
     estimate_answer_prior,
     write_answer_prior,
     write_prediction_decoding,
@@ -56,11 +57,11 @@ def main():
     answer = [model.answer_logprobs(s) for _, s, _ in tqdm(ex["valid"], desc="answer view")]
     generative = ([model.generation_logprobs(s) for _, s, _ in tqdm(ex["valid"], desc="generation view")]
                   if {"generative", "combined"} & set(candidates) else None)
-    scores = {"argmax": lambda i: answer[i], "prior-corrected": lambda i: answer[i] - log_prior,
-              "generative": lambda i: generative[i],
-              "combined": lambda i: torch.log_softmax(answer[i] - log_prior, 0) + generative[i]}
-    readings = {name: prediction_metrics(truth, [model.superfamilies[int(scores[name](i).argmax())]
-                                                 for i in range(len(truth))]) for name in candidates}
+    def predicted(name: str, i: int) -> str:
+        post = combine_views(name, answer[i], generative[i] if generative else None, log_prior)
+        return model.superfamilies[int(post.argmax())]
+
+    readings = {name: prediction_metrics(truth, [predicted(name, i) for i in range(len(truth))]) for name in candidates}
     chosen = max(candidates, key=lambda c: (readings[c]["accuracy"], -candidates.index(c)))
     note = {"domains": len(sample), "seed": PRIOR_SEED, "split": "train", "chosen_on": "valid accuracy"}
     result = {"model": args.model, "candidates": candidates, "valid": readings, "chosen": chosen, "prior": note}

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from seqverse.genomics.prollama.export import export_embedded
-from seqverse.genomics.prollama.tasks import ASSETS
+from seqverse.genomics.prollama.tasks import ASSETS, PRIOR_FILE, stored_decoding
 
 ROUND = 2  # the README round whose rule chose the model's chain (round 4 chose its prediction decoding)
 
@@ -58,11 +58,8 @@ def stage2_extras(s2: dict) -> str:
 
 
 def prediction_decoding(run: Path) -> str:
-    stored = run / "stage2" / "prediction.json"
-    decoding = json.loads(stored.read_text())["decoding"] if stored.is_file() else None
-    prior = run / "stage2" / "answer_prior.json"
-    if decoding is None:
-        decoding = "prior-corrected" if prior.is_file() else "argmax"
+    decoding = stored_decoding(run / "stage2")
+    prior = run / "stage2" / PRIOR_FILE
     if decoding == "argmax":
         return "- prediction: the paper's argmax over the known superfamilies\n"
     if decoding == "generative":

@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 import torch
+from crossval_human import bootstrap  # this folder: the same paired resampling
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
@@ -47,12 +48,10 @@ def main():
                                        landing=landing), landing)
     base = per_collage(displays, baseline_scanpaths(args.baseline, displays, max_len=model.config.max_len))
     diff = oat - base
-    rng = np.random.default_rng(0)
-    boot = diff[rng.integers(0, len(diff), (args.resamples, len(diff)))].mean(1)
     out = {"set": "validation", "collages": len(displays), "oat": args.oat, "decoding": args.decoding,
            "landing": args.landing, "baseline": args.baseline}
     for k, name in enumerate(("sequence_score", "multimatch")):
-        lo, hi = np.percentile(boot[:, k], [2.5, 97.5])
+        lo, hi = bootstrap(diff[:, k], args.resamples)
         out[name] = {"oat": float(oat[:, k].mean()), "baseline": float(base[:, k].mean()),
                      "difference": float(diff[:, k].mean()), "ci95": [float(lo), float(hi)],
                      "collages_oat_ahead": int((diff[:, k] > 0).sum())}

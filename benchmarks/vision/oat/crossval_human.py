@@ -59,8 +59,9 @@ def per_collage(display, path, landing=None) -> dict:
 def run_fold(args) -> None:
     torch.set_num_threads(1)
     model_dir = Path(args.oat)
-    if model_fold(model_dir) != args.fold:
-        sys.exit(f"{model_dir} was trained for fold {model_fold(model_dir)}, not fold {args.fold}: its training "
+    trained_for = model_fold(model_dir)
+    if trained_for != args.fold:
+        sys.exit(f"{model_dir} was trained for fold {trained_for}, not fold {args.fold}: its training "
                  "collages include this fold's test collages")
     chosen = json.loads((RESULTS / "decoding_human_landing.json").read_text())["chosen"]
     model, landing = load_model(model_dir), Landing.load(model_dir)
@@ -89,6 +90,7 @@ def run_fold(args) -> None:
 
 
 def bootstrap(diff: np.ndarray, resamples: int = 10_000) -> list[float]:
+    """95% percentile interval of the mean of paired differences, the pairs resampled with replacement (seed 0)."""
     rng = np.random.default_rng(0)
     boot = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(1)
     return [float(x) for x in np.percentile(boot, [2.5, 97.5])]

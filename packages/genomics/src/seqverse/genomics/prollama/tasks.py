@@ -146,6 +146,23 @@ def target_logprobs(model, tokenizer, prompts: list[str], target: str) -> torch.
     return torch.stack(out).cpu()
 
 
+
+def combine_views(decoding: str, answer: torch.Tensor | None, generative: torch.Tensor | None,
+                  log_prior: torch.Tensor | None) -> torch.Tensor:
+    """The log posterior over superfamilies of one decoding, from the answer view's log-probabilities, the
+    generation view's (:meth:`ProLLaMA.generation_logprobs`) and the stored answer prior (each only where used)."""
+    if decoding == "generative":
+        return generative
+    if decoding == "argmax":
+        return answer
+    corrected = torch.log_softmax(answer - log_prior, 0)
+    return corrected if decoding == "prior-corrected" else torch.log_softmax(corrected + generative, 0)
+
+
+def default_decoding(has_prior: bool) -> str:
+    """The decoding of a model directory without prediction.json: the prior correction where a prior is stored."""
+    return "prior-corrected" if has_prior else "argmax"
+
 class ProLLaMA:
     """A merged ProLLaMA model directory (HF causal LM + ``superfamilies.json``)."""
 
@@ -153,7 +170,7 @@ class ProLLaMA:
                  decoding: str | None = None):
         self.model, self.tokenizer, self.superfamilies = model.eval(), tokenizer, superfamilies
         self.log_prior = log_prior
-        self.decoding = decoding or ("prior-corrected" if log_prior is not None else "argmax")
+        self.decoding = decoding or default_decoding(log_prior is not None)
 
     @classmethod
     def from_dir(cls, directory: str | Path | None = None) -> ProLLaMA:
@@ -161,11 +178,8 @@ class ProLLaMA:
         model, tokenizer = load_causal_lm(directory)
         fams = directory / "superfamilies.json"
         superfamilies = json.loads(fams.read_text()) if fams.is_file() else []
-        log_prior = read_answer_prior(directory / PRIOR_FILE, superfamilies)
-        decoding = read_prediction_decoding(directory / PREDICTION_FILE)
-        if decoding in USES_PRIOR and log_prior is None:
-            raise InputError(f"{directory / PREDICTION_FILE}: decoding {decoding!r} needs {PRIOR_FILE}, which is missing")
-        return cls(model, tokenizer, superfamilies, log_prior, decoding)
+        return cls(model, tokenizer, superfamilies, read_answer_prior(directory / PRIOR_FILE, superfamilies),
+                   stored_decoding(directory))
 
     def check_superfamily(self, name: str) -> str:
         if name not in self.superfamilies:
@@ -253,15 +267,9 @@ class ProLLaMA:
             raise InputError(f"unknown prediction decoding {decoding!r}; known: {', '.join(PREDICTION_DECODINGS)}")
         if decoding in USES_PRIOR and self.log_prior is None:
             raise InputError(f"this model has no {PRIOR_FILE}: decoding {decoding!r} is not available")
-        if decoding == "generative":
-            return self.generation_logprobs(seq)
-        answer = self.answer_logprobs(seq)
-        if decoding == "argmax":
-            return answer
-        corrected = torch.log_softmax(answer - self.log_prior, 0)
-        if decoding == "prior-corrected":
-            return corrected
-        return torch.log_softmax(corrected + self.generation_logprobs(seq), 0)
+        answer = None if decoding == "generative" else self.answer_logprobs(seq)
+        generative = self.generation_logprobs(seq) if decoding in ("generative", "combined") else None
+        return combine_views(decoding, answer, generative, self.log_prior)
 
     def predict(self, records: list[tuple[str, str]], progress: bool = False, decoding: str | None = None) -> list[dict]:
         """``{"id", "superfamily", "score"}`` per record; score = probability among the known superfamilies.
@@ -330,6 +338,16 @@ def read_answer_prior(path: Path, superfamilies: list[str]) -> torch.Tensor | No
     if names != superfamilies or values.shape != (len(names),):
         raise InputError(f"{path}: its superfamilies do not match the model's superfamilies.json")
     return values
+
+
+def stored_decoding(directory: str | Path) -> str:
+    """The prediction decoding a model directory uses: prediction.json's, else :func:`default_decoding`."""
+    directory = Path(directory)
+    decoding = read_prediction_decoding(directory / PREDICTION_FILE)
+    has_prior = (directory / PRIOR_FILE).is_file()
+    if decoding in USES_PRIOR and not has_prior:
+        raise InputError(f"{directory / PREDICTION_FILE}: decoding {decoding!r} needs {PRIOR_FILE}, which is missing")
+    return decoding or default_decoding(has_prior)
 
 
 def write_prediction_decoding(directory: str | Path, decoding: str) -> Path:

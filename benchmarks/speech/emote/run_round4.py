@@ -152,7 +152,8 @@ def main():
                                   closure_two_sided="sym" in extras, opening_weight=opening[0] if opening else 0.0,
                                   closed_lip_weight=lipv[0] if lipv else 0.0, closure_late="late" in extras,
                                   closure_switch="switch" in extras, stage2_lr_scale=s2lr[0] if s2lr else 0.5,
-                                  eval_every=every[0] if every else None, perceptual_scale=perc[0] if perc else 1.0),
+                                  eval_every=every[0] if every else None, perceptual_scale=perc[0] if perc else 1.0,
+                                  phone_frontend="phones" in extras),
               flush=True)
         validate(name)
 

@@ -46,8 +46,8 @@ def animate(audio_path, out, emotion: str = "neutral", intensity: int = 2, actor
     import torch
 
     from seqverse.speech.audio import load_wav
-    from seqverse.speech.emote.corpus import FPS, SAMPLE_RATE, audio_features
-    from seqverse.speech.emote.data import LOG_FLOOR
+    from seqverse.speech.emote.corpus import FPS, SAMPLE_RATE, audio_features, phone_tracks
+    from seqverse.speech.emote.data import model_input
     from seqverse.speech.emote.face import default_face
     from seqverse.speech.emote.train import predict
 
@@ -59,7 +59,7 @@ def animate(audio_path, out, emotion: str = "neutral", intensity: int = 2, actor
     n = len(mel) // 4
     k = model.frames_per_step
     padded = int(np.ceil(n / k) * k)
-    mel = np.concatenate([mel, np.full((4 * (padded - n), mel.shape[1]), LOG_FLOOR, np.float32)])
+    mel = model_input(mel, phone_tracks(audio) if model.config.phone_frontend else None, 4 * padded)
     motion = predict(model, mel, M.EMOTIONS.index(emotion), intensity, actor)[:n].numpy()
     expression, jaw = motion[:, :M.E], motion[:, M.E:]
     face = default_face()

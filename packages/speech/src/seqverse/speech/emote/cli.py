@@ -28,6 +28,7 @@ def _build_face(args):
 
 def _corpus(args):
     from seqverse.speech.emote.corpus import (
+        add_phone_tracks,
         build_corpus,
         default_voices,
         festival_voice_problem,
@@ -37,8 +38,12 @@ def _corpus(args):
     problem = festival_voice_problem(default_voices(args.voices == "wide") + (ood_val_voices() if args.val_ood else []))
     if problem:   # checked before any synthesis, so nothing is written
         raise clikit.InputError(f"emote corpus --voices {args.voices}: {problem}")
-    clikit.emit(build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed,
-                             wide=args.voices == "wide", val_ood=args.val_ood), args.json)
+    summary = build_corpus(args.out, n_train=args.train_sentences, per_voice=args.per_voice, seed=args.seed,
+                           wide=args.voices == "wide", val_ood=args.val_ood)
+    if args.phones:
+        tracks = add_phone_tracks(args.out, progress=not args.json)
+        summary = {split: dict(row, phone_rows=tracks[split]) for split, row in summary.items()}
+    clikit.emit(summary, args.json)
 
 
 def _variants(text: str) -> list[str]:
@@ -63,7 +68,7 @@ def _train(args):
     r = train_all(args.corpus, args.out, variants=args.variants, flint_steps=args.flint_steps,
                   judge_steps=args.judge_steps, steps1=args.steps1, steps2=args.steps2, seed=args.seed,
                   flint_param_weight=args.flint_param_weight, flint_quant_factor=args.flint_quant_factor,
-                  augment=args.augment)
+                  augment=args.augment, phone_frontend=args.phone_frontend)
     clikit.emit(r, True)
 
 
@@ -129,6 +134,9 @@ def register(subparsers) -> None:
     c.add_argument("--val-ood", action="store_true",
                    help="add the split val_ood: the validation sentences read by festival's MBROLA voices us1/us2/us3/en1, "
                         "a synthesis family in no other split (needs contrib: scripts/enable_contrib_nonfree.sh --install)")
+    c.add_argument("--phones", action="store_true",
+                   help="also write <split>.phones.npy: each 10 ms row's phone as PocketSphinx's US-English phone loop "
+                        "recognises it, the input of models trained with --phone-frontend (about 4%% of real time)")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=_corpus)
 
@@ -145,6 +153,9 @@ def register(subparsers) -> None:
                    help="FLINT halves time this many times (2: 4 frames per latent step; 1 keeps short lip closures better)")
     t.add_argument("--augment", action="store_true",
                    help="VTLP + frequency-mask augmentation of the training audio (off: the shipped recipe)")
+    t.add_argument("--phone-frontend", action="store_true",
+                   help="the audio encoder also reads PocketSphinx's recognised phones (round 11; the corpus needs "
+                        "`emote corpus --phones`)")
     t.add_argument("--judge-steps", type=clikit.int_range(1), default=300, help="steps for each judge network")
     t.add_argument("--steps1", type=clikit.int_range(1), default=300, help="EMOTE stage-1 steps (vertex loss)")
     t.add_argument("--steps2", type=clikit.int_range(1), default=200, help="EMOTE stage-2 steps (perceptual + exchange)")

@@ -388,6 +388,7 @@ class Utterance:
     voice: str
     mel: np.ndarray           # [4T, 80]
     phones: list              # [(start, end, phone, viseme)]
+    track: np.ndarray | None = None   # [4T] recognised phone per log-mel row (phones.py), when the corpus has them
 
     @property
     def n_frames(self) -> int:
@@ -404,9 +405,49 @@ def check_corpus(corpus: str | Path) -> Path:
 
 
 def load_split(corpus: str | Path, split: str) -> list[Utterance]:
+    """A split's utterances; each carries its recognised phone track when `emote corpus --phones` added them."""
     corpus = Path(corpus)
     rows = json.loads((corpus / f"{split}.json").read_text())
     z = np.load(corpus / f"{split}.npz")
     mel, off = z["mel"].astype(np.float32), z["frame_offsets"]
-    return [Utterance(r["id"], r["sentence"], r["voice"], mel[off[i] * MEL_PER_FRAME:off[i + 1] * MEL_PER_FRAME],
-                      [tuple(p) for p in r["phones"]]) for i, r in enumerate(rows)]
+    tracks = np.load(corpus / f"{split}.phones.npy") if (corpus / f"{split}.phones.npy").is_file() else None
+    if tracks is not None and len(tracks) != len(mel):
+        raise InputError(f"{corpus / split}.phones.npy: {len(tracks)} rows for {len(mel)} log-mel rows (stale: rerun "
+                         "`emote corpus --phones`)")
+    rows_of = [slice(off[i] * MEL_PER_FRAME, off[i + 1] * MEL_PER_FRAME) for i in range(len(rows))]
+    return [Utterance(r["id"], r["sentence"], r["voice"], mel[rows_of[i]], [tuple(p) for p in r["phones"]],
+                      None if tracks is None else tracks[rows_of[i]]) for i, r in enumerate(rows)]
+
+
+def phone_tracks(audio: np.ndarray) -> np.ndarray:
+    """int8 [4T]: the recognised phone of each log-mel row of :func:`audio_features` (round 11, phones.py)."""
+    from seqverse.speech.emote.phones import phone_track
+
+    n_rows = int(np.ceil(len(audio) / SAMPLE_RATE * FPS)) * MEL_PER_FRAME
+    return phone_track(audio, n_rows)
+
+
+def add_phone_tracks(out: str | Path, progress: bool = True) -> dict:
+    """Write <split>.phones.npy beside every packed split: the phone track of each utterance, row for row
+    with <split>.npz's log-mel (from the wavs; a split whose file already matches its log-mel is skipped)."""
+    import soundfile as sf
+    from tqdm import tqdm
+
+    out = check_corpus(out)
+    summary = {}
+    for split in ("train", "val", "test", "val_ood"):
+        if not (out / f"{split}.json").is_file():
+            continue
+        target = out / f"{split}.phones.npy"
+        n_rows = int(np.load(out / f"{split}.npz")["frame_offsets"][-1]) * MEL_PER_FRAME
+        if not target.is_file() or len(np.load(target)) != n_rows:
+            rows = json.loads((out / f"{split}.json").read_text())
+            tracks = [phone_tracks(sf.read(out / "wavs" / f"{r['id']}.wav", dtype="float32")[0])
+                      for r in tqdm(rows, desc=f"phones {split}", disable=not progress)]
+            if sum(len(t) for t in tracks) != n_rows:
+                raise InputError(f"{out / split}.npz: its log-mel rows do not match the wavs; rebuild the corpus")
+            tmp = out / f"{split}.phones.tmp.npy"
+            np.save(tmp, np.concatenate(tracks))
+            tmp.replace(target)
+        summary[split] = int(np.load(target).shape[0])
+    return summary

@@ -68,6 +68,21 @@ def augment_mel(mel: np.ndarray, rng: np.random.Generator, warp=(0.85, 1.15), ma
     return out
 
 
+def model_input(mel: np.ndarray, track: np.ndarray | None, n_rows: int) -> np.ndarray:
+    """[n_rows, 80 (+ N_PHONES)] what the audio encoder reads: the log-mel, then the recognised phone track
+    one-hot when there is one (round 11, phones.py); padded past the end with the log floor (and silence).
+    Models without the phone front end read the first 80 columns only."""
+    from seqverse.speech.emote.phones import SIL, one_hot
+
+    if len(mel) < n_rows:
+        mel = np.concatenate([mel, np.full((n_rows - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
+    if track is None:
+        return np.ascontiguousarray(mel[:n_rows], np.float32)
+    if len(track) < n_rows:
+        track = np.concatenate([track, np.full(n_rows - len(track), SIL, track.dtype)])
+    return np.concatenate([mel[:n_rows], one_hot(track[:n_rows])], 1)
+
+
 class MotionDataset(torch.utils.data.Dataset):
     """Map-style: index -> (utterance, emotion x intensity combo); actor and crop drawn from the index.
 
@@ -100,14 +115,12 @@ class MotionDataset(torch.utils.data.Dataset):
         if self.generator == "b":
             lips, jaw = M.content_generator_b(u.phones, n, rng)
         expr, jaw3 = M.compose(lips, jaw, share, emotion, intensity, actor, rng)
-        mel = u.mel
-        if len(mel) < n * MEL_PER_FRAME:
-            mel = np.concatenate([mel, np.full((n * MEL_PER_FRAME - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
         start = int(rng.integers(0, n - self.crop + 1))
         sl = slice(start, start + self.crop)
-        mel = np.ascontiguousarray(mel[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME])
-        if self.augment:
-            mel = augment_mel(mel, np.random.default_rng([self.seed, u_idx, c_idx, 1]))   # own stream: motion unchanged
+        mel = model_input(u.mel, u.track, n * MEL_PER_FRAME)[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME]
+        mel = np.ascontiguousarray(mel)
+        if self.augment:   # own stream: motion unchanged; the phone columns are not audio and stay as recognised
+            mel[:, :MEL.n_mels] = augment_mel(mel[:, :MEL.n_mels], np.random.default_rng([self.seed, u_idx, c_idx, 1]))
         return {
             "mel": torch.from_numpy(mel),
             "motion": torch.from_numpy(np.concatenate([expr[sl], jaw3[sl]], 1)),
@@ -123,8 +136,5 @@ def full_sequence(u: Utterance, emotion: str, intensity: int, actor: int, multip
     """A whole utterance (padded to a multiple of ``multiple`` frames) with its generator-A target."""
     n = int(np.ceil(u.n_frames / multiple) * multiple)
     expr, jaw = M.target_motion(u.phones, n, emotion, intensity, actor, seed)
-    mel = u.mel
-    if len(mel) < n * MEL_PER_FRAME:
-        mel = np.concatenate([mel, np.full((n * MEL_PER_FRAME - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
-    return {"mel": mel, "motion": np.concatenate([expr, jaw], 1), "n_frames": u.n_frames,
+    return {"mel": model_input(u.mel, u.track, n * MEL_PER_FRAME), "motion": np.concatenate([expr, jaw], 1), "n_frames": u.n_frames,
             "visemes": M.frame_visemes(u.phones, n), "identity": M.actor_style(actor)["identity"]}

@@ -33,6 +33,7 @@ from torch import nn
 
 from seqverse.core.clikit import atomic_path, atomic_write
 from seqverse.speech.emote.motion import EMOTIONS, N_ACTORS
+from seqverse.speech.emote.phones import N_PHONES
 
 MOTION_DIM = 23   # 20 expression + 3 jaw
 
@@ -138,6 +139,7 @@ class EMOTEConfig:
     use_prior: bool = True
     closure_switch: bool = False
     switch_threshold: float = 0.5     # inference: the closed head where the gate's probability exceeds this
+    phone_frontend: bool = False      # round 11: also read the recognised phone track (phones.py), one-hot
     flint: FLINTConfig = None
 
     def __post_init__(self):
@@ -153,16 +155,24 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, c: EMOTEConfig):
         super().__init__()
-        self.mel_per_frame = c.mel_per_frame
-        self.inp = nn.Linear(c.n_mels * c.mel_per_frame, c.d_model)
+        self.mel_per_frame, self.n_mels = c.mel_per_frame, c.n_mels
+        self.n_inputs = c.n_mels + (N_PHONES if c.phone_frontend else 0)
+        self.inp = nn.Linear(self.n_inputs * c.mel_per_frame, c.d_model)
         self.conv = nn.Sequential(nn.Conv1d(c.d_model, c.d_model, 5, padding=2), nn.GELU(),
                                   nn.Conv1d(c.d_model, c.d_model, 5, padding=2), nn.GELU())
         self.transformer = BiasedTransformer(c.d_model, c.heads, c.encoder_layers, c.ff)
 
     def forward(self, mel):
-        mel = (mel - mel.mean(1, keepdim=True)) / (mel.std(1, keepdim=True) + 1e-3)
-        b, tm, f = mel.shape
-        x = self.inp(mel.reshape(b, tm // self.mel_per_frame, f * self.mel_per_frame))
+        """mel [B, 4T, 80 (+ N_PHONES)]: the log-mel columns are normalised per utterance; the phone columns
+        (data.model_input) are read only by a phone-front-end model."""
+        if mel.shape[-1] < self.n_inputs:
+            raise ValueError(f"this model reads {self.n_inputs} input columns (log-mel + recognised phones), got "
+                             f"{mel.shape[-1]}: build the corpus with `emote corpus --phones`")
+        spec = mel[..., :self.n_mels]
+        spec = (spec - spec.mean(1, keepdim=True)) / (spec.std(1, keepdim=True) + 1e-3)
+        x = torch.cat([spec, mel[..., self.n_mels:self.n_inputs]], -1)
+        b, tm, f = x.shape
+        x = self.inp(x.reshape(b, tm // self.mel_per_frame, f * self.mel_per_frame))
         x = x + self.conv(x.transpose(1, 2)).transpose(1, 2)
         return self.transformer(x)
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqverse.core.clikit import InputError
 from seqverse.speech.emote import judges as J
 from seqverse.speech.emote.corpus import load_split
 from seqverse.speech.emote.data import COMBOS, Geometry, MotionDataset, full_sequence
@@ -321,7 +322,7 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
                 batch_size=8, lr=1e-3, seed=0, progress=True, augment: bool = False, closure_weight: float | None = None,
                 closure_two_sided: bool = False, opening_weight: float = 0.0, closed_lip_weight: float = 0.0,
                 closure_late: bool = False, closure_switch: bool = False, stage2_lr_scale: float = 0.5,
-                eval_every: int | None = None, perceptual_scale: float = 1.0) -> dict:
+                eval_every: int | None = None, perceptual_scale: float = 1.0, phone_frontend: bool = False) -> dict:
     """EMOTE or one of its ablations/baselines (VARIANTS); stage 1 then stage 2, each resumable.
 
     ``augment``: VTLP + frequency-mask augmentation of the training audio (data.augment_mel);
@@ -333,7 +334,8 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     learning rate as a fraction of stage 1's (0.5 as before round 7c); ``eval_every``: validation LVE every
     so many steps in each stage (default a third of the stage), the best checkpoint kept; ``perceptual_scale``
     multiplies the lip-reading and emotion weights (round 8: 0.1 brings their share of the stage-2 loss near
-    the official configs', where they are a few percent of the vertex term)."""
+    the official configs', where they are a few percent of the vertex term); ``phone_frontend``: the audio
+    encoder also reads the recognised phone track (round 11, phones.py; the corpus needs `emote corpus --phones`)."""
     out = Path(out)
     if _done(out):
         return {"skipped": str(out)}
@@ -344,11 +346,13 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
     weights["emotion"] *= perceptual_scale
     torch.manual_seed(seed)
     geo = Geometry()
-    data = MotionDataset(load_split(corpus, "train"), crop=64, generator="a", seed=seed, augment=augment)
-    val_utts = load_split(corpus, "val")
+    train_utts, val_utts = load_split(corpus, "train"), load_split(corpus, "val")
+    if phone_frontend and (train_utts[0].track is None or val_utts[0].track is None):
+        raise InputError(f"{corpus}: no phone tracks for the phone front end (run `emote corpus -o {corpus} --phones`)")
+    data = MotionDataset(train_utts, crop=64, generator="a", seed=seed, augment=augment)
     val = [(full_sequence(u, *COMBOS[i % len(COMBOS)], i % N_ACTORS), COMBOS[i % len(COMBOS)], i % N_ACTORS)
            for i, u in enumerate(val_utts)]
-    cfg = EMOTEConfig(use_prior=use_prior, closure_switch=closure_switch)
+    cfg = EMOTEConfig(use_prior=use_prior, closure_switch=closure_switch, phone_frontend=phone_frontend)
     if use_prior:
         flint = from_pretrained(flint_dir)
         cfg.flint = flint.config
@@ -389,7 +393,7 @@ def train_emote(corpus, out, flint_dir, lip_dir, emotion_dir, variant="emote", s
 
 def train_all(corpus, run_dir, variants=("emote", "regression", "no_exchange", "no_prior"), flint_steps=1200,
               judge_steps=300, steps1=300, steps2=200, seed=0, progress=True, flint_param_weight=0.0,
-              flint_quant_factor=2, augment=False) -> dict:
+              flint_quant_factor=2, augment=False, phone_frontend=False) -> dict:
     """The whole pipeline in order; rerunning continues from the last checkpoint of the unfinished run."""
     run = Path(run_dir)
     results = {"flint": train_flint(corpus, run / "flint", flint_steps, seed=seed, progress=progress,
@@ -399,5 +403,6 @@ def train_all(corpus, run_dir, variants=("emote", "regression", "no_exchange", "
                "emotion_net": train_emotion_classifier(corpus, run / "emotion_net", judge_steps, seed=seed, progress=progress)}
     for v in variants:
         results[v] = train_emote(corpus, run / v, run / "flint" / "model", run / "lip_reader", run / "emotion_net", v,
-                                 steps1, steps2, seed=seed, progress=progress, augment=augment)
+                                 steps1, steps2, seed=seed, progress=progress, augment=augment,
+                                 phone_frontend=phone_frontend)
     return results

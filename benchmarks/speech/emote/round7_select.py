@@ -1,5 +1,6 @@
-"""Round 7c/7d (and 8, 9, 10) selection (issue 24), read from the validation rows in RUN (val_<system>.json; round 9:
-the out-of-family split, valood_<system>.json, seeds 4-7 of candidate and peer; round 10 likewise):
+"""Round 7c/7d (and 8-11) selection (issue 24), read from the validation rows in RUN (val_<system>.json; round 9:
+the out-of-family split, valood_<system>.json, seeds 4-7 of candidate and peer; rounds 10 and 11 likewise; round
+11 has two peers plus round 9's recorded regression row, and a candidate must beat each):
 
     python benchmarks/speech/emote/round7_select.py [RUN]      # default runs/emote/r11
 
@@ -19,10 +20,13 @@ RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/emote/r11")
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)
 SEEDS = ("", "_s1", "_s2", "_s3")
 ROUNDS = {"7c": ("reg4000", ("sw_4000", "swl_4000")), "7d": ("reg2000", ("swl_2000",)), "8": ("reg2000", ("swp_2000",)),
-          "9": ("reg2000", ("swp_2000",)), "10": ("reg2000", ("swpa_2000",))}
-ROUND_SEEDS = {"9": ("_s4", "_s5", "_s6", "_s7"), "10": ("_s4", "_s5", "_s6", "_s7")}
-ROUND_SPLIT = {"9": "valood", "10": "valood"}
-OWN_DECISION = ("8", "9", "10")   # rounds decided on their own, after an earlier round's test
+          "9": ("reg2000", ("swp_2000",)), "10": ("reg2000", ("swpa_2000",)),
+          "11": (("reg2000", "regp2000"), ("swpp_2000",))}
+ROUND_SEEDS = {"9": ("_s4", "_s5", "_s6", "_s7"), "10": ("_s4", "_s5", "_s6", "_s7"), "11": ("_s4", "_s5", "_s6", "_s7")}
+ROUND_SPLIT = {"9": "valood", "10": "valood", "11": "valood"}
+OWN_DECISION = ("8", "9", "10", "11")   # rounds decided on their own, after an earlier round's test
+# peer seed-means recorded on another machine, kept as bars a later round must also clear: (name, LVE mm, emotion acc)
+RECORDED_PEERS = {"11": (("reg2000, round 9 (recorded)", 5.458, 0.849),)}
 
 
 def row(system: str, prefix: str = "val") -> dict:
@@ -50,13 +54,20 @@ def main():
         if rnd in OWN_DECISION:   # a round of its own (after an earlier round's test): its own decision
             decisions.append((label, best))
             best, label = None, rnd
-        if not all((RUN / f"{prefix}_{peer}{s}.json").is_file() for s in seeds):
-            print(f"| {rnd} | {peer} (peer) | (peer rows missing: round not read in this RUN) | | | | | |")
+        peers = (peer,) if isinstance(peer, str) else peer
+        if not all((RUN / f"{prefix}_{p}{s}.json").is_file() for p in peers for s in seeds):
+            print(f"| {rnd} | {', '.join(peers)} (peer) | (peer rows missing: round not read in this RUN) | | | | | |")
             continue
-        peer_rows = seed_rows(peer, None, seeds, prefix)
-        p_lve, p_emo = mean(peer_rows, "lve_mm"), mean(peer_rows, "emotion_acc")
-        print(f"| {rnd} | {peer} (peer) | | {lves(peer_rows)} | {p_lve:.3f} | "
-              f"{mean(peer_rows, 'closure_min_emotion'):.3f} | {p_emo:.3f} | |")
+        bars = list(RECORDED_PEERS.get(rnd, ()))
+        for p in peers:
+            peer_rows = seed_rows(p, None, seeds, prefix)
+            bars.append((p, mean(peer_rows, "lve_mm"), mean(peer_rows, "emotion_acc")))
+            print(f"| {rnd} | {p} (peer) | | {lves(peer_rows)} | {bars[-1][1]:.3f} | "
+                  f"{mean(peer_rows, 'closure_min_emotion'):.3f} | {bars[-1][2]:.3f} | |")
+        for name, lve, emo in RECORDED_PEERS.get(rnd, ()):
+            print(f"| {rnd} | {name} (peer) | | | {lve:.3f} | | {emo:.3f} | |")
+        p_lve, p_emo = min(b[1] for b in bars), max(b[2] for b in bars)   # the candidate must beat every peer
+        peer = " and ".join(b[0] for b in bars)
         for name in candidates:
             if not all((RUN / f"{prefix}_{name}{s}_t{t:g}.json").is_file() for s in seeds for t in THRESHOLDS):
                 print(f"| {rnd} | {name} | (runs or threshold rows missing) | | | | | |")

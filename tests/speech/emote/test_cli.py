@@ -66,3 +66,18 @@ def test_animate_with_shipped_model(wavs, capsys):
     assert np.allclose(z["mouth_opening"], np.linalg.norm(z["vertices"][:, up] - z["vertices"][:, low], axis=-1), atol=1e-4)
     assert (out.parent / "anim.npz").stat().st_mode & 0o777 == 0o644
     assert json.loads(stdout)["frames"] == t
+
+
+def test_animate_with_a_phone_front_end_model(wavs, capsys, tmp_path):
+    """A model trained with --phone-frontend gets the wav's recognised phones beside its log-mel."""
+    import torch
+
+    from seqverse.speech.emote.model import EMOTE, EMOTEConfig, save_pretrained
+
+    torch.manual_seed(0)
+    save_pretrained(EMOTE(EMOTEConfig(use_prior=False, phone_frontend=True)), tmp_path / "phones_model")
+    out = wavs / "res" / "anim"
+    rc, stdout, err = _run(["emote", "animate", str(wavs / "ok.wav"), "-o", str(out), "--model",
+                            str(tmp_path / "phones_model"), "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(stdout)["frames"] == 25 and np.load(str(out) + ".npz")["expression"].shape == (25, 20)

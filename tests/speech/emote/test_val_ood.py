@@ -1,8 +1,7 @@
 """Round 9 (issue 24): the out-of-family validation split val_ood."""
 
-import json
-
 import numpy as np
+from fake_emote_corpus import fake_voice
 
 from seqverse.speech.emote.corpus import (
     HELD_OUT_FAMILIES,
@@ -32,26 +31,12 @@ def test_missing_mbrola_voice_names_its_contrib_package(tmp_path):
     assert problem.startswith("festival voice(s) not installed: en1_mbrola (package festvox-en1 (contrib")
 
 
-def _fake_voice(out, name, split, n):
-    import soundfile as sf
-
-    items = []
-    for i in range(n):
-        uid = f"{name}__{split}{i:03d}"
-        sf.write(out / "wavs" / f"{uid}.wav", np.zeros(1600 * (i + 1), np.float32), 16000, subtype="PCM_16")
-        items.append({"id": uid, "sentence": f"s{i}", "voice": name, "split": split, "engine": "festival",
-                      "phones": [[0.0, 0.1 * (i + 1), "pau", "sil"]]})
-    (out / "voices" / f"{name}.json").write_text(json.dumps({"voice": {}, "items": items}))
-
-
 def test_pack_adds_val_ood_only_when_its_voices_exist(tmp_path):
-    (tmp_path / "wavs").mkdir()
-    (tmp_path / "voices").mkdir()
     for name, split in (("a", "train"), ("b", "val"), ("c", "test")):
-        _fake_voice(tmp_path, name, split, 2)
+        fake_voice(tmp_path, name, split, 2)
     assert set(pack_corpus(tmp_path)) == {"train", "val", "test"}
     before = {s: dict(np.load(tmp_path / f"{s}.npz")) for s in ("train", "val", "test")}
-    _fake_voice(tmp_path, "mb_us1", "val_ood", 3)
+    fake_voice(tmp_path, "mb_us1", "val_ood", 3)
     summary = pack_corpus(tmp_path)
     assert summary["val_ood"]["utterances"] == 3 and summary["val_ood"]["voices"] == ["mb_us1"]
     for s, arrays in before.items():   # the other splits are unchanged by the new one

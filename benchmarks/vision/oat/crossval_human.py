@@ -11,7 +11,8 @@ score and official MultiMatch; pooled over the 70 collages, with OAT minus each 
     python benchmarks/vision/oat/crossval_human.py report
 
 Each fold writes results/human_crossval/fold<F>.json (scanpaths and per-collage scores); `report` pools them
-into results/human_crossval.{json,md}.
+into results/human_crossval.{json,md}. Round 5 runs the same with `--decoding-file` (its choice.json) and
+`--out-dir results/human_crossval_round5` (pooled into results/human_crossval_round5.{json,md}).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def run_fold(args) -> None:
     if trained_for != args.fold:
         sys.exit(f"{model_dir} was trained for fold {trained_for}, not fold {args.fold}: its training "
                  "collages include this fold's test collages")
-    chosen = json.loads((RESULTS / "decoding_human_landing.json").read_text())["chosen"]
+    chosen = json.loads(Path(args.decoding_file).read_text())["chosen"]
     model, landing = load_model(model_dir), Landing.load(model_dir)
     if landing is None:
         sys.exit(f"{model_dir}: no landing.json")
@@ -81,12 +82,13 @@ def run_fold(args) -> None:
         collages.append({"collage": d.name, "scores": scores, "paths": {s: list(map(int, paths[s][k])) for s in paths}})
         print(f"fold {args.fold} {d.name}: " + ", ".join(f"{s} {v['sequence_score']:.3f}/{v['multimatch']:.3f}"
                                                           for s, v in scores.items()), flush=True)
-    FOLD_DIR.mkdir(parents=True, exist_ok=True)
+    fold_dir = Path(args.out_dir)
+    fold_dir.mkdir(parents=True, exist_ok=True)
     out = {"fold": args.fold, "model": str(model_dir), "decoding": chosen, "seconds": round(time.time() - start, 1),
            "collages": collages}
     if args.limit is not None:  # a smoke run: printed, never pooled
         return
-    (FOLD_DIR / f"fold{args.fold}.json").write_text(json.dumps(out, indent=1) + "\n")
+    (fold_dir / f"fold{args.fold}.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
 def bootstrap(diff: np.ndarray, resamples: int = 10_000) -> list[float]:
@@ -97,10 +99,11 @@ def bootstrap(diff: np.ndarray, resamples: int = 10_000) -> list[float]:
 
 
 def report(args) -> None:
-    folds = [json.loads((FOLD_DIR / f"fold{f}.json").read_text()) for f in range(FOLDS)
-             if (FOLD_DIR / f"fold{f}.json").is_file()]
+    fold_dir = Path(args.out_dir)
+    folds = [json.loads((fold_dir / f"fold{f}.json").read_text()) for f in range(FOLDS)
+             if (fold_dir / f"fold{f}.json").is_file()]
     if not folds:
-        sys.exit(f"no fold results in {FOLD_DIR}")
+        sys.exit(f"no fold results in {fold_dir}")
     rows = [c for f in folds for c in f["collages"]]
     names = [c["collage"] for c in rows]
     if len(set(names)) != len(names):
@@ -128,10 +131,14 @@ def report(args) -> None:
                  **{s: {m: float(np.mean([c["scores"][s][m] for c in f["collages"]]))
                         for m in ("sequence_score", "multimatch")} for s in (CHOSEN, "reading order")}}
                 for f in folds]
-    out = {"command": "python benchmarks/vision/oat/crossval_human.py report", "folds": [f["fold"] for f in folds],
+    command = "python benchmarks/vision/oat/crossval_human.py report"
+    if fold_dir.resolve() != FOLD_DIR.resolve():
+        command += f" --out-dir {args.out_dir}"
+    out = {"command": command, "folds": [f["fold"] for f in folds],
            "collages": len(rows), "decoding": folds[0]["decoding"], "pooled": pooled,
            "oat_minus_baseline": differences, "multimatch_components": components, "per_fold": per_fold}
-    (RESULTS / "human_crossval.json").write_text(json.dumps(out, indent=1) + "\n")
+    stem = fold_dir.parent / fold_dir.name   # results/human_crossval/ -> results/human_crossval.{json,md}
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     md = [f"Human collages held out by cross-validation: folds {out['folds']}, {len(rows)} collages x 6 people.",
           "", "| system | sequence score | MultiMatch | behavioural delta |", "|---|---|---|---|"]
     for s in SYSTEMS:
@@ -152,7 +159,7 @@ def report(args) -> None:
     for f in per_fold:
         md.append(f"| {f['fold']} | {f[CHOSEN]['sequence_score']:.3f} | {f[CHOSEN]['multimatch']:.3f} | "
                   f"{f['reading order']['sequence_score']:.3f} | {f['reading order']['multimatch']:.3f} |")
-    (RESULTS / "human_crossval.md").write_text("\n".join(md) + "\n")
+    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
@@ -164,8 +171,13 @@ def main():
     p.add_argument("fold", type=int, choices=range(FOLDS))
     p.add_argument("--oat", required=True, help="that fold's checkpoint (RUN/best)")
     p.add_argument("--limit", type=int, default=None, help="only the first N collages, printed, not saved (a smoke run)")
+    p.add_argument("--decoding-file", default=str(RESULTS / "decoding_human_landing.json"),
+                   help="JSON whose 'chosen' names the decoding (default: round 2's choice, used by round 4)")
+    p.add_argument("--out-dir", default=str(FOLD_DIR), help="folder for fold<F>.json (default results/human_crossval)")
     p.set_defaults(func=run_fold)
-    sub.add_parser("report", help="pool the folds' results").set_defaults(func=report)
+    r = sub.add_parser("report", help="pool the folds' results into <out-dir>.{json,md}")
+    r.add_argument("--out-dir", default=str(FOLD_DIR), help="folder of fold<F>.json (default results/human_crossval)")
+    r.set_defaults(func=report)
     args = ap.parse_args()
     args.func(args)
 

@@ -85,3 +85,27 @@ def test_mbr_land_picks_the_draw_nearest_the_others_and_predict_writes_landing_p
     assert main(["oat", "predict", str(path), "-o", str(tmp_path / "p2.json"), "--model", str(tmp_path / "model"),
                  "--decoding", "mbr_land"]) == 2
     assert "landing" in capsys.readouterr().err and not (tmp_path / "p2.json").exists()
+
+
+def test_mbr_land_mm_maximises_multimatch_alone(tiny):  # noqa: F811
+    """Round 5: with sequence_weight 0 the choice is the draw with the highest summed MultiMatch to the others
+    (computed here by hand), which need not be mbr_land's; with no landing model the decoding is refused."""
+    from seqverse.vision.oat.metrics import multimatch, sequence_score
+
+    d = _grid()
+    flat = Landing(np.zeros((4, 2)), np.zeros(2))   # no jitter: placed = pseudo = object centres
+    rng = np.random.default_rng(3)
+    draws = [[int(o) for o in rng.integers(0, 12, size=int(rng.integers(2, 7)))] for _ in range(8)]
+    size = (d.width, d.height)
+
+    def summed(i, w):
+        return sum(w * sequence_score(draws[i], q) + (1 - w) * multimatch(d.centres[draws[i]], d.centres[q], size).mean()
+                   for j, q in enumerate(draws) if j != i)
+
+    chosen = {w: mbr_landing_index(d, draws, flat, np.random.default_rng(0), sequence_weight=w) for w in (0.0, 0.5)}
+    for w, i in chosen.items():
+        assert i == int(np.argmax([summed(k, w) for k in range(len(draws))]))
+    assert chosen[0.0] != chosen[0.5]   # these draws tell the two utilities apart
+    folder, path, model = tiny
+    with pytest.raises(ValueError, match="mbr_land_mm.*landing"):
+        decode(model, load_displays(path), "mbr_land_mm", n=4)

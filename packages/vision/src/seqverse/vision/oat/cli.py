@@ -6,6 +6,8 @@ import argparse
 
 from seqverse.core import clikit
 
+from .decode import DECODINGS
+
 EPILOG = """examples:
   seqverse-vision oat make-displays -o runs/oat/synth                 # simulated-searcher displays, split files
   seqverse-vision oat predict runs/oat/synth/test_layout.json -o pred.json --samples 10
@@ -84,13 +86,13 @@ def register(subparsers) -> None:
                         "ensemble, whose draws come from the mean of the models' distributions (landing.json "
                         "of the first); default: the embedded model")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="sampling seed")
-    p.add_argument("--decoding", choices=("greedy", "mbr", "mbr_mm", "mbr_land", "likelihood"), default="greedy",
+    p.add_argument("--decoding", choices=DECODINGS, default="greedy",
                    help="how 'fixations' is chosen: greedy (official), mbr (of --draws sampled scanpaths, the one "
                         "with the highest mean sequence score to the others), mbr_mm (the same with sequence score "
-                        "+ MultiMatch; slow), mbr_land (mbr_mm in landing pixels; needs landing.json), likelihood "
-                        "(the most probable draw)")
+                        "+ MultiMatch; slow), mbr_land (mbr_mm in landing pixels; needs landing.json), mbr_land_mm "
+                        "(mbr_land with MultiMatch alone), likelihood (the most probable draw)")
     p.add_argument("--draws", type=clikit.positive_int, default=100, help="sampled scanpaths behind --decoding mbr/"
-                   "mbr_mm/mbr_land/likelihood")
+                   "mbr_mm/mbr_land/mbr_land_mm/likelihood")
     p.add_argument("--temperature", type=clikit.positive_float, default=1.0, help="sampling temperature of the draws "
                    "(and of --samples)")
     p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")

@@ -12,6 +12,9 @@
   at its mean landing positions is scored against every other draw placed at random landings (a
   pseudo-person), so the utility estimates the expected benchmark score against people's raw
   fixations rather than against object centres. Needs a checkpoint with ``landing.json``.
+* ``mbr_land_mm``: ``mbr_land`` with MultiMatch alone as the utility (round 5). Across draws the sequence score
+  varies far more than MultiMatch, so in ``mbr_land``'s mean the sequence score decides; this is the
+  minimum-Bayes-risk choice for MultiMatch itself.
 * ``likelihood``: of the ``n`` draws, the one the model gives the highest log-probability.
 
 The official paper reports greedy and the mean over 100 draws; ``mbr`` and ``likelihood`` are
@@ -23,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 
 from .displays import Display
 from .metrics import sequence_score
 
-DECODINGS = ("greedy", "mbr", "mbr_mm", "mbr_land", "likelihood")
+DECODINGS = ("greedy", "mbr", "mbr_mm", "mbr_land", "mbr_land_mm", "likelihood")
+LANDING_DECODINGS = ("mbr_land", "mbr_land_mm")   # need landing.json beside the checkpoint
 
 
 def mbr_index_reference(samples: Sequence[Sequence[int]], score: Callable = sequence_score) -> int:
@@ -77,9 +80,11 @@ def sequence_and_multimatch(display: Display, a: Sequence[int], b: Sequence[int]
     return 0.5 * (sequence_score(a, b) + float(mm))
 
 
-def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landing, rng: np.random.Generator) -> int:
-    """Index of the draw with the highest summed utility (mean of sequence score and MultiMatch) to the
-    other draws, the candidate at its mean landing pixels, each other draw at one random landing."""
+def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landing, rng: np.random.Generator,
+                      sequence_weight: float = 0.5) -> int:
+    """Index of the draw with the highest summed utility to the other draws, the candidate at its mean landing
+    pixels, each other draw at one random landing. Utility: ``sequence_weight`` x sequence score + the rest x
+    MultiMatch (0.5: their mean, ``mbr_land``; 0: MultiMatch alone, ``mbr_land_mm``)."""
     from .metrics import multimatch
 
     size = (display.width, display.height)
@@ -89,16 +94,18 @@ def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landin
     for i, p in enumerate(samples):
         if not len(p):
             continue
-        gain[i] = sum(0.5 * (sequence_score(p, q) + float(multimatch(placed[i], pseudo[j], size).mean()))
+        gain[i] = sum(sequence_weight * sequence_score(p, q)
+                      + (1 - sequence_weight) * float(multimatch(placed[i], pseudo[j], size).mean())
                       for j, q in enumerate(samples) if j != i and len(q))
     return int(np.argmax(gain))
 
 
-@torch.no_grad()
 def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) -> np.ndarray:
     """Log-probability of each scanpath (its fixations, then the end) under the model, with the
     masks of generation (PAD never; the end not at step 1). A path of ``max_len`` fixations, which
     generation cut without an end, is scored without the end."""
+    import torch
+
     from .data import collate
     from .model import generation_masks
 
@@ -106,7 +113,8 @@ def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) 
     max_len = model.config.max_len
     items = [(0, list(p)) for p in paths]
     batch = collate([display], items, model.config.appearance)
-    logits = generation_masks(model(batch))
+    with torch.no_grad():
+        logits = generation_masks(model(batch))
     n = batch["obj_rows"].shape[1]
     logp = torch.log_softmax(logits, -1)
     targets = batch["targets"].clone()
@@ -125,8 +133,8 @@ def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int 
 
     if decoding not in DECODINGS:
         raise ValueError(f"unknown decoding {decoding!r} (one of {', '.join(DECODINGS)})")
-    if decoding == "mbr_land" and landing is None:
-        raise ValueError("decoding 'mbr_land' needs a landing model (landing.json beside the checkpoint)")
+    if decoding in LANDING_DECODINGS and landing is None:
+        raise ValueError(f"decoding {decoding!r} needs a landing model (landing.json beside the checkpoint)")
     if decoding == "greedy":
         return [p[0] for p in predict_objects(model, displays)]
     out = []
@@ -136,8 +144,9 @@ def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int 
             out.append(draws[mbr_index(draws)])
         elif decoding == "mbr_mm":
             out.append(draws[mbr_index(draws, lambda a, b, d=d: sequence_and_multimatch(d, a, b))])
-        elif decoding == "mbr_land":
-            out.append(draws[mbr_landing_index(d, draws, landing, np.random.default_rng(seed + k))])
+        elif decoding in LANDING_DECODINGS:
+            out.append(draws[mbr_landing_index(d, draws, landing, np.random.default_rng(seed + k),
+                                               sequence_weight=0.5 if decoding == "mbr_land" else 0.0)])
         else:
             out.append(draws[int(np.argmax(scanpath_log_probs(model, d, draws)))])
     return out

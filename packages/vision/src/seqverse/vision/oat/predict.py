@@ -16,6 +16,7 @@ import numpy as np
 
 from seqverse.core.clikit import InputError, atomic_path, atomic_write
 
+from .decode import LANDING_DECODINGS
 from .displays import Display, load_displays, read_json_object
 from .metrics import (
     BEHAVIOUR_NAMES,
@@ -87,8 +88,8 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
             raise InputError(f"{displays_path}: display {d.name!r}: grid {d.grid} exceeds the position code's "
                              f"{c.table_size} rows/columns")
     torch.manual_seed(seed)
-    if decoding == "mbr_land" and landing is None:
-        raise InputError(f"{model_dir or default_model_dir()}: decoding 'mbr_land' needs a landing model "
+    if decoding in LANDING_DECODINGS and landing is None:
+        raise InputError(f"{model_dir or default_model_dir()}: decoding {decoding!r} needs a landing model "
                          "(landing.json, written by `oat train --human`)")
     greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed, landing=landing)
     sampled = None

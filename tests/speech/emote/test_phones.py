@@ -9,7 +9,14 @@ from fake_emote_corpus import fake_voice
 
 from seqverse.core.clikit import InputError
 from seqverse.speech.emote import phones as P
-from seqverse.speech.emote.corpus import MEL_PER_FRAME, Voice, add_phone_tracks, load_split, pack_corpus, synth_festival
+from seqverse.speech.emote.corpus import (
+    MEL_PER_FRAME,
+    Voice,
+    add_phone_tracks,
+    load_split,
+    pack_corpus,
+    synth_festival,
+)
 from seqverse.speech.emote.data import LOG_FLOOR, model_input
 from seqverse.speech.emote.model import EMOTE, EMOTEConfig
 

@@ -86,6 +86,9 @@ eval_every); swl_2000 (switch, s2lr0.1, 1,200 + 800, every200) and reg2000 (2,00
 Round 8 (written after round 7's test, before its runs): EXTRA ``perc<X>`` scales the lip-reading and emotion
 weights (train_emote perceptual_scale); swp_2000 = swl_2000 with perc0.1, seeds 0-3; the 7d rule, reg2000's
 four seeds as the peer; test once for a qualifying finalist (reg2000 seed 0's test row stands).
+Round 11 (README "Round 11"): EXTRA ``phones`` = the PocketSphinx phone front end (train_emote phone_frontend;
+the corpus needs `emote corpus --phones`); swpp_2000 (round 8's recipe + phones) against reg2000 and regp2000
+(the regression + phones), seeds 4-7, selected on val_ood (round7_select.py).
 
 Diagnosis that motivates the candidates (closure_by_voice.py, shipped default): the validation voices
 (espeak es_nyc_m5, festival ked_130) sit close to the training voices in normalised log-mel (0.13-0.19

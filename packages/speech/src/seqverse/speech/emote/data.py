@@ -77,7 +77,7 @@ def model_input(mel: np.ndarray, track: np.ndarray | None, n_rows: int) -> np.nd
     if len(mel) < n_rows:
         mel = np.concatenate([mel, np.full((n_rows - len(mel), mel.shape[1]), LOG_FLOOR, np.float32)])
     if track is None:
-        return np.ascontiguousarray(mel[:n_rows], np.float32)
+        return np.array(mel[:n_rows], np.float32)   # a copy: callers may write into it (augmentation)
     if len(track) < n_rows:
         track = np.concatenate([track, np.full(n_rows - len(track), SIL, track.dtype)])
     return np.concatenate([mel[:n_rows], one_hot(track[:n_rows])], 1)
@@ -118,7 +118,7 @@ class MotionDataset(torch.utils.data.Dataset):
         start = int(rng.integers(0, n - self.crop + 1))
         sl = slice(start, start + self.crop)
         mel = model_input(u.mel, u.track, n * MEL_PER_FRAME)[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME]
-        mel = np.ascontiguousarray(mel)
+        mel = np.array(mel)   # the crop as its own array: augmentation writes into it, never into the corpus
         if self.augment:   # own stream: motion unchanged; the phone columns are not audio and stay as recognised
             mel[:, :MEL.n_mels] = augment_mel(mel[:, :MEL.n_mels], np.random.default_rng([self.seed, u_idx, c_idx, 1]))
         return {

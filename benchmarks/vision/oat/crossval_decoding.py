@@ -12,7 +12,6 @@ score stays above reading order's by at least half of `mbr_land`'s margin; no te
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from crossval_human import RESULTS, model_fold, per_collage
+from crossval_human import RESULTS, fold_commands, model_fold, per_collage
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
@@ -81,13 +80,8 @@ def choose(args) -> None:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
-    sub = ap.add_subparsers(dest="stage", required=True)
-    p = sub.add_parser("valid", help="decode and score one fold's validation collages with both rules")
-    p.add_argument("fold", type=int, choices=range(FOLDS))
-    p.add_argument("--oat", required=True, help="that fold's checkpoint (RUN/best)")
-    p.set_defaults(func=valid)
+    ap, sub, add_fold_command = fold_commands(__doc__)
+    add_fold_command("valid", "decode and score one fold's validation collages with both rules", valid)
     sub.add_parser("choose", help="pool the folds' validation rows and apply the rule").set_defaults(func=choose)
     args = ap.parse_args()
     args.func(args)

@@ -163,18 +163,30 @@ def report(args) -> None:
     print("\n".join(md))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fold_commands(doc: str):
+    """(parser, subparsers, add_fold_command) for the cross-validation scripts: a command that runs on one fold's
+    model (positional fold, --oat) is added by add_fold_command(name, help, func)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--human-file", default=None, help="amazon_covers_1-70.json (default ../shared/data/oat/)")
     sub = ap.add_subparsers(dest="stage", required=True)
-    p = sub.add_parser("fold", help="decode and score one fold's test collages")
-    p.add_argument("fold", type=int, choices=range(FOLDS))
-    p.add_argument("--oat", required=True, help="that fold's checkpoint (RUN/best)")
+
+    def add_fold_command(name: str, help: str, func):
+        p = sub.add_parser(name, help=help)
+        p.add_argument("fold", type=int, choices=range(FOLDS))
+        p.add_argument("--oat", required=True, help="that fold's checkpoint (RUN/best)")
+        p.set_defaults(func=func)
+        return p
+
+    return ap, sub, add_fold_command
+
+
+def main():
+    ap, sub, add_fold_command = fold_commands(__doc__)
+    p = add_fold_command("fold", "decode and score one fold's test collages", run_fold)
     p.add_argument("--limit", type=int, default=None, help="only the first N collages, printed, not saved (a smoke run)")
     p.add_argument("--decoding-file", default=str(RESULTS / "decoding_human_landing.json"),
                    help="JSON whose 'chosen' names the decoding (default: round 2's choice, used by round 4)")
     p.add_argument("--out-dir", default=str(FOLD_DIR), help="folder for fold<F>.json (default results/human_crossval)")
-    p.set_defaults(func=run_fold)
     r = sub.add_parser("report", help="pool the folds' results into <out-dir>.{json,md}")
     r.add_argument("--out-dir", default=str(FOLD_DIR), help="folder of fold<F>.json (default results/human_crossval)")
     r.set_defaults(func=report)

@@ -95,3 +95,17 @@ def test_corpus_phone_tracks_line_up_with_the_log_mel(tmp_path):
         load_split(tmp_path, "val")
     add_phone_tracks(tmp_path, progress=False)   # rebuilt, because it no longer matches
     assert len(np.load(tmp_path / "val.phones.npy")) == sum(len(u.mel) for u in load_split(tmp_path, "val"))
+
+
+def test_evaluating_a_front_end_model_on_a_corpus_without_phones_names_the_fix(tmp_path):
+    from seqverse.speech.emote.evaluate import evaluate
+    from seqverse.speech.emote.model import save_pretrained
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    corpus.mkdir()
+    for name, split in (("a", "train"), ("b", "val"), ("c", "test")):
+        fake_voice(corpus, name, split, 2)
+    pack_corpus(corpus)
+    save_pretrained(EMOTE(EMOTEConfig(use_prior=False, phone_frontend=True)), run / "ph" / "model")
+    with pytest.raises(InputError, match="ph reads recognised phones.*--phones"):
+        evaluate(corpus, run, "val", systems=["ph"], progress=False)

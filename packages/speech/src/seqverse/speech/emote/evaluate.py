@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqverse.core.clikit import InputError
 from seqverse.speech.emote import motion as M
 from seqverse.speech.emote.corpus import FPS, VISEMES, load_split
 from seqverse.speech.emote.data import COMBOS, Geometry, full_sequence
@@ -92,16 +93,20 @@ def evaluate(corpus, run_dir, split: str = "test", systems=None, emotions=None, 
     from seqverse.speech.emote.train import predict
 
     run = Path(run_dir)
-    geo = Geometry()
-    judge = EmotionJudge(corpus, geo)
-    lip_judge = from_pretrained(run / "lip_judge" / "model")
     utts = load_split(corpus, split)[::every]
-    emotions = emotions or M.EMOTIONS
-    train_mean = _mean_training_motion(corpus)
-    lips = tuple(int(i) for i in np.where(geo.face.lip_mask)[0])
     systems = systems or ["static", "mean_motion", "viseme_rules_ceiling", "regression", "no_prior", "no_exchange", "emote",
                           "no_prior_closure", "emote_closure"]
     models = {s: from_pretrained(run / s / "model") for s in systems if (run / s / "model").is_dir()}
+    needs_phones = [s for s, m in models.items() if m.config.phone_frontend]
+    if needs_phones and utts and utts[0].track is None:   # checked before the judges load
+        raise InputError(f"{corpus}: {needs_phones[0]} reads recognised phones, and this corpus has none (run "
+                         f"`emote corpus -o {corpus} --phones`)")
+    geo = Geometry()
+    judge = EmotionJudge(corpus, geo)
+    lip_judge = from_pretrained(run / "lip_judge" / "model")
+    emotions = emotions or M.EMOTIONS
+    train_mean = _mean_training_motion(corpus)
+    lips = tuple(int(i) for i in np.where(geo.face.lip_mask)[0])
     rows = []
     for system in systems:
         if system in ("static", "mean_motion", "viseme_rules_ceiling"):

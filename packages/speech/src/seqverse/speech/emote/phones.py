@@ -26,8 +26,6 @@ PHONES = tuple(ARPABET) + ("SIL", "NOISE")
 SIL = PHONES.index("SIL")
 NOISE = PHONES.index("NOISE")
 N_PHONES = len(PHONES)
-SAMPLE_RATE = 16000      # the acoustic model's rate
-FRAMES_PER_SECOND = 100  # its frame shift: 10 ms
 
 
 @lru_cache(maxsize=1)

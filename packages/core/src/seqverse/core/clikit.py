@@ -258,6 +258,18 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
 
 
 # ----------------------------------------------------------------------------- output
+def read_record_field(path: str | os.PathLike, key: str, what: str):
+    """Field ``key`` of a small JSON record kept beside a model (e.g. which decoding or fold it uses), or None
+    when the file is absent; an InputError naming the file when it is not such a record."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())[key]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a valid {what} ({e})") from None
+
+
 def print_table(rows: Sequence[dict], columns: Sequence[str] | None = None, file=None) -> None:
     """Print rows of dicts as an aligned plain-text table."""
     file = file or sys.stdout

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from seqverse.core.clikit import InputError
+from seqverse.core.clikit import InputError, read_record_field
 from seqverse.genomics.prollama.data import AMINO_ACIDS, MAX_DOMAIN, PREDICTION_DECODINGS, PROTEIN_LETTERS
 from seqverse.genomics.prollama.stages import DETERMINE, GENERATE, load_causal_lm, prompt_text
 
@@ -358,13 +358,8 @@ def write_prediction_decoding(directory: str | Path, decoding: str) -> Path:
 
 def read_prediction_decoding(path: Path) -> str | None:
     """The decoding stored beside a model, or None when there is none."""
-    if not path.is_file():
-        return None
-    try:
-        decoding = json.loads(path.read_text())["decoding"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not a valid prediction decoding file ({e})") from None
-    if decoding not in PREDICTION_DECODINGS:
+    decoding = read_record_field(path, "decoding", "prediction decoding file")
+    if decoding is not None and decoding not in PREDICTION_DECODINGS:
         raise InputError(f"{path}: unknown prediction decoding {decoding!r}; known: {', '.join(PREDICTION_DECODINGS)}")
     return decoding
 

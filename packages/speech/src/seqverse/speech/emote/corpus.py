@@ -346,11 +346,15 @@ def build_corpus(out: str | Path, n_train: int = 160, n_val: int = 20, n_test: i
     return pack_corpus(out)
 
 
+def mel_rows(audio: np.ndarray) -> int:
+    """4*T log-mel rows for T = ceil(seconds * 25) motion frames: what every per-row input of an utterance has."""
+    return int(np.ceil(len(audio) / SAMPLE_RATE * FPS)) * MEL_PER_FRAME
+
+
 def audio_features(audio: np.ndarray) -> np.ndarray:
     """[4*T, 80] log-mel at 100 fps for T = ceil(seconds * 25) motion frames (end padded with the floor)."""
     mel = A.log_mel(audio, MEL)
-    n_frames = int(np.ceil(len(audio) / SAMPLE_RATE * FPS))
-    need = n_frames * MEL_PER_FRAME
+    need = mel_rows(audio)
     if len(mel) < need:
         mel = np.concatenate([mel, np.full((need - len(mel), mel.shape[1]), np.log(MEL.log_floor), np.float32)])
     return mel[:need]
@@ -423,8 +427,7 @@ def phone_tracks(audio: np.ndarray) -> np.ndarray:
     """int8 [4T]: the recognised phone of each log-mel row of :func:`audio_features` (round 11, phones.py)."""
     from seqverse.speech.emote.phones import phone_track
 
-    n_rows = int(np.ceil(len(audio) / SAMPLE_RATE * FPS)) * MEL_PER_FRAME
-    return phone_track(audio, n_rows)
+    return phone_track(audio, mel_rows(audio))
 
 
 def add_phone_tracks(out: str | Path, progress: bool = True) -> dict:
@@ -440,7 +443,7 @@ def add_phone_tracks(out: str | Path, progress: bool = True) -> dict:
             continue
         target = out / f"{split}.phones.npy"
         n_rows = int(np.load(out / f"{split}.npz")["frame_offsets"][-1]) * MEL_PER_FRAME
-        if not target.is_file() or len(np.load(target)) != n_rows:
+        if not target.is_file() or len(np.load(target, mmap_mode="r")) != n_rows:
             rows = json.loads((out / f"{split}.json").read_text())
             tracks = [phone_tracks(sf.read(out / "wavs" / f"{r['id']}.wav", dtype="float32")[0])
                       for r in tqdm(rows, desc=f"phones {split}", disable=not progress)]
@@ -449,5 +452,5 @@ def add_phone_tracks(out: str | Path, progress: bool = True) -> dict:
             tmp = out / f"{split}.phones.tmp.npy"
             np.save(tmp, np.concatenate(tracks))
             tmp.replace(target)
-        summary[split] = int(np.load(target).shape[0])
+        summary[split] = n_rows   # the file holds exactly this many rows (checked or just written)
     return summary

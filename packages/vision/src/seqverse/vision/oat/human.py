@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from seqverse.core.clikit import InputError
+from seqverse.core.clikit import InputError, read_record_field
 
 from .displays import Display, display_sort_key, load_displays
 
@@ -58,13 +58,8 @@ def write_recorded_fold(model_dir: str | Path, fold: int) -> None:
 def recorded_fold(model_dir: str | Path) -> int | None:
     """The fold a human model was trained for, or None when its directory does not record one."""
     path = Path(model_dir) / SPLIT_FILE
-    if not path.is_file():
-        return None
-    try:
-        fold = json.loads(path.read_text())["fold"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not a valid fold record ({e})") from None
-    if fold not in range(FOLDS):
+    fold = read_record_field(path, "fold", "fold record")
+    if fold is not None and fold not in range(FOLDS):
         raise InputError(f"{path}: fold {fold!r} is not one of 0-{FOLDS - 1}")
     return fold
 

@@ -12,7 +12,8 @@ score and official MultiMatch; pooled over the 70 collages, with OAT minus each 
 
 Each fold writes results/human_crossval/fold<F>.json (scanpaths and per-collage scores); `report` pools them
 into results/human_crossval.{json,md}. Round 5 runs the same with `--decoding-file` (its choice.json) and
-`--out-dir results/human_crossval_round5` (pooled into results/human_crossval_round5.{json,md}).
+`--out-dir results/human_crossval_round5` (pooled into results/human_crossval_round5.{json,md}); round 6 the same
+with its choice.json, whose `"pixels": "refined"` puts the chosen scanpath at refined pixels (oat/refine.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.human import FOLDS, load_human, recorded_fold
 from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.predict import inter_human, load_model, score_scanpaths
+from seqverse.vision.oat.refine import refined_scanpaths
 from seqverse.vision.oat.train import predict_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,8 +55,9 @@ def kept(r: dict) -> dict:
     return {k: v for k, v in r.items() if k in ("sequence_score", "multimatch") or k.startswith("mm_")}
 
 
-def per_collage(display, path, landing=None) -> dict:
-    return kept(score_scanpaths([display], [[path]], landing=landing))
+def per_collage(display, path, landing=None, xy=None) -> dict:
+    """Scores of one object scanpath against the collage's people, at landing pixels (or ``xy`` outright)."""
+    return kept(score_scanpaths([display], [[path]], landing=landing, pixels=None if xy is None else [[xy]]))
 
 
 def run_fold(args) -> None:
@@ -70,16 +73,23 @@ def run_fold(args) -> None:
         sys.exit(f"{model_dir}: no landing.json")
     displays = load_human(args.human_file, fold=args.fold)["test"][: args.limit]
     start = time.time()
+    drawn: list = []
     paths = {CHOSEN: decode(model, displays, chosen["decoding"], n=chosen["samples"],
-                            temperature=chosen["temperature"], seed=0, landing=landing),
+                            temperature=chosen["temperature"], seed=0, landing=landing, draws_out=drawn),
              "OAT (greedy)": [one[0] for one in predict_objects(model, displays)]}
+    refined = (refined_scanpaths(displays, paths[CHOSEN], drawn, landing, seed=0)
+               if chosen.get("pixels") == "refined" else None)   # round 6
     for name, label in BASELINES:
         paths[label] = baseline_scanpaths(name, displays, max_len=model.config.max_len)
     collages = []
     for k, d in enumerate(displays):
-        scores = {s: per_collage(d, paths[s][k], landing if s.startswith("OAT") else None) for s in paths}
+        scores = {s: per_collage(d, paths[s][k], landing if s.startswith("OAT") else None,
+                                 xy=refined[k] if refined is not None and s == CHOSEN else None) for s in paths}
         scores["inter-human"] = kept(inter_human([d]))
-        collages.append({"collage": d.name, "scores": scores, "paths": {s: list(map(int, paths[s][k])) for s in paths}})
+        row = {"collage": d.name, "scores": scores, "paths": {s: list(map(int, paths[s][k])) for s in paths}}
+        if refined is not None:
+            row["pixels"] = refined[k].tolist()
+        collages.append(row)
         print(f"fold {args.fold} {d.name}: " + ", ".join(f"{s} {v['sequence_score']:.3f}/{v['multimatch']:.3f}"
                                                           for s, v in scores.items()), flush=True)
     fold_dir = Path(args.out_dir)

@@ -7,6 +7,7 @@ import argparse
 from seqverse.core import clikit
 
 from .decode import DECODINGS
+from .refine import PIXELS
 
 EPILOG = """examples:
   seqverse-vision oat make-displays -o runs/oat/synth                 # simulated-searcher displays, split files
@@ -95,6 +96,11 @@ def register(subparsers) -> None:
                    "mbr_mm/mbr_land/mbr_land_mm/likelihood")
     p.add_argument("--temperature", type=clikit.positive_float, default=1.0, help="sampling temperature of the draws "
                    "(and of --samples)")
+    p.add_argument("--pixels", choices=PIXELS, default="landing",
+                   help="where inside each fixated object 'fixations' sits: landing (the landing model's mean "
+                        "position, the centre without landing.json) or refined (moved inside the object to raise "
+                        "the expected MultiMatch against the other draws; needs landing.json and a decoding that "
+                        "draws, e.g. --decoding mbr_land_mm; slow: seconds a display)")
     p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_predict)
@@ -206,7 +212,7 @@ def _predict(args) -> None:
     torch.set_num_threads(args.threads)
     summary = predict_file(args.displays, args.out, args.model, samples=args.samples, seed=args.seed,
                            progress=not args.json, decoding=args.decoding, draws=args.draws,
-                           temperature=args.temperature)
+                           temperature=args.temperature, pixels=args.pixels)
     clikit.emit({**summary, "out": args.out}, args.json)
 
 

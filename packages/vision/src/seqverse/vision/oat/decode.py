@@ -127,8 +127,9 @@ def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) 
 
 
 def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int = 100, temperature: float = 1.0,
-           seed: int = 0, landing=None) -> list[list[int]]:
-    """One scanpath (object indices) per display by ``decoding`` (see the module docstring)."""
+           seed: int = 0, landing=None, draws_out: list | None = None) -> list[list[int]]:
+    """One scanpath (object indices) per display by ``decoding`` (see the module docstring). A list passed as
+    ``draws_out`` receives each display's draws (the evidence of :mod:`.refine`; empty for greedy)."""
     from .train import predict_objects
 
     if decoding not in DECODINGS:
@@ -136,10 +137,14 @@ def decode(model, displays: Sequence[Display], decoding: str = "greedy", n: int 
     if decoding in LANDING_DECODINGS and landing is None:
         raise ValueError(f"decoding {decoding!r} needs a landing model (landing.json beside the checkpoint)")
     if decoding == "greedy":
+        if draws_out is not None:
+            draws_out.extend([] for _ in displays)
         return [p[0] for p in predict_objects(model, displays)]
     out = []
     for k, d in enumerate(displays):
         draws = predict_objects(model, [d], sample=True, n=n, seed=seed + k, temperature=temperature)[0]
+        if draws_out is not None:
+            draws_out.append(draws)
         if decoding == "mbr":
             out.append(draws[mbr_index(draws)])
         elif decoding == "mbr_mm":

@@ -27,6 +27,7 @@ from .metrics import (
     multimatch,
     sequence_score,
 )
+from .refine import PIXELS, refined_scanpaths
 
 
 def default_model_dir() -> Path:
@@ -64,9 +65,10 @@ def load_model(directory: str | Path | None = None):
 
 def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str | Path | None = None,
                  samples: int = 0, seed: int = 0, progress: bool = False, decoding: str = "greedy",
-                 draws: int = 100, temperature: float = 1.0) -> dict:
+                 draws: int = 100, temperature: float = 1.0, pixels: str = "landing") -> dict:
     """Predict a scanpath (by ``decoding``, see :mod:`.decode`) and ``samples`` sampled ones for every
-    display; write OUT.json atomically."""
+    display; write OUT.json atomically. ``pixels``: "landing" (the landing model's mean positions, object
+    centres without one) or "refined" (:mod:`.refine`; needs a landing model and a decoding that draws)."""
     import torch
 
     from .decode import decode
@@ -91,7 +93,17 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
     if decoding in LANDING_DECODINGS and landing is None:
         raise InputError(f"{model_dir or default_model_dir()}: decoding {decoding!r} needs a landing model "
                          "(landing.json, written by `oat train --human`)")
-    greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed, landing=landing)
+    if pixels not in PIXELS:
+        raise ValueError(f"unknown pixels {pixels!r} (one of {', '.join(PIXELS)})")
+    if pixels == "refined" and (landing is None or decoding == "greedy"):
+        raise InputError(f"{model_dir or default_model_dir()}: --pixels refined needs a landing model (landing.json, "
+                         "written by `oat train --human`) and a decoding that draws (not greedy)")
+    drawn: list = []
+    greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed, landing=landing,
+                    draws_out=drawn)
+    refined = None
+    if pixels == "refined":
+        refined = refined_scanpaths(displays, greedy, drawn, landing, seed=seed, progress=progress)
     sampled = None
     if samples:
         it = displays
@@ -103,13 +115,14 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
                    for k, d in enumerate(it)]
     result = {}
     for k, d in enumerate(displays):
-        rec = {"fixations": _pixels(d, greedy[k], landing), "objects": greedy[k]}
+        rec = {"fixations": refined[k].tolist() if refined is not None else _pixels(d, greedy[k], landing),
+               "objects": greedy[k]}
         if sampled is not None:
             rec["samples"] = [_pixels(d, s, landing) for s in sampled[k]]
         result[d.name] = rec
     with atomic_write(out_path) as f:
         json.dump(result, f)
-    return {"displays": len(displays), "samples_per_display": samples, "decoding": decoding,
+    return {"displays": len(displays), "samples_per_display": samples, "decoding": decoding, "pixels": pixels,
             "mean_length": float(np.mean([len(g) for g in greedy]))}
 
 
@@ -163,7 +176,7 @@ def _mean_multimatch(out: dict, rows: list[np.ndarray], key: str, prefix: str) -
 
 
 def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multimatch_too: bool = True,
-                    landing=None) -> dict:
+                    landing=None, pixels: list[list] | None = None) -> dict:
     """Metrics of predicted object scanpaths (several per display allowed) against every person's.
 
     Sequence score, Levenshtein and MultiMatch average over (prediction, person) pairs; the
@@ -171,17 +184,19 @@ def score_scanpaths(displays: list[Display], preds: list[list[list[int]]], multi
     ``multimatch`` is the official comparison (prediction's object centres vs the person's raw
     fixations); ``multimatch_centres`` puts the person's scanpath on object centres too, where every
     refixation becomes a zero-length saccade (which MultiMatch reads as a rightward one). With a
-    ``landing`` model the prediction's pixels are its landing positions instead of object centres.
+    ``landing`` model the prediction's pixels are its landing positions instead of object centres; ``pixels``
+    (per display, one (n, 2) array per prediction) gives them outright.
     """
     ss, lev, mm, mmc, pred_all, tgt_pred, human_all, tgt_human = [], [], [], [], [], [], [], []
-    for d, ps in zip(displays, preds):
+    for k, (d, ps) in enumerate(zip(displays, preds)):
         people = _people(d)
         human_all += [h for h, _ in people]
         tgt_human += [d.target] * len(people)
-        for p in ps:
+        for m, p in enumerate(ps):
             pred_all.append(p)
             tgt_pred.append(d.target)
-            p_xy = np.asarray(_pixels(d, p, landing), dtype=float).reshape(-1, 2)
+            xy = pixels[k][m] if pixels is not None else _pixels(d, p, landing)
+            p_xy = np.asarray(xy, dtype=float).reshape(-1, 2)
             for h, raw in people:
                 ss.append(sequence_score(p, h))
                 lev.append(levenshtein(p, h))

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from crossval_human import RESULTS, fold_commands, model_fold, per_collage
+from crossval_human import RESULTS, model_fold, per_collage, pooled_means, validation_main, validation_rows
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
-from seqverse.vision.oat.human import FOLDS, load_human
+from seqverse.vision.oat.human import load_human
 from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.predict import load_model
 
@@ -59,12 +59,8 @@ def valid(args) -> None:
 
 
 def choose(args) -> None:
-    missing = [f for f in range(FOLDS) if not (OUT / f"valid_fold{f}.json").is_file()]
-    if missing:
-        sys.exit(f"validation rows missing for folds {missing}: run `valid F` first")
-    rows = [c for f in range(FOLDS) for c in json.loads((OUT / f"valid_fold{f}.json").read_text())["collages"]]
-    pooled = {s: {m: float(np.mean([c["scores"][s][m] for c in rows])) for m in ("sequence_score", "multimatch")}
-              for s in RULES + (READING,)}
+    rows = validation_rows(OUT)
+    pooled = pooled_means(rows, RULES + (READING,), ("sequence_score", "multimatch"))
     land, land_mm, reading = pooled["mbr_land"], pooled["mbr_land_mm"], pooled[READING]
     margin_needed = 0.5 * (land["sequence_score"] - reading["sequence_score"])
     take = (land_mm["multimatch"] > land["multimatch"]
@@ -79,13 +75,5 @@ def choose(args) -> None:
     print(json.dumps(out, indent=1))
 
 
-def main():
-    ap, sub, add_fold_command = fold_commands(__doc__)
-    add_fold_command("valid", "decode and score one fold's validation collages with both rules", valid)
-    sub.add_parser("choose", help="pool the folds' validation rows and apply the rule").set_defaults(func=choose)
-    args = ap.parse_args()
-    args.func(args)
-
-
 if __name__ == "__main__":
-    main()
+    validation_main(__doc__, valid, choose, "decode and score one fold's validation collages with both rules")

@@ -173,6 +173,28 @@ def report(args) -> None:
     print("\n".join(md))
 
 
+def validation_rows(out_dir: Path) -> list[dict]:
+    """Every fold's validation collage rows (out_dir/valid_fold<F>.json, written by a `valid F` command), pooled."""
+    missing = [f for f in range(FOLDS) if not (out_dir / f"valid_fold{f}.json").is_file()]
+    if missing:
+        sys.exit(f"validation rows missing for folds {missing}: run `valid F` first")
+    return [c for f in range(FOLDS) for c in json.loads((out_dir / f"valid_fold{f}.json").read_text())["collages"]]
+
+
+def pooled_means(rows: list[dict], systems, metrics) -> dict:
+    """{system: {metric: mean over the rows}}."""
+    return {s: {m: float(np.mean([c["scores"][s][m] for c in rows])) for m in metrics} for s in systems}
+
+
+def validation_main(doc: str, valid, choose, valid_help: str) -> None:
+    """The command line of a round's validation script: `valid F --oat DIR` per fold, then `choose`."""
+    ap, sub, add_fold_command = fold_commands(doc)
+    add_fold_command("valid", valid_help, valid)
+    sub.add_parser("choose", help="pool the folds' validation rows and apply the rule").set_defaults(func=choose)
+    args = ap.parse_args()
+    args.func(args)
+
+
 def fold_commands(doc: str):
     """(parser, subparsers, add_fold_command) for the cross-validation scripts: a command that runs on one fold's
     model (positional fold, --oat) is added by add_fold_command(name, help, func)."""

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from crossval_human import RESULTS, fold_commands, model_fold, per_collage
+from crossval_human import RESULTS, model_fold, per_collage, pooled_means, validation_main, validation_rows
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
-from seqverse.vision.oat.human import FOLDS, load_human
+from seqverse.vision.oat.human import load_human
 from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.predict import load_model
 from seqverse.vision.oat.refine import PASSES, STEP, refined_scanpaths
@@ -66,11 +66,8 @@ def valid(args) -> None:
 
 
 def choose(args) -> None:
-    missing = [f for f in range(FOLDS) if not (OUT / f"valid_fold{f}.json").is_file()]
-    if missing:
-        sys.exit(f"validation rows missing for folds {missing}: run `valid F` first")
-    rows = [c for f in range(FOLDS) for c in json.loads((OUT / f"valid_fold{f}.json").read_text())["collages"]]
-    pooled = {s: {m: float(np.mean([c["scores"][s][m] for c in rows])) for m in METRICS} for s in SYSTEMS}
+    rows = validation_rows(OUT)
+    pooled = pooled_means(rows, SYSTEMS, METRICS)
     gain = np.array([c["scores"]["refined pixels"]["multimatch"] - c["scores"]["landing pixels"]["multimatch"]
                      for c in rows])
     ahead = int((gain > 0).sum())
@@ -87,13 +84,5 @@ def choose(args) -> None:
     print(json.dumps(out, indent=1))
 
 
-def main():
-    ap, sub, add_fold_command = fold_commands(__doc__)
-    add_fold_command("valid", "decode one fold's validation collages; score landing and refined pixels", valid)
-    sub.add_parser("choose", help="pool the folds' validation rows and apply the rule").set_defaults(func=choose)
-    args = ap.parse_args()
-    args.func(args)
-
-
 if __name__ == "__main__":
-    main()
+    validation_main(__doc__, valid, choose, "decode one fold's validation collages; score landing and refined pixels")

@@ -97,3 +97,32 @@ def test_predict_pixels_refined_keeps_the_objects_and_refuses_what_it_cannot_do(
     assert main(["oat", "predict", str(path), "-o", str(out), "--model", str(tmp_path / "model"),
                  "--decoding", "mbr", "--draws", "4", "--pixels", "refined"]) == 2
     assert "landing" in capsys.readouterr().err and not out.exists()
+
+
+def test_evaluate_scores_the_predicted_pixels_not_the_object_centres(tmp_path, capsys, tiny):  # noqa: F811
+    """`oat evaluate` reads the objects from the fixations (sequence score) but MultiMatch compares the pixels as
+    written: the same objects at other pixels inside them give the same sequence score and another MultiMatch,
+    equal to scoring those pixels directly."""
+    folder, path, model = tiny
+    displays = load_displays(path)
+    centres = tmp_path / "centres.json"
+    assert main(["oat", "predict", str(path), "-o", str(centres), "--model", str(folder / "model"), "--json"]) == 0
+    capsys.readouterr()
+    pred = json.loads(centres.read_text())
+    moved, pixels = {}, []
+    for d in displays:
+        objs = pred[d.name]["objects"]
+        b = d.boxes[objs]
+        xy = np.round(b[:, :2] + 0.25 * (b[:, 2:] - b[:, :2]), 1)   # a quarter in from the top-left corner
+        assert d.objects_of(xy) == objs
+        moved[d.name] = {"fixations": xy.tolist(), "objects": objs}
+        pixels.append([xy])
+    (tmp_path / "moved.json").write_text(json.dumps(moved))
+    scores = {}
+    for name in ("centres", "moved"):
+        assert main(["oat", "evaluate", str(tmp_path / f"{name}.json"), str(path), "--json"]) == 0
+        scores[name] = json.loads(capsys.readouterr().out)
+    assert scores["moved"]["sequence_score"] == scores["centres"]["sequence_score"]
+    assert scores["moved"]["multimatch"] != pytest.approx(scores["centres"]["multimatch"], abs=1e-6)
+    direct = score_scanpaths(displays, [[pred[d.name]["objects"]] for d in displays], pixels=pixels)
+    assert scores["moved"]["multimatch"] == pytest.approx(direct["multimatch"], abs=1e-12)

@@ -247,7 +247,11 @@ def inter_human(displays: list[Display], multimatch_too: bool = True) -> dict:
 
 
 def evaluate_files(pred_path: str | Path, human_path: str | Path, use_samples: bool = False) -> dict:
-    """Metrics of a predictions file against a displays file with people's fixations (by display name)."""
+    """Metrics of a predictions file against a displays file with people's fixations (by display name).
+
+    The sequence score and behavioural measures read the objects the predicted fixations fall in; MultiMatch
+    compares the predicted pixels themselves with the people's raw fixations (as the official
+    ``calculate_mm.py``), so landing or refined pixels are scored as written, not moved to object centres."""
     displays = load_displays(human_path, crop_hw=None)
     preds = _read_predictions(pred_path)
     missing = [d.name for d in displays if d.name not in preds]
@@ -256,12 +260,13 @@ def evaluate_files(pred_path: str | Path, human_path: str | Path, use_samples: b
     no_people = [d.name for d in displays if not d.scanpaths]
     if no_people:
         raise InputError(f"{human_path}: display {no_people[0]!r} has no fixations to compare with")
-    obj_preds = []
+    obj_preds, pixels = [], []
     for d in displays:
         fix, samples = preds[d.name]
         chosen = samples if (use_samples and samples) else [fix]
         obj_preds.append([d.objects_of(s) if len(s) else [] for s in chosen])
-    out = score_scanpaths(displays, obj_preds)
+        pixels.append(chosen)
+    out = score_scanpaths(displays, obj_preds, pixels=pixels)
     out["displays"] = len(displays)
     return out
 

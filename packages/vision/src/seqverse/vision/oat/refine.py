@@ -6,7 +6,8 @@ and its direction and length measures depend on where inside an object each fixa
 objects: keep the chosen object scanpath and move each fixation inside its own box while the expected MultiMatch
 against the model's other draws, each placed at a random landing (pseudo-people), rises. Coordinate ascent on one
 coordinate of one fixation at a time, steps of ``step`` box widths/heights, ``passes`` sweeps (fewer when a sweep
-changes nothing); a move is kept only if it raises the expected score, so the result is never below the start.
+changes nothing); a move is kept only if it raises the expected score, so the result is never below the start
+(once the start is inside its boxes).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from .displays import Display
 
 STEP, PASSES = 0.15, 2   # fixed in round 6's protocol (a probe on two folds' validation collages)
+EDGE = 0.02   # refined fixations keep this share of the box's width/height from its edges
 PIXELS = ("landing", "refined")   # `oat predict --pixels`: mean landing positions, or refined by this module
 
 
@@ -37,8 +39,9 @@ def refine_pixels(display: Display, objects: Sequence[int], start: np.ndarray, e
     if not len(xy) or not len(evidence):
         return xy
     boxes = display.boxes[np.asarray(objects, dtype=int)]
-    lo, hi = boxes[:, :2], boxes[:, 2:]
-    sizes = hi - lo
+    sizes = boxes[:, 2:] - boxes[:, :2]
+    # strictly inside: a point on an edge shared with a neighbour would be read back as the neighbour
+    lo, hi = boxes[:, :2] + EDGE * sizes, boxes[:, 2:] - EDGE * sizes
     xy = np.clip(xy, lo, hi)
     best = expected_multimatch(display, xy, evidence)
     for _ in range(passes):

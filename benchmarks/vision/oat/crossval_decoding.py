@@ -13,19 +13,14 @@ score stays above reading order's by at least half of `mbr_land`'s margin; no te
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from crossval_human import RESULTS, model_fold, per_collage, pooled_means, validation_main, validation_rows
+from crossval_human import RESULTS, load_fold, per_collage, pooled_means, validation_main, validation_rows
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
-from seqverse.vision.oat.human import load_human
-from seqverse.vision.oat.landing import Landing
-from seqverse.vision.oat.predict import load_model
 
 OUT = RESULTS / "human_crossval_round5"
 RULES = ("mbr_land", "mbr_land_mm")
@@ -34,14 +29,7 @@ READING = "reading order"
 
 
 def valid(args) -> None:
-    torch.set_num_threads(1)
-    model_dir = Path(args.oat)
-    if model_fold(model_dir) != args.fold:
-        sys.exit(f"{model_dir} was trained for fold {model_fold(model_dir)}, not fold {args.fold}")
-    model, landing = load_model(model_dir), Landing.load(model_dir)
-    if landing is None:
-        sys.exit(f"{model_dir}: no landing.json")
-    displays = load_human(args.human_file, fold=args.fold)["valid"]
+    model, landing, displays = load_fold(args, "valid")
     start = time.time()
     paths = {rule: decode(model, displays, rule, n=DRAWS, temperature=TEMPERATURE, seed=0, landing=landing)
              for rule in RULES}
@@ -50,7 +38,7 @@ def valid(args) -> None:
                  "scores": {s: per_collage(d, paths[s][k], landing if s in RULES else None) for s in paths}}
                 for k, d in enumerate(displays)]
     OUT.mkdir(parents=True, exist_ok=True)
-    out = {"fold": args.fold, "set": "validation", "model": str(model_dir), "seconds": round(time.time() - start, 1),
+    out = {"fold": args.fold, "set": "validation", "model": str(Path(args.oat)), "seconds": round(time.time() - start, 1),
            "collages": collages}
     (OUT / f"valid_fold{args.fold}.json").write_text(json.dumps(out, indent=1) + "\n")
     means = {s: {m: float(np.mean([c["scores"][s][m] for c in collages])) for m in ("sequence_score", "multimatch")}

@@ -60,18 +60,26 @@ def per_collage(display, path, landing=None, xy=None) -> dict:
     return kept(score_scanpaths([display], [[path]], landing=landing, pixels=None if xy is None else [[xy]]))
 
 
-def run_fold(args) -> None:
+def load_fold(args, split: str):
+    """(model, landing, displays) of a fold command: the --oat model (one thread), refused unless it was trained
+    for this fold (its training collages would include the fold's held-out ones) and has a landing model, and the
+    fold's ``split`` ("valid" or "test") collages."""
     torch.set_num_threads(1)
     model_dir = Path(args.oat)
     trained_for = model_fold(model_dir)
     if trained_for != args.fold:
         sys.exit(f"{model_dir} was trained for fold {trained_for}, not fold {args.fold}: its training "
-                 "collages include this fold's test collages")
-    chosen = json.loads(Path(args.decoding_file).read_text())["chosen"]
+                 f"collages include this fold's {split} collages")
     model, landing = load_model(model_dir), Landing.load(model_dir)
     if landing is None:
         sys.exit(f"{model_dir}: no landing.json")
-    displays = load_human(args.human_file, fold=args.fold)["test"][: args.limit]
+    return model, landing, load_human(args.human_file, fold=args.fold)[split]
+
+
+def run_fold(args) -> None:
+    chosen = json.loads(Path(args.decoding_file).read_text())["chosen"]
+    model, landing, displays = load_fold(args, "test")
+    displays = displays[: args.limit]
     start = time.time()
     drawn: list = []
     paths = {CHOSEN: decode(model, displays, chosen["decoding"], n=chosen["samples"],
@@ -94,7 +102,7 @@ def run_fold(args) -> None:
                                                           for s, v in scores.items()), flush=True)
     fold_dir = Path(args.out_dir)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    out = {"fold": args.fold, "model": str(model_dir), "decoding": chosen, "seconds": round(time.time() - start, 1),
+    out = {"fold": args.fold, "model": str(Path(args.oat)), "decoding": chosen, "seconds": round(time.time() - start, 1),
            "collages": collages}
     if args.limit is not None:  # a smoke run: printed, never pooled
         return

@@ -14,19 +14,14 @@ if their pooled MultiMatch is higher and they are ahead on more than half of the
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from crossval_human import RESULTS, model_fold, per_collage, pooled_means, validation_main, validation_rows
+from crossval_human import RESULTS, load_fold, per_collage, pooled_means, validation_main, validation_rows
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
-from seqverse.vision.oat.human import load_human
-from seqverse.vision.oat.landing import Landing
-from seqverse.vision.oat.predict import load_model
 from seqverse.vision.oat.refine import PASSES, STEP, refined_scanpaths
 
 OUT = RESULTS / "human_crossval_round6"
@@ -36,14 +31,7 @@ METRICS = ("sequence_score", "multimatch", "mm_vector", "mm_direction", "mm_leng
 
 
 def valid(args) -> None:
-    torch.set_num_threads(1)
-    model_dir = Path(args.oat)
-    if model_fold(model_dir) != args.fold:
-        sys.exit(f"{model_dir} was trained for fold {model_fold(model_dir)}, not fold {args.fold}")
-    model, landing = load_model(model_dir), Landing.load(model_dir)
-    if landing is None:
-        sys.exit(f"{model_dir}: no landing.json")
-    displays = load_human(args.human_file, fold=args.fold)["valid"]
+    model, landing, displays = load_fold(args, "valid")
     start = time.time()
     drawn: list = []
     paths = decode(model, displays, DECODING, n=DRAWS, temperature=TEMPERATURE, seed=0, landing=landing,
@@ -59,7 +47,7 @@ def valid(args) -> None:
         print(f"fold {args.fold} {d.name}: " + ", ".join(f"{s} {v['multimatch']:.4f}" for s, v in scores.items()),
               flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    out = {"fold": args.fold, "set": "validation", "model": str(model_dir), "decoding": DECODING,
+    out = {"fold": args.fold, "set": "validation", "model": str(Path(args.oat)), "decoding": DECODING,
            "refinement": {"step": STEP, "passes": PASSES}, "seconds": round(time.time() - start, 1),
            "collages": collages}
     (OUT / f"valid_fold{args.fold}.json").write_text(json.dumps(out, indent=1) + "\n")

@@ -146,7 +146,6 @@ def target_logprobs(model, tokenizer, prompts: list[str], target: str) -> torch.
     return torch.stack(out).cpu()
 
 
-
 def combine_views(decoding: str, answer: torch.Tensor | None, generative: torch.Tensor | None,
                   log_prior: torch.Tensor | None) -> torch.Tensor:
     """The log posterior over superfamilies of one decoding, from the answer view's log-probabilities, the
@@ -162,6 +161,7 @@ def combine_views(decoding: str, answer: torch.Tensor | None, generative: torch.
 def default_decoding(has_prior: bool) -> str:
     """The decoding of a model directory without prediction.json: the prior correction where a prior is stored."""
     return "prior-corrected" if has_prior else "argmax"
+
 
 class ProLLaMA:
     """A merged ProLLaMA model directory (HF causal LM + ``superfamilies.json``)."""

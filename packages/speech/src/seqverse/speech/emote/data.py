@@ -117,8 +117,10 @@ class MotionDataset(torch.utils.data.Dataset):
         expr, jaw3 = M.compose(lips, jaw, share, emotion, intensity, actor, rng)
         start = int(rng.integers(0, n - self.crop + 1))
         sl = slice(start, start + self.crop)
-        mel = model_input(u.mel, u.track, n * MEL_PER_FRAME)[start * MEL_PER_FRAME:(start + self.crop) * MEL_PER_FRAME]
-        mel = np.array(mel)   # the crop as its own array: augmentation writes into it, never into the corpus
+        rows = slice(start * MEL_PER_FRAME, (start + self.crop) * MEL_PER_FRAME)
+        # only the crop is built (padded past the utterance's end); model_input returns a new array, so
+        # augmentation below writes into it, never into the corpus
+        mel = model_input(u.mel[rows], None if u.track is None else u.track[rows], self.crop * MEL_PER_FRAME)
         if self.augment:   # own stream: motion unchanged; the phone columns are not audio and stay as recognised
             mel[:, :MEL.n_mels] = augment_mel(mel[:, :MEL.n_mels], np.random.default_rng([self.seed, u_idx, c_idx, 1]))
         return {

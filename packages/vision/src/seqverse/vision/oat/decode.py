@@ -85,7 +85,7 @@ def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landin
     """Index of the draw with the highest summed utility to the other draws, the candidate at its mean landing
     pixels, each other draw at one random landing. Utility: ``sequence_weight`` x sequence score + the rest x
     MultiMatch (0.5: their mean, ``mbr_land``; 0: MultiMatch alone, ``mbr_land_mm``)."""
-    from .metrics import multimatch
+    from .multimatch_batch import multimatch_against
 
     size = (display.width, display.height)
     placed = [landing.place(display, p) for p in samples]
@@ -94,9 +94,10 @@ def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landin
     for i, p in enumerate(samples):
         if not len(p):
             continue
-        gain[i] = sum(sequence_weight * sequence_score(p, q)
-                      + (1 - sequence_weight) * float(multimatch(placed[i], pseudo[j], size).mean())
-                      for j, q in enumerate(samples) if j != i and len(q))
+        others = [j for j, q in enumerate(samples) if j != i and len(q)]
+        mm = multimatch_against(placed[i], [pseudo[j] for j in others], size).mean(axis=1)
+        gain[i] = sum(sequence_weight * sequence_score(p, samples[j]) + (1 - sequence_weight) * float(m)
+                      for j, m in zip(others, mm))
     return int(np.argmax(gain))
 
 

@@ -80,11 +80,9 @@ def behavioural_delta(pred: np.ndarray, human: np.ndarray) -> float:
 
 
 def _as_multimatch(points: np.ndarray) -> np.recarray:
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    if len(pts) < 3:  # as calculate_mm.py: pad short scanpaths to 3 fixations
-        pad = np.ones((3, 2))
-        pad[: len(pts)] = pts
-        pts = pad
+    from .multimatch_batch import padded_points
+
+    pts = padded_points(points)   # as calculate_mm.py: short scanpaths padded to 3 fixations
     rec = np.recarray((len(pts),), dtype=[("start_x", "f8"), ("start_y", "f8"), ("duration", "f8")])
     rec.start_x, rec.start_y, rec.duration = pts[:, 0], pts[:, 1], 1.0
     return rec

@@ -25,10 +25,9 @@ PIXELS = ("landing", "refined")   # `oat predict --pixels`: mean landing positio
 
 def expected_multimatch(display: Display, xy: np.ndarray, evidence: Sequence[np.ndarray]) -> float:
     """Mean MultiMatch (mean of its four measures) of pixel scanpath ``xy`` against each evidence scanpath."""
-    from .metrics import multimatch
+    from .multimatch_batch import multimatch_against
 
-    size = (display.width, display.height)
-    return float(np.mean([multimatch(xy, e, size).mean() for e in evidence]))
+    return float(np.mean(multimatch_against(xy, evidence, (display.width, display.height)).mean(axis=1)))
 
 
 def refine_pixels(display: Display, objects: Sequence[int], start: np.ndarray, evidence: Sequence[np.ndarray],

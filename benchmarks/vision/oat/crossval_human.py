@@ -13,7 +13,8 @@ score and official MultiMatch; pooled over the 70 collages, with OAT minus each 
 Each fold writes results/human_crossval/fold<F>.json (scanpaths and per-collage scores); `report` pools them
 into results/human_crossval.{json,md}. Round 5 runs the same with `--decoding-file` (its choice.json) and
 `--out-dir results/human_crossval_round5` (pooled into results/human_crossval_round5.{json,md}); round 6 the same
-with its choice.json, whose `"pixels": "refined"` puts the chosen scanpath at refined pixels (oat/refine.py).
+with its choice.json, whose `"pixels": "refined"` puts the chosen scanpath at refined pixels (oat/refine.py; round 6) and
+`"refined_top"` replaces it by the best refined one of the top draws (round 7).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.human import FOLDS, load_human, recorded_fold
 from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.predict import inter_human, load_model, score_scanpaths
-from seqverse.vision.oat.refine import refined_scanpaths
+from seqverse.vision.oat.refine import refined_scanpaths, refined_top_scanpaths
 from seqverse.vision.oat.train import predict_objects
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -85,8 +86,11 @@ def run_fold(args) -> None:
     paths = {CHOSEN: decode(model, displays, chosen["decoding"], n=chosen["samples"],
                             temperature=chosen["temperature"], seed=0, landing=landing, draws_out=drawn),
              "OAT (greedy)": [one[0] for one in predict_objects(model, displays)]}
-    refined = (refined_scanpaths(displays, paths[CHOSEN], drawn, landing, seed=0)
-               if chosen.get("pixels") == "refined" else None)   # round 6
+    refined = None
+    if chosen.get("pixels") == "refined":   # round 6
+        refined = refined_scanpaths(displays, paths[CHOSEN], drawn, landing, seed=0)
+    elif chosen.get("pixels") == "refined_top":   # round 7: objects and pixels
+        paths[CHOSEN], refined = refined_top_scanpaths(displays, drawn, landing, seed=0)
     for name, label in BASELINES:
         paths[label] = baseline_scanpaths(name, displays, max_len=model.config.max_len)
     collages = []

@@ -85,6 +85,12 @@ def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landin
     """Index of the draw with the highest summed utility to the other draws, the candidate at its mean landing
     pixels, each other draw at one random landing. Utility: ``sequence_weight`` x sequence score + the rest x
     MultiMatch (0.5: their mean, ``mbr_land``; 0: MultiMatch alone, ``mbr_land_mm``)."""
+    return int(np.argmax(mbr_landing_gains(display, samples, landing, rng, sequence_weight)))
+
+
+def mbr_landing_gains(display: Display, samples: Sequence[Sequence[int]], landing, rng: np.random.Generator,
+                      sequence_weight: float = 0.5) -> np.ndarray:
+    """Each draw's summed utility to the other draws (:func:`mbr_landing_index`); -inf for an empty draw."""
     from .multimatch_batch import multimatch_against
 
     size = (display.width, display.height)
@@ -98,7 +104,7 @@ def mbr_landing_index(display: Display, samples: Sequence[Sequence[int]], landin
         mm = multimatch_against(placed[i], [pseudo[j] for j in others], size).mean(axis=1)
         gain[i] = sum(sequence_weight * sequence_score(p, samples[j]) + (1 - sequence_weight) * float(m)
                       for j, m in zip(others, mm))
-    return int(np.argmax(gain))
+    return gain
 
 
 def scanpath_log_probs(model, display: Display, paths: Sequence[Sequence[int]]) -> np.ndarray:

@@ -27,7 +27,7 @@ from .metrics import (
     multimatch,
     sequence_score,
 )
-from .refine import PIXELS, refined_scanpaths
+from .refine import PIXELS, refined_scanpaths, refined_top_scanpaths
 
 
 def default_model_dir() -> Path:
@@ -68,7 +68,8 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
                  draws: int = 100, temperature: float = 1.0, pixels: str = "landing") -> dict:
     """Predict a scanpath (by ``decoding``, see :mod:`.decode`) and ``samples`` sampled ones for every
     display; write OUT.json atomically. ``pixels``: "landing" (the landing model's mean positions, object
-    centres without one) or "refined" (:mod:`.refine`; needs a landing model and a decoding that draws)."""
+    centres without one), "refined" (:mod:`.refine`; needs a landing model and a decoding that draws) or
+    "refined_top" (the same for the best of the top draws, which also replaces the decoding's objects)."""
     import torch
 
     from .decode import decode
@@ -95,8 +96,8 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
                          "(landing.json, written by `oat train --human`)")
     if pixels not in PIXELS:
         raise ValueError(f"unknown pixels {pixels!r} (one of {', '.join(PIXELS)})")
-    if pixels == "refined" and (landing is None or decoding == "greedy"):
-        raise InputError(f"{model_dir or default_model_dir()}: --pixels refined needs a landing model (landing.json, "
+    if pixels != "landing" and (landing is None or decoding == "greedy"):
+        raise InputError(f"{model_dir or default_model_dir()}: --pixels {pixels} needs a landing model (landing.json, "
                          "written by `oat train --human`) and a decoding that draws (not greedy)")
     drawn: list = []
     greedy = decode(model, displays, decoding, n=draws, temperature=temperature, seed=seed, landing=landing,
@@ -104,6 +105,8 @@ def predict_file(displays_path: str | Path, out_path: str | Path, model_dir: str
     refined = None
     if pixels == "refined":
         refined = refined_scanpaths(displays, greedy, drawn, landing, seed=seed, progress=progress)
+    elif pixels == "refined_top":
+        greedy, refined = refined_top_scanpaths(displays, drawn, landing, seed=seed, progress=progress)
     sampled = None
     if samples:
         it = displays

@@ -20,7 +20,10 @@ from .displays import Display
 
 STEP, PASSES = 0.15, 2   # fixed in round 6's protocol (a probe on two folds' validation collages)
 EDGE = 0.02   # refined fixations keep this share of the box's width/height from its edges
-PIXELS = ("landing", "refined")   # `oat predict --pixels`: mean landing positions, or refined by this module
+TOP, LANDINGS, FINE_STEP = 8, 4, 0.05   # refined_top, fixed in round 7's protocol (a probe, as round 6's)
+# `oat predict --pixels`: mean landing positions, the chosen draw refined (round 6), or the best of the top draws
+# refined (round 7)
+PIXELS = ("landing", "refined", "refined_top")
 
 
 def expected_multimatch(display: Display, xy: np.ndarray, evidence: Sequence[np.ndarray]) -> float:
@@ -60,30 +63,72 @@ def refine_pixels(display: Display, objects: Sequence[int], start: np.ndarray, e
     return xy
 
 
+def pseudo_people(display: Display, draws: Sequence[Sequence[int]], skip: int, landing, rng: np.random.Generator,
+                  landings: int = 1) -> list[np.ndarray]:
+    """Every non-empty draw but number ``skip``, each placed at ``landings`` random landings from ``rng``."""
+    return [landing.draw(display, q, rng) for j, q in enumerate(draws) if j != skip and len(q) for _ in range(landings)]
+
+
 def refined_landing_pixels(display: Display, objects: Sequence[int], draws: Sequence[Sequence[int]], landing,
                            rng: np.random.Generator, step: float = STEP, passes: int = PASSES) -> np.ndarray:
     """Pixels for the chosen ``objects`` (one of ``draws``): its mean landing positions, refined against every
-    other non-empty draw placed at one random landing from ``rng``."""
+    other non-empty draw placed at one random landing from ``rng`` (round 6)."""
     chosen = [int(o) for o in objects]
-    skipped = False
-    evidence = []
-    for q in draws:
-        if not skipped and [int(o) for o in q] == chosen:
-            skipped = True   # the chosen draw itself is not evidence (as in the MBR choice)
-            continue
-        if len(q):
-            evidence.append(landing.draw(display, q, rng))
+    # the chosen draw itself is not evidence (as in the MBR choice)
+    skip = next((j for j, q in enumerate(draws) if [int(o) for o in q] == chosen), -1)
+    evidence = pseudo_people(display, draws, skip, landing, rng)
     return refine_pixels(display, chosen, landing.place(display, chosen), evidence, step, passes)
+
+
+def refined_top(display: Display, draws: Sequence[Sequence[int]], landing, seed: int,
+                top: int = TOP, landings: int = LANDINGS) -> tuple[list[int], np.ndarray]:
+    """Round 7: refine the ``top`` draws of the MultiMatch MBR (``mbr_land_mm``'s utility, its pseudo-people from
+    ``seed`` as :func:`.decode.decode` draws them) and keep the one whose refined pixels score best; choosing after
+    refining, since the refinement gains more on some draws than on others. Each candidate is refined against the
+    other draws at ``landings`` random landings each (steps of STEP, then FINE_STEP, PASSES passes each) and judged
+    against a second, independent set of pseudo-people, so that the choice does not reward fitting the first set's
+    noise. Returns (objects, pixels)."""
+    from .decode import mbr_landing_gains
+
+    gains = mbr_landing_gains(display, draws, landing, np.random.default_rng(seed), sequence_weight=0.0)
+    best, best_score = None, -np.inf
+    for i in np.argsort(-gains, kind="stable")[:top]:
+        if not np.isfinite(gains[i]):
+            continue
+        objects = [int(o) for o in draws[i]]
+        fit = pseudo_people(display, draws, i, landing, np.random.default_rng((seed, 3, int(i))), landings)
+        judge = pseudo_people(display, draws, i, landing, np.random.default_rng((seed, 4, int(i))), landings)
+        xy = refine_pixels(display, objects, landing.place(display, objects), fit)
+        xy = refine_pixels(display, objects, xy, fit, step=FINE_STEP)
+        score = expected_multimatch(display, xy, judge) if judge else 0.0
+        if score > best_score:
+            best, best_score = (objects, xy), score
+    if best is None:   # every draw empty
+        return [], np.zeros((0, 2))
+    return best
+
+
+def _progress(items: list, progress: bool, desc: str) -> list:
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="display")
 
 
 def refined_scanpaths(displays: Sequence[Display], paths: Sequence[Sequence[int]], draws: Sequence[Sequence],
                       landing, seed: int = 0, progress: bool = False) -> list[np.ndarray]:
     """:func:`refined_landing_pixels` for every display (display ``k``'s pseudo-people from seed (seed + k, 1)),
     rounded to 0.1 pixel as ``oat predict`` writes them."""
-    items = list(enumerate(displays))
-    if progress:
-        from tqdm import tqdm
-
-        items = tqdm(items, desc="refining pixels", unit="display")
+    items = _progress(list(enumerate(displays)), progress, "refining pixels")
     return [np.round(refined_landing_pixels(d, paths[k], draws[k], landing, np.random.default_rng((seed + k, 1))), 1)
             for k, d in items]
+
+
+def refined_top_scanpaths(displays: Sequence[Display], draws: Sequence[Sequence], landing, seed: int = 0,
+                          progress: bool = False) -> tuple[list[list[int]], list[np.ndarray]]:
+    """:func:`refined_top` for every display (display ``k`` with seed ``seed + k``, as the decoding): the chosen
+    object scanpaths and their pixels, rounded to 0.1 pixel."""
+    items = _progress(list(enumerate(displays)), progress, "refining the top draws")
+    chosen = [refined_top(d, draws[k], landing, seed + k) for k, d in items]
+    return [c[0] for c in chosen], [np.round(c[1], 1) for c in chosen]

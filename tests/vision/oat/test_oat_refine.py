@@ -9,10 +9,18 @@ from test_oat import tiny  # noqa: F401  (module fixture: a tiny model and three
 from test_oat_landing import _grid
 
 from seqverse.vision.cli import main
+from seqverse.vision.oat.decode import mbr_landing_gains
 from seqverse.vision.oat.displays import load_displays
 from seqverse.vision.oat.landing import Landing
 from seqverse.vision.oat.predict import score_scanpaths
-from seqverse.vision.oat.refine import expected_multimatch, refine_pixels, refined_landing_pixels
+from seqverse.vision.oat.refine import (
+    FINE_STEP,
+    expected_multimatch,
+    pseudo_people,
+    refine_pixels,
+    refined_landing_pixels,
+    refined_top,
+)
 
 
 def _inside(d, objects, xy):
@@ -126,3 +134,44 @@ def test_evaluate_scores_the_predicted_pixels_not_the_object_centres(tmp_path, c
     assert scores["moved"]["multimatch"] != pytest.approx(scores["centres"]["multimatch"], abs=1e-6)
     direct = score_scanpaths(displays, [[pred[d.name]["objects"]] for d in displays], pixels=pixels)
     assert scores["moved"]["multimatch"] == pytest.approx(direct["multimatch"], abs=1e-12)
+
+
+def test_refined_top_keeps_the_best_judged_of_the_top_draws():
+    """`refined_top` returns one of the draws, inside its boxes; with one candidate it is the MultiMatch MBR's own
+    choice, and with more its judged score is the highest of the candidates' (recomputed here from the seeds)."""
+    d = _grid()
+    lm = Landing(np.array([[0.1, -0.2], [0.3, 0.3], [0.0, 0.0], [0.0, 0.0]]), np.array([0.2, 0.2]))
+    draws = [[0, 1, 2, 6], [0, 1, 5, 6, 7], [4, 5, 6], [], [0, 4, 5, 6], [0, 1, 2, 3, 7], [1, 5, 6]]
+    seed = 3
+    gains = mbr_landing_gains(d, draws, lm, np.random.default_rng(seed), sequence_weight=0.0)
+    objects, xy = refined_top(d, draws, lm, seed, top=1)
+    assert objects == draws[int(np.argmax(gains))] and _inside(d, objects, xy)
+    objects, xy = refined_top(d, draws, lm, seed, top=4, landings=2)
+    assert objects in draws and _inside(d, objects, xy)
+    judged = {}
+    for i in np.argsort(-gains, kind="stable")[:4]:
+        judge = pseudo_people(d, draws, int(i), lm, np.random.default_rng((seed, 4, int(i))), 2)
+        fit = pseudo_people(d, draws, int(i), lm, np.random.default_rng((seed, 3, int(i))), 2)
+        start = refine_pixels(d, draws[i], lm.place(d, draws[i]), fit)
+        judged[int(i)] = expected_multimatch(d, refine_pixels(d, draws[i], start, fit, step=FINE_STEP), judge)
+    assert expected_multimatch(d, xy, pseudo_people(d, draws, draws.index(objects), lm,
+                                                    np.random.default_rng((seed, 4, draws.index(objects))), 2)) \
+        == pytest.approx(max(judged.values()), abs=1e-12)
+    assert refined_top(d, [[], []], lm, seed)[0] == []
+
+
+def test_predict_pixels_refined_top_writes_a_draw_at_pixels_inside_it(tmp_path, capsys, tiny):  # noqa: F811
+    folder, path, model = tiny
+    shutil.copytree(folder / "model", tmp_path / "model")
+    Landing(np.zeros((4, 2)), np.array([0.2, 0.2])).save(tmp_path / "model")
+    out = tmp_path / "top.json"
+    assert main(["oat", "predict", str(path), "-o", str(out), "--model", str(tmp_path / "model"), "--decoding",
+                 "mbr_land_mm", "--draws", "4", "--pixels", "refined_top", "--json"]) == 0
+    capsys.readouterr()
+    pred = json.loads(out.read_text())
+    for d in load_displays(path):
+        xy = np.asarray(pred[d.name]["fixations"]).reshape(-1, 2)
+        assert _inside(d, pred[d.name]["objects"], xy) and d.objects_of(xy) == pred[d.name]["objects"]
+    assert main(["oat", "predict", str(path), "-o", str(tmp_path / "no.json"), "--model", str(tmp_path / "model"),
+                 "--pixels", "refined_top"]) == 2
+    assert "--pixels refined_top" in capsys.readouterr().err and not (tmp_path / "no.json").exists()

@@ -100,9 +100,9 @@ def register(subparsers) -> None:
                    help="where inside each fixated object 'fixations' sits: landing (the landing model's mean "
                         "position, the centre without landing.json) or refined (moved inside the object to raise "
                         "the expected MultiMatch against the other draws; needs landing.json and a decoding that "
-                        "draws, e.g. --decoding mbr_land_mm; slow: about 30 s a display of 84 objects on one core) "
-                        "or refined_top (the 8 draws that MultiMatch MBR ranks highest each refined, and the best "
-                        "refined one kept: objects and pixels; slower still)")
+                        "draws, e.g. --decoding mbr_land_mm; about 5 s a display of 84 objects on one core) or "
+                        "refined_top (the 8 draws that MultiMatch MBR ranks highest each refined, and the best "
+                        "refined one kept: objects and pixels; 30-60 s a display of 84 objects)")
     p.add_argument("--threads", type=clikit.positive_int, default=1, help="torch CPU threads")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_predict)

@@ -17,7 +17,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from crossval_human import RESULTS, load_fold, per_collage, pooled_means, validation_main, validation_rows
+from crossval_human import (
+    RESULTS,
+    load_fold,
+    per_collage,
+    pooled_means,
+    validation_main,
+    validation_rows,
+    write_choice,
+)
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
@@ -59,8 +67,7 @@ def choose(args) -> None:
            "rule": "mbr_land_mm if its pooled validation MultiMatch > mbr_land's and its sequence score exceeds "
                    "reading order's by >= half of mbr_land's margin; else mbr_land (round 4 stands, no test read)",
            "chosen": {"decoding": rule, "temperature": TEMPERATURE, "samples": DRAWS, "pixels": "landing"}}
-    (OUT / "choice.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out, indent=1))
+    write_choice(OUT, out)
 
 
 if __name__ == "__main__":

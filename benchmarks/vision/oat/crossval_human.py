@@ -198,6 +198,19 @@ def pooled_means(rows: list[dict], systems, metrics) -> dict:
     return {s: {m: float(np.mean([c["scores"][s][m] for c in rows])) for m in metrics} for s in systems}
 
 
+def multimatch_gain(rows: list[dict], new: str, old: str) -> tuple[np.ndarray, int]:
+    """Per-collage MultiMatch of system ``new`` minus ``old`` over the rows, and on how many ``new`` is ahead."""
+    gain = np.array([c["scores"][new]["multimatch"] - c["scores"][old]["multimatch"] for c in rows])
+    return gain, int((gain > 0).sum())
+
+
+def write_choice(out_dir: Path, out: dict) -> None:
+    """A round's choice.json (its rule applied to validation), printed too."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "choice.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
 def validation_main(doc: str, valid, choose, valid_help: str) -> None:
     """The command line of a round's validation script: `valid F --oat DIR` per fold, then `choose`."""
     ap, sub, add_fold_command = fold_commands(doc)

@@ -17,8 +17,16 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-from crossval_human import RESULTS, load_fold, per_collage, pooled_means, validation_main, validation_rows
+from crossval_human import (
+    RESULTS,
+    load_fold,
+    multimatch_gain,
+    per_collage,
+    pooled_means,
+    validation_main,
+    validation_rows,
+    write_choice,
+)
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
@@ -56,9 +64,7 @@ def valid(args) -> None:
 def choose(args) -> None:
     rows = validation_rows(OUT)
     pooled = pooled_means(rows, SYSTEMS, METRICS)
-    gain = np.array([c["scores"]["refined pixels"]["multimatch"] - c["scores"]["landing pixels"]["multimatch"]
-                     for c in rows])
-    ahead = int((gain > 0).sum())
+    gain, ahead = multimatch_gain(rows, "refined pixels", "landing pixels")
     take = bool(gain.mean() > 0 and ahead > len(rows) / 2)
     out = {"command": "python benchmarks/vision/oat/crossval_pixels.py choose", "set": "validation",
            "collage_evaluations": len(rows), "pooled": pooled,
@@ -67,9 +73,7 @@ def choose(args) -> None:
                    "ahead on more than half of the collages; else round 5 stands (no test read)",
            "chosen": {"decoding": DECODING, "temperature": TEMPERATURE, "samples": DRAWS,
                       "pixels": "refined" if take else "landing"}}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "choice.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out, indent=1))
+    write_choice(OUT, out)
 
 
 if __name__ == "__main__":

@@ -19,17 +19,24 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-from crossval_human import RESULTS, load_fold, per_collage, pooled_means, validation_main, validation_rows
+from crossval_human import (
+    RESULTS,
+    load_fold,
+    multimatch_gain,
+    per_collage,
+    pooled_means,
+    validation_main,
+    validation_rows,
+    write_choice,
+)
+from crossval_pixels import DECODING, DRAWS, METRICS, TEMPERATURE  # round 6's decoding and measures
 
 from seqverse.vision.oat.baselines import baseline_scanpaths
 from seqverse.vision.oat.decode import decode
 from seqverse.vision.oat.refine import FINE_STEP, LANDINGS, TOP, refined_scanpaths, refined_top_scanpaths
 
 OUT = RESULTS / "human_crossval_round7"
-DECODING, TEMPERATURE, DRAWS = "mbr_land_mm", 1.0, 64
 SYSTEMS = ("round 6 (refined)", "round 7 (refined_top)", "reading order")
-METRICS = ("sequence_score", "multimatch", "mm_vector", "mm_direction", "mm_length", "mm_position")
 ROUND5_MARGIN = 0.160 - 0.084   # round 5's pooled validation sequence score minus reading order's
 
 
@@ -60,9 +67,7 @@ def valid(args) -> None:
 def choose(args) -> None:
     rows = validation_rows(OUT)
     pooled = pooled_means(rows, SYSTEMS, METRICS)
-    gain = np.array([c["scores"]["round 7 (refined_top)"]["multimatch"]
-                     - c["scores"]["round 6 (refined)"]["multimatch"] for c in rows])
-    ahead = int((gain > 0).sum())
+    gain, ahead = multimatch_gain(rows, "round 7 (refined_top)", "round 6 (refined)")
     margin = pooled["round 7 (refined_top)"]["sequence_score"] - pooled["reading order"]["sequence_score"]
     take = bool(gain.mean() > 0 and ahead > len(rows) / 2 and margin >= ROUND5_MARGIN / 2)
     out = {"command": "python benchmarks/vision/oat/crossval_top.py choose", "set": "validation",
@@ -74,9 +79,7 @@ def choose(args) -> None:
                    "of round 5's validation margin (0.038); else round 6 stands (no test read)",
            "chosen": {"decoding": DECODING, "temperature": TEMPERATURE, "samples": DRAWS,
                       "pixels": "refined_top" if take else "refined"}}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "choice.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out, indent=1))
+    write_choice(OUT, out)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ against the model's other draws, each placed at a random landing (pseudo-people)
 coordinate of one fixation at a time, steps of ``step`` box widths/heights, ``passes`` sweeps (fewer when a sweep
 changes nothing); a move is kept only if it raises the expected score, so the result is never below the start
 (once the start is inside its boxes).
+
+Round 7 (:func:`refined_top`): the draw that is best after refinement need not be the one MBR chose before it, so
+the top draws are each refined and the best refined one is kept, judged on a second, independent set of
+pseudo-people. On 70 held-out human collages this lifted MultiMatch by +0.007 over round 6 (packages/vision/README.md,
+"Human data, round 7").
 """
 
 from __future__ import annotations

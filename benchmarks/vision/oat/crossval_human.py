@@ -12,9 +12,9 @@ score and official MultiMatch; pooled over the 70 collages, with OAT minus each 
 
 Each fold writes results/human_crossval/fold<F>.json (scanpaths and per-collage scores); `report` pools them
 into results/human_crossval.{json,md}. Round 5 runs the same with `--decoding-file` (its choice.json) and
-`--out-dir results/human_crossval_round5` (pooled into results/human_crossval_round5.{json,md}); round 6 the same
-with its choice.json, whose `"pixels": "refined"` puts the chosen scanpath at refined pixels (oat/refine.py; round 6) and
-`"refined_top"` replaces it by the best refined one of the top draws (round 7).
+`--out-dir results/human_crossval_round5` (pooled into results/human_crossval_round5.{json,md}); rounds 6 and 7
+the same with their choice.json files: `"pixels": "refined"` (round 6) puts the chosen scanpath at refined pixels
+(oat/refine.py), `"refined_top"` (round 7) replaces it by the best refined one of the top draws.
 """
 
 from __future__ import annotations

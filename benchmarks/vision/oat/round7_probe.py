@@ -21,18 +21,19 @@ from crossval_human import RESULTS, fold_commands, load_fold, per_collage
 
 from seqverse.vision.oat.decode import decode, mbr_landing_gains
 from seqverse.vision.oat.refine import (
-    expected_multimatch,
     pseudo_people,
+    refine_coarse_fine,
     refine_pixels,
     refined_landing_pixels,
+    refined_top,
 )
 
 OUT = RESULTS / "human_crossval_round7" / "probe"
 
 
 def refined(display, objects, evidence, landing, fine):
-    xy = refine_pixels(display, objects, landing.place(display, objects), evidence)
-    return refine_pixels(display, objects, xy, evidence, step=0.05) if fine else xy
+    start = landing.place(display, objects)
+    return (refine_coarse_fine if fine else refine_pixels)(display, objects, start, evidence)
 
 
 def probe(args) -> None:
@@ -53,16 +54,9 @@ def probe(args) -> None:
             evL = pseudo_people(d, draws, best, landing, np.random.default_rng((k, 2)), L)
             scores[f"land{L}"] = per_collage(d, paths[k], xy=np.round(refined(d, paths[k], evL, landing, False), 1))
             scores[f"land{L}_fine"] = per_collage(d, paths[k], xy=np.round(refined(d, paths[k], evL, landing, True), 1))
-            for K in (4, 8):
-                top = [int(i) for i in np.argsort(-gains, kind="stable")[:K] if np.isfinite(gains[i])]
-                cands = []
-                for i in top:
-                    ev_fit = pseudo_people(d, draws, i, landing, np.random.default_rng((k, 3, i)), L)
-                    ev_pick = pseudo_people(d, draws, i, landing, np.random.default_rng((k, 4, i)), L)
-                    xy = refined(d, draws[i], ev_fit, landing, True)
-                    cands.append((expected_multimatch(d, xy, ev_pick), i, xy))
-                _, i, xy = max(cands, key=lambda c: c[0])
-                scores[f"top{K}_land{L}_fine"] = per_collage(d, draws[i], xy=np.round(xy, 1))
+            for K in (4, 8):   # the package's refined_top, with the same seeds
+                objects, xy = refined_top(d, draws, landing, k, top=K, landings=L)
+                scores[f"top{K}_land{L}_fine"] = per_collage(d, objects, xy=np.round(xy, 1))
         rows.append({"collage": d.name, "scores": scores})
         print(f"fold {args.fold} {d.name}: " + ", ".join(f"{s} {v['multimatch']:.4f}" for s, v in scores.items()),
               flush=True)

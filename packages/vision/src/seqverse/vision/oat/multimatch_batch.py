@@ -42,8 +42,9 @@ def _saccades(pts: np.ndarray) -> dict[str, np.ndarray]:
             "theta": np.where(theta < 0, math.pi + (math.pi + theta), theta)}   # as cal_angulardifference
 
 
-def _stack(others: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The others' saccades padded with NaN to a (K, m) grid, and each one's saccade count."""
+def stack_others(others: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The others' saccades padded with NaN to a (K, m) grid, and each one's saccade count; built once where the
+    same others meet many candidates (:func:`.refine.refine_pixels`)."""
     sacs = [_saccades(padded_points(o)) for o in others]
     counts = np.array([len(s["x"]) for s in sacs])
     width = int(counts.max())
@@ -64,13 +65,15 @@ def _medians(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return (ordered[rows, (lengths - 1) // 2] + ordered[rows, lengths // 2]) / 2
 
 
-def multimatch_against(pred_xy: np.ndarray, others: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+def multimatch_against(pred_xy: np.ndarray, others: Sequence[np.ndarray], size: tuple[int, int],
+                       stacked: tuple[dict[str, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """(K, 4) MultiMatch vector, direction, length and position similarity of ``pred_xy`` against each of the K
-    ``others``: equal to ``metrics.multimatch(pred_xy, other, size)`` for each."""
+    ``others``: equal to ``metrics.multimatch(pred_xy, other, size)`` for each. ``stacked``: ``stack_others(others)``
+    when the caller already has it."""
     if not len(others):
         return np.zeros((0, 4))
     a = _saccades(padded_points(pred_xy))
-    b, counts = _stack(others)
+    b, counts = stacked if stacked is not None else stack_others(others)
     n, width, k_all = len(a["x"]), b["x"].shape[1], len(others)
     # cost of entering cell (i, j): the vector difference of saccade i (pred) and saccade j (other)
     cost = np.sqrt(np.abs(a["lenx"][None, :, None] - b["lenx"][:, None, :]) ** 2

@@ -31,17 +31,21 @@ TOP, LANDINGS, FINE_STEP = 8, 4, 0.05   # refined_top, fixed in round 7's protoc
 PIXELS = ("landing", "refined", "refined_top")
 
 
-def expected_multimatch(display: Display, xy: np.ndarray, evidence: Sequence[np.ndarray]) -> float:
-    """Mean MultiMatch (mean of its four measures) of pixel scanpath ``xy`` against each evidence scanpath."""
+def expected_multimatch(display: Display, xy: np.ndarray, evidence: Sequence[np.ndarray], stacked=None) -> float:
+    """Mean MultiMatch (mean of its four measures) of pixel scanpath ``xy`` against each evidence scanpath
+    (``stacked``: the evidence's ``multimatch_batch.stack_others``, when already built)."""
     from .multimatch_batch import multimatch_against
 
-    return float(np.mean(multimatch_against(xy, evidence, (display.width, display.height)).mean(axis=1)))
+    size = (display.width, display.height)
+    return float(np.mean(multimatch_against(xy, evidence, size, stacked=stacked).mean(axis=1)))
 
 
 def refine_pixels(display: Display, objects: Sequence[int], start: np.ndarray, evidence: Sequence[np.ndarray],
                   step: float = STEP, passes: int = PASSES) -> np.ndarray:
     """``start`` ((n, 2) pixels of ``objects``) moved, one coordinate at a time, to raise
     :func:`expected_multimatch` against ``evidence``; every fixation stays inside its object's box."""
+    from .multimatch_batch import stack_others
+
     xy = np.array(start, dtype=float).reshape(-1, 2)
     if not len(xy) or not len(evidence):
         return xy
@@ -50,7 +54,8 @@ def refine_pixels(display: Display, objects: Sequence[int], start: np.ndarray, e
     # strictly inside: a point on an edge shared with a neighbour would be read back as the neighbour
     lo, hi = boxes[:, :2] + EDGE * sizes, boxes[:, 2:] - EDGE * sizes
     xy = np.clip(xy, lo, hi)
-    best = expected_multimatch(display, xy, evidence)
+    stacked = stack_others(evidence)   # the evidence is fixed: padded once, not at every candidate move
+    best = expected_multimatch(display, xy, evidence, stacked)
     for _ in range(passes):
         moved = False
         for t in range(len(xy)):
@@ -60,12 +65,19 @@ def refine_pixels(display: Display, objects: Sequence[int], start: np.ndarray, e
                     cand[t, axis] = np.clip(cand[t, axis] + sign * step * sizes[t, axis], lo[t, axis], hi[t, axis])
                     if cand[t, axis] == xy[t, axis]:
                         continue
-                    score = expected_multimatch(display, cand, evidence)
+                    score = expected_multimatch(display, cand, evidence, stacked)
                     if score > best + 1e-9:
                         xy, best, moved = cand, score, True
         if not moved:
             break
     return xy
+
+
+def refine_coarse_fine(display: Display, objects: Sequence[int], start: np.ndarray,
+                       evidence: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`refine_pixels` at steps of STEP, then of FINE_STEP (round 7)."""
+    xy = refine_pixels(display, objects, start, evidence)
+    return refine_pixels(display, objects, xy, evidence, step=FINE_STEP)
 
 
 def pseudo_people(display: Display, draws: Sequence[Sequence[int]], skip: int, landing, rng: np.random.Generator,
@@ -103,8 +115,7 @@ def refined_top(display: Display, draws: Sequence[Sequence[int]], landing, seed:
         objects = [int(o) for o in draws[i]]
         fit = pseudo_people(display, draws, i, landing, np.random.default_rng((seed, 3, int(i))), landings)
         judge = pseudo_people(display, draws, i, landing, np.random.default_rng((seed, 4, int(i))), landings)
-        xy = refine_pixels(display, objects, landing.place(display, objects), fit)
-        xy = refine_pixels(display, objects, xy, fit, step=FINE_STEP)
+        xy = refine_coarse_fine(display, objects, landing.place(display, objects), fit)
         score = expected_multimatch(display, xy, judge) if judge else 0.0
         if score > best_score:
             best, best_score = (objects, xy), score

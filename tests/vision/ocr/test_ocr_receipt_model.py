@@ -150,6 +150,31 @@ def test_easyocr_stem_loads_the_pretrained_crnn_weights():
     assert out.shape == (2, 3 * 50, cfg.encoder_dim)
 
 
+def test_position_code_is_not_drowned_by_the_pretrained_stem():
+    """v2's failure: EasyOCR's unnormalised stem tokens (norm ~50) buried a position code of norm ~0.5,
+    so cross-attention could not tell columns apart. With ``stem_norm`` the tokens are at unit scale
+    per channel and the sine column code is of the same order; without it (v2) they were not."""
+    pytest.importorskip("easyocr_en_models")
+    from seqverse.vision.ocr.convvit import load_easyocr_stem, sinusoid
+
+    page = np.asarray(synth.render_page(3).image.convert("L"), dtype=np.float32)[:48, :200] / 127.5 - 1
+    x = torch.from_numpy(page)[None, None]
+    ratios = {}
+    for norm in (False, True):
+        cfg = small_receipt_config(stem="easyocr", stem_norm=norm, position_init="sinusoidal" if norm else "normal")
+        cfg.encoder_dim = 64
+        enc = build_model(cfg, len(CharTokenizer())).encoder.eval()
+        load_easyocr_stem(enc.stem)
+        with torch.no_grad():
+            tokens = enc.stem(x).flatten(2).transpose(1, 2)
+            if norm:
+                tokens = enc.stem_norm(tokens)
+            ratios[norm] = (enc.column_embeddings.norm(dim=-1).mean() / tokens.norm(dim=-1).mean()).item()
+        if norm:
+            assert torch.allclose(enc.column_embeddings[0, 0], sinusoid(cfg.image_width // 4, 64))
+    assert ratios[False] < 0.1 < 0.5 < ratios[True] < 2.0
+
+
 def test_a_training_batch_of_the_receipt_model_is_cut_at_its_own_scale():
     cfg = small_receipt_config()
     tc = TrainConfig(batch_size=4, line_steps=0, grow_steps=1, bands_per_page=2, model=cfg)

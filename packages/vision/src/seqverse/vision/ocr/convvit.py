@@ -35,8 +35,10 @@ class ConvViTConfig(PretrainedConfig):
     def __init__(self, image_size=(64, 384), num_channels=1, stem_channels=(16, 32, 64, 128), hidden_size=128,
                  num_hidden_layers=1, num_attention_heads=4, intermediate_size=512, initializer_range=0.02,
                  layer_norm_eps=1e-6, ctc_vocab_size=0, stride_h=8, stride_w=8, position_embedding="grid",
-                 max_columns=512, stem="conv", **kwargs):
+                 max_columns=512, stem="conv", stem_norm=False, position_init="normal", **kwargs):
         super().__init__(**kwargs)
+        self.stem_norm = stem_norm
+        self.position_init = position_init
         self.stride_h, self.stride_w = stride_h, stride_w
         self.position_embedding = position_embedding
         self.max_columns = max_columns
@@ -141,6 +143,16 @@ def load_easyocr_stem(stem: EasyOCRStem, path: str | None = None) -> list[str]:
     return loaded
 
 
+def sinusoid(positions: int, dim: int) -> torch.Tensor:
+    """Vaswani et al.'s sine/cosine code, ``(positions, dim)``, amplitude 1: a start for the column
+    embeddings that already tells neighbouring columns apart and makes a shift a rotation."""
+    pos = torch.arange(positions, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / dim))
+    out = torch.zeros(positions, dim)
+    out[:, 0::2], out[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)[:, : dim // 2]
+    return out
+
+
 class Block(nn.Module):
     def __init__(self, c: ConvViTConfig):
         super().__init__()
@@ -170,6 +182,12 @@ class ConvViTPreTrainedModel(PreTrainedModel):
             for name in ("position_embeddings", "row_embeddings", "column_embeddings"):
                 if hasattr(module, name):
                     nn.init.trunc_normal_(getattr(module, name), std=self.config.initializer_range)
+            if self.config.position_init == "sinusoidal" and hasattr(module, "column_embeddings"):
+                with torch.no_grad():
+                    module.column_embeddings.copy_(sinusoid(module.column_embeddings.shape[2],
+                                                            module.column_embeddings.shape[3]).view_as(
+                                                                module.column_embeddings))
+                    nn.init.normal_(module.row_embeddings, std=0.5 ** 0.5)
         elif isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
 
@@ -184,6 +202,10 @@ class ConvViTModel(ConvViTPreTrainedModel):
             self.column_embeddings = nn.Parameter(torch.zeros(1, 1, config.max_columns, config.hidden_size))
         else:
             self.position_embeddings = nn.Parameter(torch.zeros(1, gh * gw, config.hidden_size))
+        # The EasyOCR stem has no normalisation: its tokens come out with norms near 50 while a position
+        # code starts near 0.5, so the decoder could not tell columns apart (measured: CTC read the lines,
+        # cross-attention did not). ``stem_norm`` puts the tokens at unit scale before positions are added.
+        self.stem_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.stem_norm else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         # Training aid only (joint CTC-attention, Kim et al. 2017): a per-column character classifier whose
@@ -209,7 +231,10 @@ class ConvViTModel(ConvViTPreTrainedModel):
             pos = (self.row_embeddings[:, :gh] + self.column_embeddings[:, :, :gw]).flatten(1, 2)
         else:
             pos = self.position_embeddings[:, : f.shape[2] * f.shape[3]]
-        x = f.flatten(2).transpose(1, 2) + pos
+        x = f.flatten(2).transpose(1, 2)
+        if self.stem_norm is not None:
+            x = self.stem_norm(x)
+        x = x + pos
         hidden = [x] if output_hidden_states else None
         for blk in self.blocks:
             x = blk(x)

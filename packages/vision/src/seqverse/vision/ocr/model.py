@@ -53,6 +53,8 @@ class OCRConfig:
     stride_w: int = 8
     position_embedding: str = "grid"  # "grid": one learned vector per position; "factorised": row + column
     stem: str = "conv"  # "conv": small stem; "easyocr": EasyOCR CRNN's first four convolutions
+    stem_norm: bool = False  # "convvit" only: LayerNorm on the stem's tokens before the position code
+    position_init: str = "normal"  # "factorised" only: "sinusoidal" starts the columns from a sine code
 
 
 def receipt_config() -> OCRConfig:
@@ -61,7 +63,7 @@ def receipt_config() -> OCRConfig:
     return OCRConfig(image_height=84, image_width=1152, scale="height", line_pitch=24, stride_h=16, stride_w=4,
                      position_embedding="factorised", stem_channels=(16, 32, 64, 96), encoder_dim=128,
                      encoder_layers=1, encoder_heads=4, decoder_dim=128, decoder_layers=2, decoder_heads=4,
-                     max_length=320)
+                     max_length=320, stem_norm=True, position_init="sinusoidal")
 
 
 class CharTokenizer:
@@ -108,7 +110,8 @@ def build_model(cfg: OCRConfig, vocab_size: int):
                             num_hidden_layers=cfg.encoder_layers, num_attention_heads=cfg.encoder_heads,
                             intermediate_size=4 * cfg.encoder_dim, ctc_vocab_size=vocab_size, stride_h=cfg.stride_h,
                             stride_w=cfg.stride_w, position_embedding=cfg.position_embedding,
-                            max_columns=cfg.image_width // cfg.stride_w, stem=cfg.stem)
+                            max_columns=cfg.image_width // cfg.stride_w, stem=cfg.stem,
+                            stem_norm=cfg.stem_norm, position_init=cfg.position_init)
     elif cfg.encoder == "vit":
         enc = ViTConfig(image_size=(cfg.image_height, cfg.image_width), patch_size=(cfg.patch_height, cfg.patch_width),
                         num_channels=1, hidden_size=cfg.encoder_dim, num_hidden_layers=cfg.encoder_layers,

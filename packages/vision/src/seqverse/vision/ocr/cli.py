@@ -79,6 +79,9 @@ def register(subparsers) -> None:
     p.add_argument("--scramble", type=clikit.probability, default=0.5,
                    help="stage-1 share of pages with random-character words (half of it in stage 2)")
     p.add_argument("--ctc-weight", type=clikit.nonneg_float, default=0.5, help="joint CTC loss on single lines (0: off)")
+    p.add_argument("--guide-weight", type=clikit.nonneg_float, default=0.0,
+                   help="CTC-guided cross-attention on single lines: the decoder step writing a character is "
+                        "pulled to the column where the CTC head's best path emits it (training aid; 0: off)")
     p.add_argument("--init", metavar="DIR", default="", type=lambda t: clikit.existing_dir(t) if t else t,
                    help="start from this checkpoint's weights (default: from scratch)")
     p.add_argument("--seed", type=clikit.nonneg_int, default=0, help="seed of weights and rendered pages")
@@ -183,6 +186,8 @@ def _train(args) -> None:
 
     if args.stem_init == "easyocr" and args.stem != "easyocr":
         raise clikit.InputError("--stem-init easyocr needs --stem easyocr")
+    if args.guide_weight > 0 and args.ctc_weight == 0:
+        raise clikit.InputError("--guide-weight needs the CTC head's alignment: set --ctc-weight above 0")
     if args.stem == "easyocr" and args.arch != "receipt":
         raise clikit.InputError("--stem easyocr needs --arch receipt")
     torch.set_num_threads(args.threads)
@@ -190,7 +195,7 @@ def _train(args) -> None:
     model.stem = args.stem
     tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, line_steps=args.line_steps,
                      grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed,
-                     scramble=args.scramble, ctc_weight=args.ctc_weight, init=args.init,
+                     scramble=args.scramble, ctc_weight=args.ctc_weight, guide_weight=args.guide_weight, init=args.init,
                      template_share=args.template_share, stem_init="" if args.stem_init == "none" else "easyocr",
                      model=model)
     state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True), stop_step=args.stop_step)

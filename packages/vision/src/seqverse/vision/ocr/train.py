@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     scramble: float = 0.5  # stage 1: share of pages whose words are random characters (half that in stage 2)
     ctc_weight: float = 0.5  # joint CTC loss on single lines (conv-stem encoder only); 0 turns it off
+    guide_weight: float = 0.0  # CTC-guided cross-attention on single lines (needs ctc_weight > 0); 0 turns it off
     init: str = ""  # start from this checkpoint's weights (fresh optimizer), e.g. an earlier run's last/
     template_share: float = 0.2  # share of template receipts among the pages (the rest: synth.render_page)
     stem_init: str = ""  # "easyocr": start the "easyocr" stem from EasyOCR's pretrained CRNN convolutions
@@ -130,6 +131,55 @@ def ctc_loss(model, hidden, height: int, texts, tok, reduction: str = "mean") ->
     return loss
 
 
+def ctc_alignment(logp: np.ndarray, target: list[int], blank: int = 0) -> list[int] | None:
+    """Viterbi forced alignment of ``target`` to per-column CTC log-probabilities ``logp`` ``(T, C)``:
+    the column where each target character is first emitted on the best path (None if the line has
+    fewer columns than the path needs)."""
+    T, L = logp.shape[0], len(target)
+    ext = [blank] + [x for t in target for x in (t, blank)]
+    S = len(ext)
+    if L == 0 or T < L:
+        return None
+    ext_a = np.array(ext)
+    skip = np.zeros(S, dtype=bool)
+    skip[2:] = (ext_a[2:] != blank) & (ext_a[2:] != ext_a[:-2])
+    score = np.full(S, -np.inf)
+    score[0], score[1] = logp[0, ext[0]], logp[0, ext[1]]
+    back = np.zeros((T, S), dtype=np.int8)  # 0: stay, 1: from s-1, 2: from s-2
+    for t in range(1, T):
+        cand = np.stack([score, np.r_[-np.inf, score[:-1]], np.where(skip, np.r_[-np.inf, -np.inf, score[:-2]], -np.inf)])
+        back[t] = cand.argmax(0)
+        score = cand.max(0) + logp[t, ext_a]
+    s = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    if not np.isfinite(score[s]):
+        return None
+    first = [0] * L
+    for t in range(T - 1, -1, -1):
+        if s % 2 == 1:
+            first[s // 2] = t
+        s -= int(back[t, s]) if t > 0 else 0
+    return first
+
+
+def guided_attention_loss(cross_attention: torch.Tensor, grid_rows: int, columns: dict[int, list[int]],
+                          window: int = 1) -> torch.Tensor | None:
+    """CTC-guided cross-attention (a training aid, as the joint CTC loss): for each single line ``i`` with a
+    CTC alignment ``columns[i]`` (the column of each character), minus the log of the attention mass
+    the decoder step that writes character k puts within ``window`` columns of that character
+    (heads averaged, grid rows summed); one value per line (mean over its characters)."""
+    if not columns:
+        return None
+    B, H, Q, K = cross_attention.shape
+    per_col = cross_attention.mean(1).view(B, Q, grid_rows, K // grid_rows).sum(2)  # (B, Q, columns)
+    out = []
+    for i, cols in columns.items():
+        c = torch.tensor(cols)
+        idx = (c[:, None] + torch.arange(-window, window + 1)[None]).clamp(0, per_col.shape[2] - 1)
+        mass = per_col[i, : len(cols)].gather(1, idx).sum(1)
+        out.append(-torch.log(mass.clamp_min(1e-6)).mean())
+    return torch.stack(out)
+
+
 def labels_tensor(texts, tok, max_length):
     ids = [tok.encode(t)[:max_length] for t in texts]
     y = torch.full((len(ids), max(map(len, ids))), -100, dtype=torch.long)
@@ -185,7 +235,7 @@ class TrainBatches:
             yield batch
 
 
-def ocr_loss(model, batch, ctc_weight: float, tok):
+def ocr_loss(model, batch, ctc_weight: float, tok, guide_weight: float = 0.0):
     """Cross-entropy of the decoder (mean over label tokens) plus ``ctc_weight`` x the encoder's CTC
     loss (mean over the single-line samples), as this rank's part: sums over its own samples divided
     by the counts over every data-parallel rank (:func:`seqverse.core.train.global_sum`; on one
@@ -194,7 +244,8 @@ def ocr_loss(model, batch, ctc_weight: float, tok):
 
     x, y, texts = batch
     enc = model.encoder(pixel_values=x)
-    logits = model(encoder_outputs=enc, labels=y).logits
+    out = model(encoder_outputs=enc, labels=y, output_attentions=guide_weight > 0)
+    logits = out.logits
     loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100,
                                              reduction="sum") / global_sum((y != -100).sum())
     extra = {}
@@ -205,6 +256,22 @@ def ocr_loss(model, batch, ctc_weight: float, tok):
             aux = per_line.sum() / lines
             extra["ctc"] = aux.item()
             loss = loss + ctc_weight * aux
+    if guide_weight > 0:
+        rows = [i for i, t in enumerate(texts) if "\n" not in t and t]
+        columns = {}
+        if rows:
+            with torch.no_grad():
+                logp = model.encoder.ctc_logits(enc.last_hidden_state[rows], x.shape[2]).float().log_softmax(-1)
+            for j, i in enumerate(rows):
+                cols = ctc_alignment(logp[j].numpy(), tok.encode(texts[i])[:-1], tok.pad_token_id)
+                if cols is not None:
+                    columns[i] = cols
+        per_line = guided_attention_loss(out.cross_attentions[-1], x.shape[2] // model.encoder.config.stride_h, columns)
+        lines = global_sum(0 if per_line is None else len(per_line))
+        if per_line is not None:
+            aux = per_line.sum() / lines
+            extra["guide"] = aux.item()
+            loss = loss + guide_weight * aux
     return loss, extra
 
 
@@ -250,7 +317,7 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
     engine = EngineConfig(steps=tc.steps, lr=tc.lr, weight_decay=0.01, betas=(0.9, 0.98), clip_norm=1.0, seed=None,
                           out_dir=str(out), checkpoint_every=tc.save_every, eval_every=tc.eval_every, progress=progress,
                           stop_step=stop_step, loss_is_part=True)
-    result = fit(model, TrainBatches(tc, proc, tok), lambda m, b: ocr_loss(m, b, tc.ctc_weight, tok), engine,
+    result = fit(model, TrainBatches(tc, proc, tok), lambda m, b: ocr_loss(m, b, tc.ctc_weight, tok, tc.guide_weight), engine,
                  eval_fn=(lambda m: {"val_cer": validate(m, proc, val)}) if val else None,
                  schedule=lambda step: lr_factor(tc, step), on_step=on_step, mesh=mesh)
     losses = result.losses()

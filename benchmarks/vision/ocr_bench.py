@@ -54,7 +54,8 @@ def truths(imgs) -> list[str]:
     return [p.with_suffix(".txt").read_text() for p in imgs]
 
 
-def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chunks: int | None) -> list[dict]:
+def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chunks: int | None,
+                  reading: dict | None = None) -> list[dict]:
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import load
     from seqverse.vision.ocr.read import read_pages
@@ -65,7 +66,7 @@ def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chu
     for name, imgs in sets.items():
         runs = [("snapped", imgs, True)] + ([("equal (paper)", imgs[:equal_pages], False)] if equal_pages else [])
         for split, pages, snap in runs:
-            rs, st = read_pages(pages, model, proc, chunks=n_chunks, snap=snap)
+            rs, st = read_pages(pages, model, proc, chunks=n_chunks, snap=snap, **(reading or {}))
             rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
                          **evaluate_texts([r.text or "" for r in rs], truths(pages)), "pages_per_s": st["pages_per_s"]})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
@@ -80,6 +81,13 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
+    ap.add_argument("--lines", action=argparse.BooleanOptionalAction, default=None,
+                    help="seqverse reads one chunk per line pitch (default: each model's stored reading settings)")
+    ap.add_argument("--decoder", choices=("attention", "joint"), default=None,
+                    help="seqverse decoder (default: each model's stored reading settings)")
+    ap.add_argument("--ctc-weight", type=float, default=None, help="joint decoding's CTC weight (default: the model's)")
+    ap.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
+                    help="seqverse cuts chunks to their inked columns (default: the model's)")
     ap.add_argument("--no-peers", action="store_true",
                     help="skip Tesseract and PP-OCRv5: keep every row of the old results but those of the models read now")
     ap.add_argument("--peer-sets", default=None, help="test sets the peers read (default: all of --sets)")
@@ -121,7 +129,8 @@ def main(argv=None) -> int:
                                 **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
             print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
     for m, label in zip(models, labels):
-        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks)
+        reading = {"lines": args.lines, "decoder": args.decoder, "ctc_weight": args.ctc_weight, "crop": args.crop}
+        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks, reading)
     (results / "ocr.json").write_text(json.dumps(res, indent=2))
     (results / "ocr.md").write_text(markdown(res))
     print(markdown(res))

@@ -39,6 +39,7 @@ def register(subparsers) -> None:
                    help="checkpoint directory (seqverse or an official TrOCR one, offline; default: embedded)")
     p.add_argument("--batch-size", type=clikit.int_range(1, 4096), default=32, help="chunks decoded together")
     p.add_argument("--no-snap", action="store_true", help="the paper's plain equal split (no snapping to line gaps)")
+    add_reading_options(p, "(default: the model's stored reading settings)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_read)
 
@@ -106,7 +107,21 @@ def register(subparsers) -> None:
                    help="default chunk count stored with the model (default: 15 for width-scaled models, "
                    "automatic from the page height for pitch-scaled ones)")
     p.add_argument("--command", default="", help="the training command(s), recorded in the model card (default: empty)")
+    add_reading_options(p, "stored as the model's reading default (choose them on validation pages, never on test)")
     p.set_defaults(func=_export)
+
+
+def add_reading_options(p, when: str) -> None:
+    """``--lines``, ``--decoder`` and ``--ctc-weight`` (read.read_pages), shared by read and export."""
+    p.add_argument("--lines", action=argparse.BooleanOptionalAction, default=None,
+                   help="one chunk per line pitch, borders snapped to line gaps (pitch-scaled models) " + when)
+    p.add_argument("--decoder", choices=("attention", "joint"), default=None,
+                   help="attention: TrOCR's greedy decoder; joint: decoder + the encoder's CTC head "
+                   "(Watanabe et al. 2017), stops loops; needs --lines " + when)
+    p.add_argument("--ctc-weight", type=clikit.float_range(0.0, 1.0), default=None,
+                   help="weight of the CTC prefix score in joint decoding " + when)
+    p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="cut each chunk to its inked columns, so a short line costs its own width " + when)
 
 
 def _model(args):
@@ -119,7 +134,7 @@ def _read(args) -> None:
     import json
     from pathlib import Path
 
-    from .read import DEFAULT_CHUNKS, PageError, open_page, read_pages
+    from .read import DEFAULT_CHUNKS, PageError, open_page, read_pages, reading_settings
 
     errors = []
     for image in args.images:  # no page readable: say so without loading the model
@@ -136,8 +151,13 @@ def _read(args) -> None:
     pitch_scaled = proc.cfg is not None and proc.cfg.scale == "height"  # those split pages by their own height
     chunks = (args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None)
               or (None if pitch_scaled else DEFAULT_CHUNKS))
+    try:
+        reading_settings(proc, args.lines, args.decoder, args.ctc_weight, args.crop)
+    except ValueError as err:
+        raise clikit.InputError(str(err)) from None
     results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,
-                                snap=not args.no_snap, progress=len(args.images) > 1)
+                                snap=not args.no_snap, progress=len(args.images) > 1, lines=args.lines,
+                                decoder=args.decoder, ctc_weight=args.ctc_weight, crop=args.crop)
     for r in results:
         if r.error:
             print(f"seqverse-vision: error: {r.error}", file=sys.stderr)
@@ -154,7 +174,8 @@ def _read(args) -> None:
                 if len(results) > 1:
                     print(f"==> {r.image} <==")
                 print(r.text)
-    print(f"{stats['read']}/{stats['pages']} pages, {stats['pages_per_s']:.2f} pages/s, {chunks or 'auto'} chunks", file=sys.stderr)
+    print(f"{stats['read']}/{stats['pages']} pages, {stats['pages_per_s']:.2f} pages/s, {stats['chunks'] or 'auto'} chunks, "
+          f"{stats['decoder']} decoder", file=sys.stderr)
     if stats["failed"]:
         raise SystemExit(2)
 
@@ -210,5 +231,11 @@ def _export(args) -> None:
 
     if not (Path(args.run) / "last" / "trainer_state.json").exists():
         raise clikit.InputError(f"{args.run}: no training run here (expected {args.run}/last/trainer_state.json)")
-    dst = export(args.run, args.out or default_model_dir(), default_chunks=args.chunks, command=args.command)
+    reading = {k: v for k, v in (("lines", args.lines), ("decoder", args.decoder), ("ctc_weight", args.ctc_weight),
+                                 ("crop", args.crop)) if v is not None}
+    try:
+        dst = export(args.run, args.out or default_model_dir(), default_chunks=args.chunks, command=args.command,
+                     reading=reading)
+    except ValueError as err:
+        raise clikit.InputError(str(err)) from None
     print(f"exported to {dst}", file=sys.stderr)

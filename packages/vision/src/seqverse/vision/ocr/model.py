@@ -234,6 +234,7 @@ def load(directory: str | Path, device: str = "cpu"):
         cfg = OCRConfig(**{k: v for k, v in meta.items() if k in OCRConfig.__dataclass_fields__})
         cfg.stem_channels = tuple(cfg.stem_channels)
         cfg.default_chunks = meta.get("default_chunks", 15)
+        cfg.reading = meta.get("reading", {})  # lines / decoder / ctc_weight chosen on validation pages
         return model, ChunkProcessor(cfg, CharTokenizer.load(d))
     from transformers import TrOCRProcessor
 

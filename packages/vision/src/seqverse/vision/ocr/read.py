@@ -12,6 +12,12 @@ that page an ``error`` and the others still finish. Pages larger than ``MAX_PIXE
 (decompression-bomb guard); any page is first scaled to the model's scale: its line pitch measured
 from the ink (:func:`line_pitch`) becomes the model's ``line_pitch`` (models trained since issue 25), or
 its width becomes the model's page width (older models).
+
+``lines=True`` (models scaled by line pitch) makes every chunk one line pitch high, borders snapped
+to line gaps as above: each chunk then holds one printed line, which lets ``decoder="joint"`` add the
+encoder's CTC head to the decoder's scores (:mod:`.joint`), a check on loops and early stops that is
+valid for single lines only. ``crop=True`` cuts each chunk to its inked columns (a short line on a
+wide receipt costs its own width). A model's exported ``reading`` settings are its defaults.
 """
 
 from __future__ import annotations
@@ -198,26 +204,75 @@ def auto_chunks(height: int, proc) -> int:
     return max(1, math.ceil(height / (0.6 * proc.cfg.image_height)))
 
 
-def split_page(page: Image.Image, proc, n: int | None, snap: bool = True) -> list[Image.Image]:
+def line_chunks(height: int, proc) -> int:
+    """One chunk per line pitch of a page scaled by line pitch (``read_pages(..., lines=True)``)."""
+    return max(1, round(height / proc.cfg.line_pitch))
+
+
+def split_page(page: Image.Image, proc, n: int | None, snap: bool = True, lines: bool = False,
+               crop: bool = False) -> list[Image.Image]:
     """The non-blank chunks of one page, top to bottom, at the model's page scale (``n=None``: as many
-    as :func:`auto_chunks` says)."""
+    as :func:`auto_chunks` says, or with ``lines`` one a line pitch); ``crop``: each cut to its inked
+    columns (:func:`ink_columns`)."""
     scaled = proc.page_scale(page)
     gray = np.asarray(scaled.convert("L"), dtype=np.float32)
     prof = ink_profile(gray)
-    b = chunk_borders(gray, n or auto_chunks(gray.shape[0], proc), snap)
+    if n is None:
+        n = line_chunks(gray.shape[0], proc) if lines else auto_chunks(gray.shape[0], proc)
+    b = chunk_borders(gray, n, snap)
+    mask = ink_mask(gray) if crop else None
     out = []
     for top, bot in zip(b[:-1], b[1:]):
         if bot <= top:
             continue
         span = trim(gray, top, bot, prof) if snap else (top, bot)
         if span is not None:
-            out.append(scaled.crop((0, span[0], scaled.width, span[1])))
+            left, right = ink_columns(mask[span[0]:span[1]], proc.cfg.line_pitch) if crop else (0, scaled.width)
+            out.append(scaled.crop((left, span[0], right, span[1])))
     return out
 
 
+def ink_columns(band_ink: np.ndarray, margin: int) -> tuple[int, int]:
+    """A band's inked columns (``band_ink``: its rows of the page's :func:`ink_mask`) with ``margin`` px
+    of paper each side (the whole band if blank): a short line on a wide page is encoded at its own
+    width, not the page's."""
+    cols = np.flatnonzero(band_ink.any(0))
+    if cols.size == 0:
+        return 0, band_ink.shape[1]
+    return max(0, int(cols[0]) - margin), min(band_ink.shape[1], int(cols[-1]) + 1 + margin)
+
+
+DECODERS = ("attention", "joint")
+
+
+def reading_settings(proc, lines: bool | None, decoder: str | None, ctc_weight: float | None,
+                     crop: bool | None = None) -> tuple[bool, str, float, bool]:
+    """The caller's reading settings, else the model's exported ones, else plain chunks + attention."""
+    stored = getattr(proc.cfg, "reading", None) or {}
+    lines = stored.get("lines", False) if lines is None else lines
+    crop = stored.get("crop", False) if crop is None else crop
+    decoder = decoder or stored.get("decoder", "attention")
+    ctc_weight = stored.get("ctc_weight", 0.5) if ctc_weight is None else ctc_weight
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if not 0.0 <= ctc_weight <= 1.0:
+        raise ValueError(f"ctc weight must be within [0, 1], got {ctc_weight}")
+    pitch_scaled = proc.cfg is not None and proc.cfg.scale == "height"
+    if lines and not pitch_scaled:
+        raise ValueError("reading line by line needs a model that scales pages by line pitch (issue-25 models)")
+    if decoder == "joint" and not lines:
+        raise ValueError("joint CTC/attention decoding reads one line a chunk: use it with lines=True (--lines)")
+    if crop and not pitch_scaled:
+        raise ValueError("cropping chunks to their ink needs a model that scales pages by line pitch (issue-25 models)")
+    return lines, decoder, ctc_weight, crop
+
+
 def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS, batch_size: int = 32,
-               snap: bool = True, progress: bool = False, clip: bool = True) -> tuple[list[PageResult], dict]:
-    """Read pages; returns one :class:`PageResult` per path (text or error) and timing stats."""
+               snap: bool = True, progress: bool = False, clip: bool = True, lines: bool | None = None,
+               decoder: str | None = None, ctc_weight: float | None = None,
+               crop: bool | None = None) -> tuple[list[PageResult], dict]:
+    """Read pages; returns one :class:`PageResult` per path (text or error) and timing stats.
+    ``lines``/``decoder``/``ctc_weight``/``crop``: see the module docstring (None: the model's defaults)."""
     import torch
     from tqdm import tqdm
 
@@ -227,7 +282,12 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
         model, proc = load(default_model_dir())
     if chunks is not None and chunks < 1:
         raise ValueError(f"--chunks must be at least 1, got {chunks}")
-    if chunks is None and (proc.cfg is None or proc.cfg.scale != "height"):
+    lines, decoder, ctc_weight, crop = reading_settings(proc, lines, decoder, ctc_weight, crop)
+    if decoder == "joint" and getattr(model.encoder, "ctc_head", None) is None:
+        raise ValueError("joint CTC/attention decoding needs a model with a CTC head (seqverse convvit encoder)")
+    if lines:
+        chunks = None
+    elif chunks is None and (proc.cfg is None or proc.cfg.scale != "height"):
         chunks = DEFAULT_CHUNKS
     t0 = time.perf_counter()
     results, items = [], []  # items: (page index, chunk image)
@@ -235,23 +295,35 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
         r = PageResult(str(p))
         try:
             page = open_page(p)
-            for c in split_page(page, proc, chunks, snap):
+            for c in split_page(page, proc, chunks, snap, lines, crop):
                 items.append((len(results), c))
         except PageError as err:
             r.error = str(err)
         results.append(r)
-    per_page: dict[int, list[str]] = {}
+    texts: list[str] = [""] * len(items)
+    # chunks of like size decoded together: a batch is padded to its largest chunk, and the encoder
+    # attends over the padding, so mixing a short line with a wide one costs time and changes its reading
+    order = sorted(range(len(items)), key=lambda j: (items[j][1].height, items[j][1].width))
     max_new = proc.cfg.max_length if proc.cfg else 256
     with torch.no_grad():
         for k in tqdm(range(0, len(items), batch_size), disable=not progress, desc="read", unit="batch"):
-            batch = items[k:k + batch_size]
-            x = proc.pixel_values([c for _, c in batch]).to(model.device)
-            ids = model.generate(pixel_values=x, max_new_tokens=max_new, num_beams=1, do_sample=False)
-            for (i, c), text in zip(batch, proc.decode(ids)):
+            batch = order[k:k + batch_size]
+            x = proc.pixel_values([items[j][1] for j in batch]).to(model.device)
+            if decoder == "joint":
+                from .joint import joint_greedy
+
+                ids = joint_greedy(model, x, proc.tokenizer, ctc_weight, max_new)
+            else:
+                ids = model.generate(pixel_values=x, max_new_tokens=max_new, num_beams=1, do_sample=False)
+            for j, text in zip(batch, proc.decode(ids)):
+                c = items[j][1]
                 if clip and proc.cfg:
                     pitch = proc.cfg.line_pitch if proc.cfg.scale == "height" else MIN_LINE_PX
                     text = clip_chunk_text(text, c.height, c.width, pitch)
-                per_page.setdefault(i, []).append(text)
+                texts[j] = text
+    per_page: dict[int, list[str]] = {}
+    for (i, _), text in zip(items, texts):  # items are in page order, chunks top to bottom
+        per_page.setdefault(i, []).append(text)
     for i, r in enumerate(results):
         if r.error is None:
             r.chunks = len(per_page.get(i, []))
@@ -259,4 +331,5 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
     dt = time.perf_counter() - t0
     ok = sum(r.error is None for r in results)
     return results, {"pages": len(results), "read": ok, "failed": len(results) - ok, "seconds": dt,
-                     "pages_per_s": ok / dt if dt > 0 else 0.0, "chunks": chunks}
+                     "pages_per_s": ok / dt if dt > 0 else 0.0, "chunks": "lines" if lines else chunks,
+                     "decoder": decoder, "crop": crop, **({"ctc_weight": ctc_weight} if decoder == "joint" else {})}

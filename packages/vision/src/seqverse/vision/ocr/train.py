@@ -343,8 +343,9 @@ def _rank0() -> bool:
 
 
 def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = None, metrics: dict | None = None,
-           command: str = "") -> Path:
-    """Copy a run's model (no optimizer state) into ``dst`` with a model card; the embedded default."""
+           command: str = "", reading: dict | None = None) -> Path:
+    """Copy a run's model (no optimizer state) into ``dst`` with a model card; the embedded default.
+    ``reading``: the model's reading defaults (``lines``, ``decoder``, ``ctc_weight``; read.read_pages)."""
     import shutil
 
     src = Path(run_dir) / "last" if (Path(run_dir) / "last").is_dir() else Path(run_dir)
@@ -359,6 +360,14 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = No
     if default_chunks is None and not height:
         default_chunks = 15
     meta["default_chunks"] = default_chunks
+    reading = dict(reading or {})
+    if reading.get("lines") and not height:
+        raise ValueError("--lines needs a model that scales pages by line pitch")
+    if reading.get("crop") and not height:
+        raise ValueError("--crop needs a model that scales pages by line pitch")
+    if reading.get("decoder") == "joint" and not reading.get("lines"):
+        raise ValueError("--decoder joint reads one line a chunk: export it with --lines")
+    meta["reading"] = reading
     (tmp / "ocr_config.json").write_text(json.dumps(meta, indent=2))
     state = json.loads((src / "trainer_state.json").read_text())
     encoder = (f"hybrid conv-stem ViT (`seqverse_convvit`, {meta.get('stem', 'conv')} stem, stride "
@@ -368,7 +377,16 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = No
              f"{meta['image_width']} px of their own width" if height
              else f"pages scaled to {meta['image_width']} px wide, {meta['image_height']}x{meta['image_width']} chunks")
     chunks = (f"{default_chunks} chunks per page" if default_chunks
+              else "one chunk per line pitch (read.line_chunks)" if reading.get("lines")
               else "chunks of about 0.6 x the input height (read.auto_chunks)")
+    if reading.get("decoder") == "joint":
+        chunks += f", joint CTC/attention decoding with CTC weight {reading.get('ctc_weight', 0.5)} (ocr.joint)"
+    if reading.get("crop"):
+        chunks += ", each chunk cut to its inked columns"
+    reading_flags = "".join([" --lines" if reading.get("lines") else "",
+                             f" --decoder {reading['decoder']}" if "decoder" in reading else "",
+                             f" --ctc-weight {reading['ctc_weight']}" if "ctc_weight" in reading else "",
+                             " --crop" if reading.get("crop") else ""])
     hist = "\n".join(f"| {h['step']} | {h['loss']:.4f} | {100 * h['val_cer']:.2f} |" for h in state["history"])
     card = f"""# seqverse TrOCR for receipts (embedded default)
 
@@ -381,7 +399,7 @@ font families held out of training: GNU FreeFont, URW base35, Courier Prime).
   {state.get('seconds', 0) / 3600:.2f} h on a shared 2-core CPU (1 thread), seed {meta['train']['seed']}.
 - Settings: {json.dumps(meta['train'])}
 - Command: `{command or 'seqverse-vision ocr train -o runs/ocr/stage'}` then
-  `seqverse-vision ocr export {run_dir}{f' --chunks {default_chunks}' if default_chunks and height else ''}`.
+  `seqverse-vision ocr export {run_dir}{f' --chunks {default_chunks}' if default_chunks and height else ''}{reading_flags}`.
 - Inference default: {chunks} (borders snapped to line gaps).
 
 Validation ({meta['train']['val_bands']} whole-line bands of pages with seeds 900,000,000+, greedy decoding without the

@@ -1,0 +1,204 @@
+"""Joint CTC/attention decoding of single-line chunks (Watanabe et al. 2017, "Hybrid CTC/Attention
+Architecture for End-to-End Speech Recognition", Sec. III-B and Algorithm 2).
+
+The TrOCR decoder alone loops on a line it has half learned (``13/01/1999`` -> ``13/01/19999``, a rule
+``___`` -> 90 underscores): its cross-attention can return to a column it has read. The encoder's
+CTC head reads the same line monotonically, but knows no language. One-pass joint decoding scores
+each next character ``c`` after the prefix ``g`` by
+
+    lambda * log p_ctc(g c ...) + (1 - lambda) * log p_att(c | g)
+
+where ``p_ctc(g c ...)`` is the CTC *prefix* probability (that the line's CTC reading starts with
+``g c``) and the end of the line is scored by the CTC probability of ``g`` as the whole line. A
+prefix that repeats a character the image does not repeat has a tiny CTC prefix probability, so loops
+and early stops are cut. The CTC head max-pools the feature rows, so this is valid for one line of
+text a chunk only (``read_pages(..., lines=True)``).
+
+:func:`joint_greedy` is the batched, incremental path (the decoder's key/value cache, CTC forward
+variables carried from step to step, CTC scored only for the attention's ``pre_beam`` best characters,
+as ESPnet's pre-beam); :func:`joint_greedy_reference` recomputes everything from scratch for one
+chunk at a time (the decoder over the whole prefix, CTC prefix probabilities by a plain forward pass
+over the prefix's blank-extended labels) and scores every character. Tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+NEG = -1e30
+
+
+def _encode(model, pixel_values: torch.Tensor):
+    """Encoder states for the decoder's cross-attention and the CTC head's per-column log-probs."""
+    enc = model.encoder(pixel_values=pixel_values).last_hidden_state
+    ctc = model.encoder.ctc_logits(enc, pixel_values.shape[2]).float().log_softmax(-1)
+    if getattr(model, "enc_to_dec_proj", None) is not None:
+        enc = model.enc_to_dec_proj(enc)
+    return enc, ctc
+
+
+def _allowed(vocab: int, tok) -> torch.Tensor:
+    """Characters the decoder may write: every character and EOS, never PAD/BOS/UNK."""
+    ok = torch.ones(vocab, dtype=torch.bool)
+    ok[[tok.pad_token_id, tok.bos_token_id, tok.unk_token_id]] = False
+    return ok
+
+
+# ----------------------------------------------------------------------------------------------
+# reference: from scratch, one chunk, every character
+
+
+def ctc_forward(logp: np.ndarray, labels: list[int], blank: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Plain CTC forward pass: for every frame t, log P(frames 0..t read ``labels``), split by whether
+    frame t is a blank (``end_blank``) or the last label (``end_label``). ``labels=[]``: only blanks."""
+    T = logp.shape[0]
+    ext = [blank]
+    for c in labels:
+        ext += [c, blank]
+    S = len(ext)
+    alpha = np.full((T, S), NEG)
+    alpha[0, 0] = logp[0, blank]
+    if S > 1:
+        alpha[0, 1] = logp[0, ext[1]]
+    for t in range(1, T):
+        for s in range(S):
+            a = alpha[t - 1, s]
+            if s >= 1:
+                a = np.logaddexp(a, alpha[t - 1, s - 1])
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                a = np.logaddexp(a, alpha[t - 1, s - 2])
+            alpha[t, s] = a + logp[t, ext[s]]
+    end_blank = alpha[:, S - 1]
+    end_label = alpha[:, S - 2] if S > 1 else np.full(T, NEG)
+    return end_blank, end_label
+
+
+def ctc_prefix_logp(logp: np.ndarray, prefix: list[int], c: int | None, blank: int = 0) -> float:
+    """log P(the CTC reading of ``logp`` starts with ``prefix + [c]``); ``c=None``: log P(it is exactly
+    ``prefix``). Sums over the frame t at which ``c`` is first emitted after ``prefix`` was read."""
+    end_blank, end_label = ctc_forward(logp, prefix, blank)
+    if c is None:
+        return float(np.logaddexp(end_blank[-1], end_label[-1]))
+    total = logp[0, c] if not prefix else NEG
+    for t in range(1, logp.shape[0]):
+        before = end_blank[t - 1] if prefix and prefix[-1] == c else np.logaddexp(end_blank[t - 1], end_label[t - 1])
+        total = np.logaddexp(total, before + logp[t, c])
+    return float(total)
+
+
+@torch.no_grad()
+def joint_greedy_reference(model, pixel_values: torch.Tensor, tok, ctc_weight: float, max_new_tokens: int) -> list[list[int]]:
+    """One chunk at a time, nothing cached, every character scored (the plain reference)."""
+    enc, ctc = _encode(model, pixel_values)
+    ok = _allowed(ctc.shape[-1], tok)
+    out = []
+    for b in range(pixel_values.shape[0]):
+        logp = ctc[b].numpy().astype(np.float64)
+        seq = [tok.bos_token_id]
+        for _ in range(max_new_tokens):
+            ids = torch.tensor([seq])
+            att = model.decoder(input_ids=ids, encoder_hidden_states=enc[b:b + 1]).logits[0, -1].float().log_softmax(-1)
+            best, best_score = None, -math.inf
+            prefix = seq[1:]
+            base = ctc_prefix_logp(logp, prefix[:-1], prefix[-1], tok.pad_token_id) if prefix else 0.0
+            for c in range(len(ok)):
+                if not ok[c]:
+                    continue
+                p = ctc_prefix_logp(logp, prefix, None if c == tok.eos_token_id else c, tok.pad_token_id)
+                score = ctc_weight * (p - base) + (1 - ctc_weight) * float(att[c])
+                if score > best_score:
+                    best, best_score = c, score
+            seq.append(best)
+            if best == tok.eos_token_id:
+                break
+        out.append(seq)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# batched and incremental
+
+
+def linear_recursion(log_a0: torch.Tensor, log_f: torch.Tensor, log_y: torch.Tensor) -> torch.Tensor:
+    """All of ``a[t] = (a[t-1] + f[t-1]) * y[t]``, ``a[0] = a0``, in log space and without a loop over t:
+    ``log a[t] = C[t] + logcumsumexp(log a0, log f[0] - C[0], ..., log f[t-1] - C[t-1])`` with
+    ``C[t] = sum_{s=1..t} log y[s]``. Shapes ``(B,)``, ``(B, T)``, ``(B, T)`` -> ``(B, T)``."""
+    C = torch.cat([torch.zeros_like(log_y[:, :1]), log_y[:, 1:].cumsum(1)], 1)
+    v = torch.cat([log_a0.unsqueeze(1), (log_f - C)[:, :-1]], 1)
+    return C + torch.logcumsumexp(v, 1)
+
+
+class CTCPrefixScorer:
+    """CTC prefix scores of a batch of growing prefixes (Watanabe et al. 2017, Algorithm 2), carried
+    from step to step: for each prefix g, ``r_n[t]``/``r_b[t]`` = log P(frames 0..t read g, frame t
+    a label / a blank), and ``psi`` = log P(the reading starts with g). A candidate's prefix score
+    needs only ``r_n``/``r_b`` of g; the recursion over frames is run for the chosen one only
+    (:func:`linear_recursion`)."""
+
+    def __init__(self, logp: torch.Tensor, blank: int):
+        self.logp, self.blank = logp, blank  # (B, T, V)
+        B, T, _ = logp.shape
+        self.r_n = torch.full((B, T), NEG, dtype=logp.dtype)
+        self.r_b = logp[:, :, blank].cumsum(1)
+        self.psi = torch.zeros(B, dtype=logp.dtype)
+        self.last = torch.full((B,), -1, dtype=torch.long)
+        self.empty = True
+
+    def _phi(self, c: torch.Tensor) -> torch.Tensor:
+        """log P(frames 0..t read g and may be followed by a new emission of c): ``(B, T, K)``."""
+        same = (c == self.last.unsqueeze(1)).unsqueeze(1)
+        return torch.where(same, self.r_b.unsqueeze(2), torch.logaddexp(self.r_b, self.r_n).unsqueeze(2))
+
+    def score(self, cands: torch.Tensor, eos: int) -> torch.Tensor:
+        """log prefix probability of ``g + c`` for candidates ``cands`` (B, K): the sum over the frame
+        at which c is first emitted; EOS scores log P(the reading is exactly g)."""
+        B, T, _ = self.logp.shape
+        y = torch.gather(self.logp, 2, cands.unsqueeze(1).expand(B, T, cands.shape[1]))  # (B, T, K)
+        first = y[:, :1] if self.empty else torch.full_like(y[:, :1], NEG)
+        psi = torch.logsumexp(torch.cat([first, self._phi(cands)[:, :-1] + y[:, 1:]], 1), 1)
+        end = torch.logaddexp(self.r_n[:, -1], self.r_b[:, -1]).unsqueeze(1)
+        return torch.where(cands == eos, end, psi)
+
+    def advance(self, chosen: torch.Tensor, psi: torch.Tensor) -> None:
+        """Append ``chosen`` (B,) with its prefix score ``psi`` (B,): the forward variables of g + c."""
+        y = torch.gather(self.logp, 2, chosen.view(-1, 1, 1).expand(-1, self.logp.shape[1], 1)).squeeze(2)
+        start = y[:, 0] if self.empty else torch.full_like(y[:, 0], NEG)
+        r_n = linear_recursion(start, self._phi(chosen.view(-1, 1)).squeeze(2), y)
+        r_b = linear_recursion(torch.full_like(start, NEG), r_n, self.logp[:, :, self.blank])
+        self.r_n, self.r_b, self.psi, self.last, self.empty = r_n, r_b, psi, chosen, False
+
+
+@torch.no_grad()
+def joint_greedy(model, pixel_values: torch.Tensor, tok, ctc_weight: float = 0.3, max_new_tokens: int = 320,
+                 pre_beam: int = 8) -> list[list[int]]:
+    """Greedy joint CTC/attention decoding of a batch of single-line chunks; token ids with BOS first
+    and EOS last (if reached). ``pre_beam``: characters per step whose CTC prefix score is computed
+    (the attention's best; ``None`` or >= the vocabulary: all)."""
+    enc, ctc = _encode(model, pixel_values)
+    B, _, V = ctc.shape
+    ok = _allowed(V, tok)
+    scorer = CTCPrefixScorer(ctc.double(), tok.pad_token_id)
+    seqs = torch.full((B, 1), tok.bos_token_id, dtype=torch.long)
+    done = torch.zeros(B, dtype=torch.bool)
+    cache, step_ids = None, seqs
+    for _ in range(max_new_tokens):
+        out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, cache=cache, use_cache=True)
+        cache = out.cache
+        att = out.logits[:, -1].double().log_softmax(-1).masked_fill(~ok, -math.inf)
+        k = V if pre_beam is None else min(pre_beam, int(ok.sum()))
+        cands = att.topk(k, dim=1).indices if k < V else torch.arange(V).expand(B, V)
+        psi = scorer.score(cands, tok.eos_token_id)
+        score = ctc_weight * (psi - scorer.psi.unsqueeze(1)) + (1 - ctc_weight) * torch.gather(att, 1, cands)
+        pick = score.argmax(1, keepdim=True)
+        nxt = torch.gather(cands, 1, pick).squeeze(1)
+        scorer.advance(nxt, torch.gather(psi, 1, pick).squeeze(1))
+        nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
+        seqs = torch.cat([seqs, nxt.view(-1, 1)], 1)
+        done |= nxt == tok.eos_token_id
+        if bool(done.all()):
+            break
+        step_ids = nxt.view(-1, 1)
+    return [[int(i) for i in row if i != tok.pad_token_id] for row in seqs]

@@ -1,0 +1,147 @@
+"""Joint CTC/attention decoding (issue 25): CTC prefix probabilities against a brute-force sum over
+paths, the incremental scorer against the plain forward pass, the batched decoder against the
+from-scratch reference, and the reading settings' errors."""
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from seqverse.vision.ocr import joint
+from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, build_model, receipt_config
+from seqverse.vision.ocr.read import reading_settings
+from seqverse.vision.ocr.train import TrainConfig, make_batch
+
+
+def collapse(path, blank=0):
+    out, prev = [], None
+    for p in path:
+        if p != prev and p != blank:
+            out.append(p)
+        prev = p
+    return out
+
+
+def brute_prefix_logp(logp, prefix, c):
+    """log of the summed probability of every path whose reading starts with prefix + [c] (c=None:
+    whose reading is exactly prefix)."""
+    T, C = logp.shape
+    want = list(prefix) + ([] if c is None else [c])
+    total = 0.0
+    for path in itertools.product(range(C), repeat=T):
+        read = collapse(path)
+        if (read == want) if c is None else (read[: len(want)] == want):
+            total += float(np.exp(sum(logp[t, p] for t, p in enumerate(path))))
+    return np.log(total) if total > 0 else -np.inf
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prefix_probability_equals_the_sum_over_paths(seed):
+    rng = np.random.default_rng(seed)
+    T, C = 5, 3
+    logp = np.log(rng.dirichlet(np.ones(C), size=T))
+    for prefix in ([], [1], [2, 2], [1, 2]):
+        for c in (None, 1, 2):
+            want = brute_prefix_logp(logp, prefix, c)
+            got = joint.ctc_prefix_logp(logp, prefix, c)
+            if np.isinf(want):
+                assert got < -1e20
+            else:
+                assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+
+
+def test_whole_line_probability_is_torch_ctc_loss():
+    rng = np.random.default_rng(7)
+    logp = np.log(rng.dirichlet(np.ones(6), size=12))
+    target = [3, 1, 1, 5]
+    ref = -torch.nn.functional.ctc_loss(torch.tensor(logp).unsqueeze(1), torch.tensor([target]), [12], [4],
+                                        reduction="sum").item()
+    assert joint.ctc_prefix_logp(logp, target, None) == pytest.approx(ref, rel=1e-9)
+
+
+def test_incremental_scorer_equals_the_forward_pass():
+    rng = np.random.default_rng(3)
+    B, T, V = 2, 9, 6
+    logp = torch.tensor(np.log(rng.dirichlet(np.ones(V), size=(B, T))))
+    scorer = joint.CTCPrefixScorer(logp, blank=0)
+    seqs = [[2, 2, 3], [1, 4, 1]]
+    eos = 5  # a class of its own, as the tokenizer's EOS
+    for k in range(3):
+        cands = torch.tensor([[1, 2, 3, 4, eos]] * B)
+        psi = scorer.score(cands, eos)
+        for b in range(B):
+            for j, c in enumerate(cands[b].tolist()):
+                want = joint.ctc_prefix_logp(logp[b].numpy(), seqs[b][:k], None if c == eos else c)
+                assert psi[b, j].item() == pytest.approx(want, rel=1e-9, abs=1e-9)
+        pick = torch.tensor([[cands[b].tolist().index(seqs[b][k])] for b in range(B)])
+        scorer.advance(torch.gather(cands, 1, pick).squeeze(1), torch.gather(psi, 1, pick).squeeze(1))
+
+
+def test_linear_recursion_equals_the_loop():
+    rng = np.random.default_rng(4)
+    B, T = 3, 11
+    a0 = torch.tensor(np.log(rng.random(B)))
+    f = torch.tensor(np.log(rng.random((B, T))))
+    f[0, 3] = joint.NEG  # impossible terms as the scorer writes them
+    y = torch.tensor(np.log(rng.random((B, T))))
+    want = torch.empty(B, T, dtype=torch.float64)
+    want[:, 0] = a0
+    for t in range(1, T):
+        want[:, t] = torch.logaddexp(want[:, t - 1], f[:, t - 1]) + y[:, t]
+    assert torch.allclose(joint.linear_recursion(a0, f, y), want, rtol=1e-10, atol=1e-10)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    cfg = receipt_config()
+    for k, v in dict(stem_channels=(8, 8, 16, 16), encoder_dim=32, encoder_heads=2, decoder_dim=32, decoder_layers=1,
+                     decoder_heads=2, max_length=64).items():
+        setattr(cfg, k, v)
+    tok = CharTokenizer()
+    model = build_model(cfg, len(tok)).eval()
+    x = make_batch(TrainConfig(model=cfg, batch_size=3, line_steps=100), ChunkProcessor(cfg, tok), tok, 0,
+                   random.Random(1))[0]
+    return model, tok, x
+
+
+def test_batched_joint_decoding_equals_the_reference():
+    model, tok, x = tiny_model()
+    x = x[:, :, :, :96]  # short lines keep the from-scratch reference quick
+    ref = joint.joint_greedy_reference(model, x, tok, 0.4, 6)
+    assert joint.joint_greedy(model, x, tok, 0.4, 6, pre_beam=None) == ref
+
+
+def test_without_ctc_weight_it_is_the_decoders_greedy_search():
+    model, tok, x = tiny_model()
+    never = [tok.pad_token_id, tok.bos_token_id, tok.unk_token_id]  # joint decoding never writes these
+    ids = model.generate(pixel_values=x, max_new_tokens=8, num_beams=1, do_sample=False, suppress_tokens=never)
+    want = [[i for i in row.tolist() if i != tok.pad_token_id] for row in ids]
+    assert joint.joint_greedy(model, x, tok, 0.0, 8, pre_beam=None) == want
+
+
+def test_ctc_weight_changes_the_reading():
+    model, tok, x = tiny_model()
+    assert joint.joint_greedy(model, x, tok, 0.0, 8) != joint.joint_greedy(model, x, tok, 0.9, 8)
+
+
+class _Proc:
+    def __init__(self, scale, reading=None):
+        self.cfg = receipt_config()
+        self.cfg.scale = scale
+        self.cfg.reading = reading or {}
+
+
+def test_reading_settings_come_from_the_model_and_refuse_bad_combinations():
+    assert reading_settings(_Proc("height", {"lines": True, "decoder": "joint", "ctc_weight": 0.7}), None, None, None) \
+        == (True, "joint", 0.7, False)
+    assert reading_settings(_Proc("height"), None, None, None) == (False, "attention", 0.5, False)
+    with pytest.raises(ValueError, match="one line a chunk"):
+        reading_settings(_Proc("height"), False, "joint", None)
+    with pytest.raises(ValueError, match="line pitch"):
+        reading_settings(_Proc("width"), True, None, None)
+    with pytest.raises(ValueError, match="line pitch"):
+        reading_settings(_Proc("width"), False, None, None, crop=True)
+    with pytest.raises(ValueError, match="within"):
+        reading_settings(_Proc("height"), True, "joint", 1.5)

@@ -6,18 +6,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from ocr_helpers import collapse, tiny_receipt_config
 
-from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, build_model, receipt_config
+from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, build_model
 from seqverse.vision.ocr.train import TrainConfig, ctc_alignment, guided_attention_loss, make_batch, ocr_loss
-
-
-def collapse(path, blank=0):
-    out, prev = [], None
-    for p in path:
-        if p != prev and p != blank:
-            out.append(p)
-        prev = p
-    return out
 
 
 def brute_force_alignment(logp, target, blank=0):
@@ -76,10 +68,7 @@ def test_attention_on_the_aligned_columns_costs_nothing_and_uniform_costs_log_of
 
 def test_the_guide_term_enters_the_loss_and_reaches_the_decoder():
     torch.manual_seed(0)
-    cfg = receipt_config()
-    for k, v in dict(stem_channels=(8, 8, 16, 16), encoder_dim=32, encoder_heads=2, decoder_dim=32, decoder_layers=1,
-                     decoder_heads=2, max_length=64).items():
-        setattr(cfg, k, v)
+    cfg = tiny_receipt_config()
     tok = CharTokenizer()
     model = build_model(cfg, len(tok))
     batch = make_batch(TrainConfig(model=cfg, batch_size=4, line_steps=100), ChunkProcessor(cfg, tok), tok, 0,

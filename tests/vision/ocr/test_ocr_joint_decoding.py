@@ -8,20 +8,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from ocr_helpers import collapse, tiny_receipt_config
 
-from seqverse.vision.ocr import joint
+from seqverse.vision.ocr import joint, read, synth
 from seqverse.vision.ocr.model import CharTokenizer, ChunkProcessor, build_model, receipt_config
 from seqverse.vision.ocr.read import reading_settings
 from seqverse.vision.ocr.train import TrainConfig, make_batch
-
-
-def collapse(path, blank=0):
-    out, prev = [], None
-    for p in path:
-        if p != prev and p != blank:
-            out.append(p)
-        prev = p
-    return out
 
 
 def brute_prefix_logp(logp, prefix, c):
@@ -95,10 +87,7 @@ def test_linear_recursion_equals_the_loop():
 
 def tiny_model():
     torch.manual_seed(0)
-    cfg = receipt_config()
-    for k, v in dict(stem_channels=(8, 8, 16, 16), encoder_dim=32, encoder_heads=2, decoder_dim=32, decoder_layers=1,
-                     decoder_heads=2, max_length=64).items():
-        setattr(cfg, k, v)
+    cfg = tiny_receipt_config()
     tok = CharTokenizer()
     model = build_model(cfg, len(tok)).eval()
     x = make_batch(TrainConfig(model=cfg, batch_size=3, line_steps=100), ChunkProcessor(cfg, tok), tok, 0,
@@ -145,3 +134,19 @@ def test_reading_settings_come_from_the_model_and_refuse_bad_combinations():
         reading_settings(_Proc("width"), False, None, None, crop=True)
     with pytest.raises(ValueError, match="within"):
         reading_settings(_Proc("height"), True, "joint", 1.5)
+
+
+def test_line_chunks_hold_one_line_each_and_crop_keeps_all_the_ink():
+    from PIL import Image, ImageDraw
+
+    cfg = receipt_config()
+    proc = ChunkProcessor(cfg, CharTokenizer())
+    page = synth.render_page(5, artefacts=False)
+    chunks = read.split_page(page.image, proc, None, lines=True)
+    assert len(chunks) == len(page.lines)  # one printed line a chunk on a clean page
+    img = Image.new("L", (900, 120), 255)  # a short line on a wide page, one line pitch high
+    ImageDraw.Draw(img).rectangle((40, 50, 160, 66), fill=0)
+    (whole,) = read.split_page(img, proc, 1, lines=True)
+    (cropped,) = read.split_page(img, proc, 1, lines=True, crop=True)
+    assert whole.width > 800 and cropped.width < whole.width / 3
+    assert (np.asarray(cropped) < 128).sum() == (np.asarray(whole) < 128).sum() > 0  # every ink pixel kept

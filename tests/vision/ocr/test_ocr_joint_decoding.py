@@ -150,3 +150,18 @@ def test_line_chunks_hold_one_line_each_and_crop_keeps_all_the_ink():
     (cropped,) = read.split_page(img, proc, 1, lines=True, crop=True)
     assert whole.width > 800 and cropped.width < whole.width / 3
     assert (np.asarray(cropped) < 128).sum() == (np.asarray(whole) < 128).sum() > 0  # every ink pixel kept
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--chunks", "4"], "add --no-lines --decoder attention"),
+    (["--decoder", "joint", "--no-lines"], "one line a chunk"),
+])
+def test_read_refuses_settings_that_do_not_go_together(argv, says, capsys, tmp_path):
+    from pathlib import Path
+
+    from seqverse.vision import cli
+
+    page = sorted((Path(__file__).resolve().parents[2] / "data" / "vision" / "ocr" / "receiptline").glob("*.png"))[0]
+    assert cli.main(["ocr", "read", str(page), "-o", str(tmp_path / "out"), *argv]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no partial output

@@ -127,9 +127,14 @@ def test_batched_reading_equals_chunk_by_chunk(tmp_path, embedded):
     p = tmp_path / "r.png"
     page = synth.render_receipt(777_000_001)
     page.image.crop((0, 0, page.image.width, page.boxes[5][1])).save(p)  # the header: six lines
-    batched, _ = read.read_pages([p], model, proc, chunks=3, batch_size=32)
-    single, _ = read.read_pages([p], model, proc, chunks=3, batch_size=1)
+    plain = dict(lines=False, decoder="attention", crop=False)  # the paper's reading: N chunks, decoder alone
+    batched, _ = read.read_pages([p], model, proc, chunks=3, batch_size=32, **plain)
+    single, _ = read.read_pages([p], model, proc, chunks=3, batch_size=1, **plain)
     assert batched[0].chunks == 3
+    assert batched[0].text == single[0].text
+    batched, _ = read.read_pages([p], model, proc, batch_size=32)  # the model's own: a chunk a line, joint
+    single, _ = read.read_pages([p], model, proc, batch_size=1)
+    assert batched[0].chunks == 6
     assert batched[0].text == single[0].text
 
 

@@ -25,10 +25,13 @@ def register(subparsers) -> None:
     sub = g.add_subparsers(title="commands", metavar="COMMAND")
 
     p = sub.add_parser("read", help="transcribe page images in reading order",
-                       description="Split each page into N horizontal chunks (borders snapped to gaps between text "
-                       "lines), read every chunk with TrOCR, join in reading order. Pages are scaled to the "
-                       "model's page width; pages over 89 megapixels are refused. A page that cannot be read "
-                       "is reported on stderr and the others still finish (exit status 2 if any failed).")
+                       description="Split each page into horizontal chunks (borders snapped to gaps between text "
+                       "lines), read every chunk with TrOCR, join in reading order. Pages are scaled so their "
+                       "line pitch (measured from the ink) is the model's, or, for older models, to the model's "
+                       "page width. The embedded model reads one chunk a line with joint CTC/attention decoding "
+                       "(its stored settings; --no-lines --decoder attention is the paper's plain reading). "
+                       "Pages over 89 megapixels are refused. A page that cannot be read is reported on stderr "
+                       "and the others still finish (exit status 2 if any failed).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="page images (PNG, JPEG, TIFF, ...)")
     p.add_argument("-o", "--out", metavar="DIR", type=clikit.output_dir,
                    help="write DIR/<image stem>.txt per page instead of printing (DIR is made only if a page is read)")
@@ -152,9 +155,12 @@ def _read(args) -> None:
     chunks = (args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None)
               or (None if pitch_scaled else DEFAULT_CHUNKS))
     try:
-        reading_settings(proc, args.lines, args.decoder, args.ctc_weight, args.crop)
+        lines = reading_settings(proc, args.lines, args.decoder, args.ctc_weight, args.crop)[0]
     except ValueError as err:
         raise clikit.InputError(str(err)) from None
+    if lines and args.chunks:
+        raise clikit.InputError("--chunks sets N chunks a page, but this reading makes one chunk a line: "
+                                "add --no-lines --decoder attention to split pages into N chunks")
     results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,
                                 snap=not args.no_snap, progress=len(args.images) > 1, lines=args.lines,
                                 decoder=args.decoder, ctc_weight=args.ctc_weight, crop=args.crop)

@@ -27,6 +27,7 @@ from PIL import Image
 
 VOCAB_FILE = "ocr_vocab.json"
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+READ_WIDTH_BUCKET = 64  # px: reading pads a chunk's width up to a multiple of this (ChunkProcessor.padded_size)
 CHARS = "\n" + "".join(chr(c) for c in range(32, 127))
 
 
@@ -159,14 +160,25 @@ class ChunkProcessor:
             s = self.cfg.image_width / w
         return page.convert("L").resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
 
-    def pixel_values(self, chunks: list[Image.Image], fit: bool = False) -> torch.Tensor:
+    def padded_size(self, chunk: Image.Image) -> tuple[int, int]:
+        """The input size a chunk is padded to when read (pitch-scaled models): its height rounded up
+        to the stem's row stride, its width to ``READ_WIDTH_BUCKET``. Chunks of one size are decoded
+        together, so a chunk reads the same alone as in any batch (the encoder has no padding mask)."""
+        H, W = self.cfg.image_height, self.cfg.image_width
+        sh = self.cfg.stride_h
+        return (min(H, sh * math.ceil(min(chunk.height, H) / sh)),
+                min(W, READ_WIDTH_BUCKET * math.ceil(min(chunk.width, W) / READ_WIDTH_BUCKET)))
+
+    def pixel_values(self, chunks: list[Image.Image], fit: bool = False, size: tuple[int, int] | None = None) -> torch.Tensor:
         """``fit=True`` (training the conv-stem encoder only) pads the batch to its tallest chunk,
         rounded up to 8 rows, instead of the full input height: the hybrid encoder takes any height
         up to ``image_height`` and short single lines then cost a fraction of a full chunk. Models
         scaled by height always pad to the batch's tallest and widest chunk (rounded up to the stem's
         strides), and never widen a chunk."""
         H, W = self.cfg.image_height, self.cfg.image_width
-        if self.cfg.scale == "height" and chunks:
+        if size is not None:
+            H, W = size
+        elif self.cfg.scale == "height" and chunks:
             sh, sw = self.cfg.stride_h, 4 * self.cfg.stride_w
             H = min(H, sh * math.ceil(max(min(c.height, H) for c in chunks) / sh))
             W = min(W, sw * math.ceil(max(min(c.width, W) for c in chunks) / sw))

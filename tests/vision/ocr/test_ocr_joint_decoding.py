@@ -165,3 +165,19 @@ def test_read_refuses_settings_that_do_not_go_together(argv, says, capsys, tmp_p
     assert cli.main(["ocr", "read", str(page), "-o", str(tmp_path / "out"), *argv]) == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # no partial output
+
+
+@pytest.mark.parametrize("stem", ["easyocr", "conv"])
+def test_channels_last_stem_reads_the_same(stem):
+    torch.manual_seed(0)
+    cfg = tiny_receipt_config()
+    cfg.stem = stem
+    model = build_model(cfg, len(CharTokenizer())).eval()
+    x = torch.randn(2, 1, 32, 128)
+    with torch.no_grad():
+        plain = model.encoder(pixel_values=x).last_hidden_state
+        read.channels_last_convolutions(model)
+        convs = [m for m in model.encoder.stem.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+        fast = model.encoder(pixel_values=x).last_hidden_state
+    assert torch.allclose(plain, fast, atol=1e-5)

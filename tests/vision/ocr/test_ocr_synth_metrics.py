@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 
 from seqverse.vision.ocr import synth
@@ -49,3 +50,21 @@ def test_cer_and_word_f1_values():
     assert normalise(" a \n b ") == "a b"
     prf = word_prf(["TOTAL 5.00 5.00"], ["TOTAL 5.00"])
     assert prf["recall"] == 1.0 and prf["precision"] == pytest.approx(2 / 3)
+
+
+def test_stretch_scales_a_page_horizontally_and_changes_nothing_else():
+    plain = synth.render_page(31, artefacts=False)
+    wide = synth.render_page(31, artefacts=False, stretch=(1.5, 1.5))
+    narrow = synth.render_page(31, artefacts=False, stretch=(0.8, 0.8))
+    assert wide.lines == plain.lines and wide.boxes == plain.boxes and narrow.lines == plain.lines
+    assert wide.image.height == plain.image.height
+    assert wide.image.width == round(1.5 * plain.image.width) and narrow.image.width == round(0.8 * plain.image.width)
+    assert np.array_equal(np.asarray(synth.render_page(31, artefacts=False).image), np.asarray(plain.image))
+
+
+def test_validation_and_test_font_families_are_never_trained_on():
+    assert not set(synth.TRAIN_FAMILIES) & set(synth.TEST_FAMILIES + synth.VALIDATION_FAMILIES)
+    assert not set(synth.TEST_FAMILIES) & set(synth.VALIDATION_FAMILIES)
+    for fam in synth.VALIDATION_FAMILIES:
+        for path in synth.FONT_FAMILIES[fam]:
+            assert (synth.FONT_DIR / path).exists(), path

@@ -97,6 +97,9 @@ def register(subparsers) -> None:
                    help="start the easyocr stem from EasyOCR's pretrained english_g2 weights (none: random init)")
     p.add_argument("--template-share", type=clikit.probability, default=0.2,
                    help="share of template receipts among training pages (the rest are template-free)")
+    p.add_argument("--stretch", type=_stretch_range, default=(), metavar="LO,HI",
+                   help="scale each template-free page horizontally by a factor drawn from [LO, HI] (condensed "
+                   "and extended type, double-width lines), e.g. 0.75,1.6 (default: off)")
     p.add_argument("--stop-step", type=clikit.positive_int, default=None,
                    help="stop at this step (resumable; the schedule stays that of --steps; default: run to --steps)")
     p.set_defaults(func=_train)
@@ -125,6 +128,17 @@ def add_reading_options(p, when: str) -> None:
                    help="weight of the CTC prefix score in joint decoding " + when)
     p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
                    help="cut each chunk to its inked columns, so a short line costs its own width " + when)
+
+
+def _stretch_range(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        lo, hi = (float(x) for x in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None or not 0.25 <= lo <= hi <= 4.0:
+        raise argparse.ArgumentTypeError(f"expected LO,HI with 0.25 <= LO <= HI <= 4, got {text!r}")
+    return lo, hi
 
 
 def _model(args):
@@ -224,7 +238,7 @@ def _train(args) -> None:
                      grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed,
                      scramble=args.scramble, ctc_weight=args.ctc_weight, guide_weight=args.guide_weight, init=args.init,
                      template_share=args.template_share, stem_init="" if args.stem_init == "none" else "easyocr",
-                     model=model)
+                     stretch=args.stretch, model=model)
     state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True), stop_step=args.stop_step)
     print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)
 

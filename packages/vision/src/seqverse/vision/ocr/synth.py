@@ -41,13 +41,18 @@ FONT_FAMILIES = {
     "urw": ["../opentype/urw-base35/NimbusMonoPS-Regular.otf", "../opentype/urw-base35/NimbusMonoPS-Bold.otf",
             "../opentype/urw-base35/NimbusSans-Regular.otf", "../opentype/urw-base35/NimbusSansNarrow-Regular.otf",
             "../opentype/urw-base35/NimbusRoman-Regular.otf"],
+    # last, so the families drawn for existing page seeds do not change
+    "lato": ["lato/Lato-Regular.ttf", "lato/Lato-Bold.ttf", "lato/Lato-Medium.ttf", "lato/Lato-Italic.ttf"],
 }
 HELD_OUT_FAMILY = "freefont"
 # Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
 # Prime (receiptline's font, so it is not in FONT_FAMILIES at all).
 TEST_FAMILIES = ("freefont", "urw")
+# Never trained on and never a test set: model selection on a font family the model has not seen
+# (benchmarks/vision/ocr_select_reading.py --families lato)
+VALIDATION_FAMILIES = ("lato",)
 TEMPLATE_FAMILIES = ("dejavu", "liberation")  # the template receipts' original families
-TRAIN_FAMILIES = tuple(f for f in FONT_FAMILIES if f not in TEST_FAMILIES)
+TRAIN_FAMILIES = tuple(f for f in FONT_FAMILIES if f not in TEST_FAMILIES + VALIDATION_FAMILIES)
 
 # --- content -------------------------------------------------------------------------------------
 _STORE_A = ["SUNRISE", "GOLDEN", "FRESH", "CITY", "HAPPY", "UNITED", "PEARL", "LUCKY", "GREEN", "ROYAL",
@@ -369,10 +374,13 @@ def page_lines(rng: random.Random, cpl: int) -> list[tuple[str, str, str]]:
     return [(a[:cpl], b[:cpl], al) for a, b, al in lines]
 
 
-def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True) -> Rendered:
+def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stretch: tuple = ()) -> Rendered:
     """A template-free page: page width 250-1200 px and type size drawn independently (their ratio
     only bounded so a line holds 14-90 characters), one font family per page from ``families``.
-    The truth of a blank line is omitted; rule lines are kept in the truth (metrics drop them)."""
+    The truth of a blank line is omitted; rule lines are kept in the truth (metrics drop them).
+    ``stretch=(lo, hi)``: the page is scaled horizontally by a factor drawn from it before the scan
+    artefacts (condensed and extended type, double-width receipt lines), from a generator of its
+    own, so the page is otherwise the one the seed gives without it."""
     rng = random.Random(seed)
     fam = rng.choice(list(families))
     path = rng.choice(FONT_FAMILIES[fam])
@@ -406,6 +414,9 @@ def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True) -> R
             draw.text((max(margin + lw + cw, page_w / 2), y), right, font=font, fill=ink)
         truth.append(line_text(left, right, align))
         boxes.append((y, y + pitch))
+    if stretch:
+        sx = random.Random(seed * 2 + 1).uniform(*stretch)
+        img = img.resize((max(1, round(page_w * sx)), page_h), Image.BICUBIC)
     out = Rendered(img, truth, boxes, f"{fam}:{path}")
     if artefacts:
         out.image = degrade(img, rng, pitch)

@@ -181,3 +181,35 @@ def test_channels_last_stem_reads_the_same(stem):
         assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
         fast = model.encoder(pixel_values=x).last_hidden_state
     assert torch.allclose(plain, fast, atol=1e-5)
+
+
+def test_chunks_of_different_sizes_decode_together_as_alone():
+    """Encoder states padded and masked, CTC frames padded with certain blanks: the same readings."""
+    model, tok, _ = tiny_model()
+    torch.manual_seed(3)
+    xs = [torch.randn(1, 1, 32, w) for w in (64, 128, 96)]
+    alone = [joint.joint_greedy(model, x, tok, 0.5, 10, pre_beam=None)[0] for x in xs]
+    encoded = [joint.encode_lines(model, x)[0] for x in xs]
+    assert joint.joint_greedy(model, None, tok, 0.5, 10, pre_beam=None, encoded=encoded) == alone
+    enc, mask, ctc = joint.pad_encoded(encoded, tok.pad_token_id)
+    for i, (_, c) in enumerate(encoded):  # prefix probabilities unchanged by the padded blank frames
+        padded = ctc[i].double().numpy()
+        for prefix, ch in (([], 5), ([5], None), ([5, 7], 9)):
+            assert joint.ctc_prefix_logp(padded, prefix, ch) == pytest.approx(
+                joint.ctc_prefix_logp(c.double().numpy(), prefix, ch), rel=1e-9, abs=1e-9)
+
+
+def test_reading_lines_together_equals_reading_them_one_by_one(monkeypatch):
+    """The embedded model on a foreign page: lines decoded 64 at a time (padded, masked) read as
+    lines decoded alone."""
+    from pathlib import Path
+
+    from seqverse.vision.ocr.model import default_model_dir, load
+
+    model, proc = load(default_model_dir())
+    page = sorted((Path(__file__).resolve().parents[2] / "data" / "vision" / "ocr" / "receiptline").glob("*.png"),
+                  key=lambda p: p.stat().st_size)[0]
+    together, _ = read.read_pages([page], model, proc, decoder="joint", lines=True)
+    monkeypatch.setattr(read, "DECODE_BATCH", 1)
+    alone, _ = read.read_pages([page], model, proc, decoder="joint", lines=True)
+    assert together[0].text == alone[0].text and len(together[0].text) > 100

@@ -172,12 +172,42 @@ class CTCPrefixScorer:
 
 
 @torch.no_grad()
-def joint_greedy(model, pixel_values: torch.Tensor, tok, ctc_weight: float = 0.3, max_new_tokens: int = 320,
-                 pre_beam: int = 8) -> list[list[int]]:
+def encode_lines(model, pixel_values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each chunk's encoder states ``(tokens, D)`` and CTC log-probs ``(columns, V)``, for
+    :func:`pad_encoded` to decode chunks of different sizes together."""
+    enc, ctc = _encode(model, pixel_values)
+    return [(enc[i], ctc[i]) for i in range(enc.shape[0])]
+
+
+def pad_encoded(encoded: list[tuple[torch.Tensor, torch.Tensor]], blank: int):
+    """Stack chunks of different sizes: encoder states padded with zeros and masked out of the
+    decoder's cross-attention; CTC frames padded with certain blanks (log-prob 0 for the blank, none
+    for the rest), which leave every CTC prefix probability as it was."""
+    B = len(encoded)
+    T = max(e.shape[0] for e, _ in encoded)
+    F = max(c.shape[0] for _, c in encoded)
+    D, V = encoded[0][0].shape[1], encoded[0][1].shape[1]
+    enc = encoded[0][0].new_zeros(B, T, D)
+    mask = torch.zeros(B, T, dtype=torch.long)
+    ctc = torch.full((B, F, V), NEG, dtype=encoded[0][1].dtype)
+    ctc[:, :, blank] = 0.0
+    for i, (e, c) in enumerate(encoded):
+        enc[i, : e.shape[0]], mask[i, : e.shape[0]], ctc[i, : c.shape[0]] = e, 1, c
+    return enc, mask, ctc
+
+
+@torch.no_grad()
+def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float = 0.3, max_new_tokens: int = 320,
+                 pre_beam: int = 8, encoded: list | None = None) -> list[list[int]]:
     """Greedy joint CTC/attention decoding of a batch of single-line chunks; token ids with BOS first
     and EOS last (if reached). ``pre_beam``: characters per step whose CTC prefix score is computed
-    (the attention's best; ``None`` or >= the vocabulary: all)."""
-    enc, ctc = _encode(model, pixel_values)
+    (the attention's best; ``None`` or >= the vocabulary: all). ``encoded`` (from :func:`encode_lines`,
+    chunks of any sizes) instead of ``pixel_values``: decoded together, padding masked."""
+    if encoded is None:
+        enc, ctc = _encode(model, pixel_values)
+        mask = None
+    else:
+        enc, mask, ctc = pad_encoded(encoded, tok.pad_token_id)
     B, _, V = ctc.shape
     ok = _allowed(V, tok)
     scorer = CTCPrefixScorer(ctc.double(), tok.pad_token_id)
@@ -185,7 +215,8 @@ def joint_greedy(model, pixel_values: torch.Tensor, tok, ctc_weight: float = 0.3
     done = torch.zeros(B, dtype=torch.bool)
     cache, step_ids = None, seqs
     for _ in range(max_new_tokens):
-        out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, cache=cache, use_cache=True)
+        out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, encoder_attention_mask=mask, cache=cache,
+                            use_cache=True)
         cache = out.cache
         att = out.logits[:, -1].double().log_softmax(-1).masked_fill(~ok, -math.inf)
         k = V if pre_beam is None else min(pre_beam, int(ok.sum()))

@@ -284,6 +284,38 @@ def reading_settings(proc, lines: bool | None, decoder: str | None, ctc_weight: 
     return lines, decoder, ctc_weight, crop
 
 
+DECODE_BATCH, DECODE_BLOCK = 64, 1024  # joint decoding: lines decoded together; lines encoded before decoding
+
+
+def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, progress: bool) -> dict[int, list[int]]:
+    """Joint decoding in two passes over blocks of chunks: encode each batch of one padded size (the
+    encoder has no padding mask), then decode up to ``DECODE_BATCH`` lines of any sizes together, their
+    encoder states and CTC frames padded and masked (:func:`.joint.pad_encoded`), so the decoder's
+    per-step cost is shared by many lines while each line reads as it would alone."""
+    from tqdm import tqdm
+
+    from .joint import encode_lines, joint_greedy
+
+    ids_of: dict[int, list[int]] = {}
+    block: dict[int, tuple] = {}
+
+    def decode_block():
+        order = sorted(block, key=lambda j: block[j][1].shape[0])
+        for k in range(0, len(order), DECODE_BATCH):
+            js = order[k:k + DECODE_BATCH]
+            rows = joint_greedy(model, None, proc.tokenizer, ctc_weight, max_new, encoded=[block[j] for j in js])
+            ids_of.update(zip(js, rows))
+        block.clear()
+
+    for key, batch in tqdm(batches, disable=not progress, desc="read", unit="batch"):
+        x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
+        block.update(zip(batch, encode_lines(model, x)))
+        if len(block) >= DECODE_BLOCK:
+            decode_block()
+    decode_block()
+    return ids_of
+
+
 def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS, batch_size: int = 32,
                snap: bool = True, progress: bool = False, clip: bool = True, lines: bool | None = None,
                decoder: str | None = None, ctc_weight: float | None = None,
@@ -328,21 +360,21 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
         groups.setdefault(size(items[j][1]), []).append(j)
     batches = [(key, js[k:k + batch_size]) for key, js in groups.items() for k in range(0, len(js), batch_size)]
     max_new = proc.cfg.max_length if proc.cfg else 256
+    ids_of: dict[int, list[int]] = {}
     with torch.no_grad():
-        for key, batch in tqdm(batches, disable=not progress, desc="read", unit="batch"):
-            x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
-            if decoder == "joint":
-                from .joint import joint_greedy
-
-                ids = joint_greedy(model, x, proc.tokenizer, ctc_weight, max_new)
-            else:
+        if decoder == "joint":
+            ids_of = _read_joint(model, proc, items, batches, ctc_weight, max_new, progress)
+        else:
+            for key, batch in tqdm(batches, disable=not progress, desc="read", unit="batch"):
+                x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
                 ids = model.generate(pixel_values=x, max_new_tokens=max_new, num_beams=1, do_sample=False)
-            for j, text in zip(batch, proc.decode(ids)):
-                c = items[j][1]
-                if clip and proc.cfg:
-                    pitch = proc.cfg.line_pitch if proc.cfg.scale == "height" else MIN_LINE_PX
-                    text = clip_chunk_text(text, c.height, c.width, pitch)
-                texts[j] = text
+                ids_of.update(zip(batch, ids.tolist()))
+    for j, row in ids_of.items():
+        text, c = proc.decode([row])[0], items[j][1]
+        if clip and proc.cfg:
+            pitch = proc.cfg.line_pitch if proc.cfg.scale == "height" else MIN_LINE_PX
+            text = clip_chunk_text(text, c.height, c.width, pitch)
+        texts[j] = text
     per_page: dict[int, list[str]] = {}
     for (i, _), text in zip(items, texts):  # items are in page order, chunks top to bottom
         per_page.setdefault(i, []).append(text)

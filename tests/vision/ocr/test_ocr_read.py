@@ -155,3 +155,13 @@ def test_faint_lines_of_a_faded_page_are_not_skipped(proc):
     faded = Image.fromarray(np.clip(paper - (paper - a) * 64 / 255, 0, 255).astype(np.uint8))
     n = len(page.lines)
     assert len(read.split_page(faded, proc, n)) == len(read.split_page(page.image, proc, n)) >= 0.8 * n
+
+
+@pytest.mark.parametrize("seed, true_pitch", [(900_001_021, 16.0), (26, 31.0)])
+def test_pitch_of_a_page_whose_whole_width_profile_is_smeared(seed, true_pitch):
+    """Degraded pages with tight spacing where the whole-width autocorrelation has no clear peak and
+    the runs of text rows merge lines (read as 20 and 35 px before the strip estimate)."""
+    page = synth.render_page(seed)
+    gray = np.asarray(page.image.convert("L"), dtype=np.float32)
+    assert np.median(np.diff([t for t, _ in page.boxes])) == true_pitch
+    assert read.line_pitch(gray) == pytest.approx(true_pitch, rel=0.05)

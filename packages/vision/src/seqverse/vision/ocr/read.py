@@ -77,37 +77,66 @@ def ink_profile(gray: np.ndarray) -> np.ndarray:
     return ink_mask(gray).sum(axis=1)
 
 
-def line_pitch(gray: np.ndarray) -> float | None:
-    """The page's text line pitch in pixels, from its ink alone (None for a page without ink).
-
-    The row ink profile of printed lines is periodic. Its autocorrelation's first peak after the
-    first dip below zero (lag >= 6, refined by a parabola) is the pitch when that peak is clear
-    (>= 0.3); otherwise (mixed type sizes, rule lines, few lines) the median distance between the
-    starts of consecutive runs of text rows; for fewer than three runs 1.3 x their median height. A
-    text row holds more ink than a tenth of the page's 95th-percentile row, so scan noise and
-    speckle between lines do not join them.
-    """
-    prof = np.convolve(ink_profile(gray).astype(np.float64), np.ones(3) / 3, mode="same")
-    if not prof.any():
-        return None
+def _autocorrelation(prof: np.ndarray) -> np.ndarray:
     p = prof - prof.mean()
     ac = np.correlate(p, p, "full")[len(p) - 1:]
-    ac = ac / (ac[0] + 1e-12)
+    return ac / (ac[0] + 1e-12)
+
+
+def _first_peak(ac: np.ndarray, clear: float) -> float | None:
+    """The autocorrelation's first local maximum after its first dip below zero (lag >= 6), refined by a
+    parabola, if it reaches ``clear``."""
     below = np.flatnonzero(ac < 0)
     if below.size:
         for k in range(max(6, int(below[0])), len(ac) - 1):
             if ac[k] >= ac[k - 1] and ac[k] >= ac[k + 1]:
-                if ac[k] < 0.3:
-                    break
+                if ac[k] < clear:
+                    return None
                 a, b, c = ac[k - 1], ac[k], ac[k + 1]
                 return float(k + ((a - c) / (2 * (a - 2 * b + c)) if a - 2 * b + c != 0 else 0.0))
+    return None
+
+
+PITCH_STRIP_PX = 160  # strips for the second estimate: a 3-degree tilt moves a line 8 px across one
+
+
+def line_pitch(gray: np.ndarray) -> float | None:
+    """The page's text line pitch in pixels, from its ink alone (None for a page without ink).
+
+    The row ink profile of printed lines is periodic. Its autocorrelation's first peak after the
+    first dip below zero is the pitch when that peak is clear (>= 0.3). On a tilted or warped page
+    with tight line spacing the whole-width profile smears lines into each other, so next the
+    autocorrelations of vertical strips ``PITCH_STRIP_PX`` wide are summed (each weighted by its
+    profile's variance) and their first peak (if >= 0.1) is compared with the median distance between
+    the starts of consecutive runs of text rows (for fewer than three runs 1.3 x their median height):
+    the smaller wins, since merged lines make the runs' estimate too long and a weak first peak can
+    be the second line's. A text row holds more ink than a tenth of the page's 95th-percentile row,
+    so scan noise and speckle between lines do not join them. Measured on 180 synthetic pages
+    (held-out, own, validation, Lato and training seeds; runs/ocr probe): pitch off by more than 10%
+    on 13 before the strips, on 6 after, none of them newly.
+    """
+    mask = ink_mask(gray)
+    smooth = np.ones(3) / 3
+    prof = np.convolve(mask.sum(1).astype(np.float64), smooth, mode="same")
+    if not prof.any():
+        return None
+    pitch = _first_peak(_autocorrelation(prof), 0.3)
+    if pitch is not None:
+        return pitch
+    n = max(1, round(gray.shape[1] / PITCH_STRIP_PX))
+    acs = []
+    for k in range(n):
+        strip = np.convolve(mask[:, k * gray.shape[1] // n:(k + 1) * gray.shape[1] // n].sum(1).astype(np.float64),
+                            smooth, mode="same")
+        if strip.var() > 0:
+            acs.append(_autocorrelation(strip) * strip.var())
+    strips = _first_peak(np.sum(acs, 0) / np.sum(acs, 0)[0], 0.1) if acs else None
     text = prof > 0.1 * np.percentile(prof, 95)
     inked = np.concatenate([[0], text.astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(inked))
     starts, runs = edges[::2], edges[1::2] - edges[::2]
-    if len(starts) >= 3:
-        return float(np.median(np.diff(starts)))
-    return float(1.3 * np.median(runs))
+    pitch = float(np.median(np.diff(starts))) if len(starts) >= 3 else float(1.3 * np.median(runs))
+    return min(pitch, strips) if strips else pitch
 
 
 def chunk_borders_equal(height: int, n: int) -> list[int]:

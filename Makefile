@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PACKAGES := core genomics speech vision recsys
 # Debian packages the tests and demos need; installed with apt-get when missing.
-APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base librsvg2-bin wamerican nodejs fonts-urw-base35 fonts-courier-prime fonts-noto-mono fonts-inconsolata fonts-ocr-b fonts-hack fonts-jetbrains-mono fonts-firacode fonts-roboto fonts-open-sans fonts-crosextra-carlito fonts-lato
+APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base librsvg2-bin wamerican nodejs fonts-urw-base35 fonts-courier-prime fonts-noto-mono fonts-inconsolata fonts-ocr-b fonts-hack fonts-jetbrains-mono fonts-firacode fonts-roboto fonts-open-sans fonts-crosextra-carlito fonts-lato fonts-ibm-plex fonts-go fonts-mononoki fonts-anonymous-pro fonts-inter fonts-comic-neue fonts-b612 fonts-agave fonts-ocr-a fonts-cantarell
 
 .PHONY: demo test bench install apt lint clean
 

@@ -63,8 +63,21 @@ def test_stretch_scales_a_page_horizontally_and_changes_nothing_else():
 
 
 def test_validation_and_test_font_families_are_never_trained_on():
-    assert not set(synth.TRAIN_FAMILIES) & set(synth.TEST_FAMILIES + synth.VALIDATION_FAMILIES)
+    trained = set(synth.TRAIN_FAMILIES) | set(synth.EXTRA_TRAIN_FAMILIES)
+    assert not trained & set(synth.TEST_FAMILIES + synth.VALIDATION_FAMILIES)
+    assert not set(synth.EXTRA_TRAIN_FAMILIES) & set(synth.FONT_FAMILIES)  # the test sets' draws stay as they were
     assert not set(synth.TEST_FAMILIES) & set(synth.VALIDATION_FAMILIES)
     for fam in synth.VALIDATION_FAMILIES:
         for path in synth.FONT_FAMILIES[fam]:
             assert (synth.FONT_DIR / path).exists(), path
+
+
+def test_every_extra_training_font_renders():
+    from PIL import ImageFont
+
+    for fam, paths in synth.EXTRA_TRAIN_FAMILIES.items():
+        for path in paths:
+            font = ImageFont.truetype(str(synth.FONT_DIR / path), 20)
+            assert font.getlength("Total 12.50") > 40, (fam, path)
+    page = synth.render_page(3, families=tuple(synth.EXTRA_TRAIN_FAMILIES))
+    assert page.lines and page.font.split(":")[0] in synth.EXTRA_TRAIN_FAMILIES

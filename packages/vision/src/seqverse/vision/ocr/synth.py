@@ -47,6 +47,24 @@ FONT_FAMILIES = {
 HELD_OUT_FAMILY = "freefont"
 # Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
 # Prime (receiptline's font, so it is not in FONT_FAMILIES at all).
+# More families for training only (`ocr train --more-fonts`), from Debian packages installed by the
+# Makefile; kept out of FONT_FAMILIES so the pages existing seeds give (the test sets) do not change.
+EXTRA_TRAIN_FAMILIES = {
+    "ibm-plex": ["ibm-plex/IBMPlexMono-Regular.ttf", "ibm-plex/IBMPlexMono-Bold.ttf", "ibm-plex/IBMPlexSans-Regular.ttf",
+                 "ibm-plex/IBMPlexSans-Bold.ttf", "ibm-plex/IBMPlexSerif-Regular.ttf",
+                 "ibm-plex/IBMPlexSansCondensed-Regular.ttf"],
+    "go": ["../fonts-go/Go-Regular.ttf", "../fonts-go/Go-Medium.ttf", "../fonts-go/Go-Mono.ttf",
+           "../fonts-go/Go-Mono-Bold.ttf"],
+    "mononoki": ["mononoki/mononoki-Regular.ttf", "mononoki/mononoki-Bold.ttf"],
+    "anonymous-pro": ["anonymous-pro/Anonymous Pro.ttf", "anonymous-pro/Anonymous Pro B.ttf"],
+    "inter": ["../opentype/inter/Inter-Regular.otf", "../opentype/inter/Inter-Bold.otf",
+              "../opentype/inter/Inter-Light.otf"],
+    "comic-neue": ["../opentype/comic-neue/ComicNeue-Regular.otf", "../opentype/comic-neue/ComicNeue-Bold.otf"],
+    "b612": ["../opentype/b612/B612-Regular.otf", "../opentype/b612/B612Mono-Regular.otf"],
+    "agave": ["agave/agave-r-autohinted.ttf", "agave/agave-b-autohinted.ttf"],
+    "ocr-a": ["ocr-a/OCRA.ttf", "ocr-a/OCRACondensed.ttf"],
+    "cantarell": ["../opentype/cantarell/Cantarell-Regular.otf", "../opentype/cantarell/Cantarell-Bold.otf"],
+}
 TEST_FAMILIES = ("freefont", "urw")
 # Never trained on and never a test set: model selection on a font family the model has not seen
 # (benchmarks/vision/ocr_select_reading.py --families lato)
@@ -383,7 +401,7 @@ def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stre
     own, so the page is otherwise the one the seed gives without it."""
     rng = random.Random(seed)
     fam = rng.choice(list(families))
-    path = rng.choice(FONT_FAMILIES[fam])
+    path = rng.choice(FONT_FAMILIES[fam] if fam in FONT_FAMILIES else EXTRA_TRAIN_FAMILIES[fam])
     while True:
         page_w, size = rng.randint(250, 1200), rng.randint(10, 40)
         font = ImageFont.truetype(str(FONT_DIR / path), size)

@@ -53,6 +53,7 @@ class TrainConfig:
     template_share: float = 0.2  # share of template receipts among the pages (the rest: synth.render_page)
     stem_init: str = ""  # "easyocr": start the "easyocr" stem from EasyOCR's pretrained CRNN convolutions
     stretch: tuple = ()  # (lo, hi): template-free pages scaled horizontally by a factor in it (synth.render_page)
+    more_fonts: bool = False  # template-free pages also in synth.EXTRA_TRAIN_FAMILIES
     model: OCRConfig = field(default_factory=OCRConfig)
 
 
@@ -93,7 +94,8 @@ def render_training_page(tc: TrainConfig, rng: random.Random, stage1: bool) -> s
     receipt (scrambled words with probability ``scramble``, half that in stage 2)."""
     seed = rng.randrange(TRAIN_SEED_LIMIT)
     if rng.random() >= tc.template_share:
-        return synth.render_page(seed, stretch=tuple(tc.stretch))
+        families = synth.TRAIN_FAMILIES + (tuple(synth.EXTRA_TRAIN_FAMILIES) if tc.more_fonts else ())
+        return synth.render_page(seed, families=families, stretch=tuple(tc.stretch))
     scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
     families = synth.TRAIN_FAMILIES if tc.model.scale == "height" else synth.TEMPLATE_FAMILIES
     return synth.render_receipt(seed, families=families, scramble=scramble)

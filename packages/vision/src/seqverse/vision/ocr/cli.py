@@ -42,7 +42,7 @@ def register(subparsers) -> None:
                    help="checkpoint directory (seqverse or an official TrOCR one, offline; default: embedded)")
     p.add_argument("--batch-size", type=clikit.int_range(1, 4096), default=32, help="chunks decoded together")
     p.add_argument("--no-snap", action="store_true", help="the paper's plain equal split (no snapping to line gaps)")
-    add_reading_options(p, "(default: the model's stored reading settings)")
+    add_reading_options(p, "(default: the model's stored setting)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_read)
 
@@ -116,7 +116,8 @@ def register(subparsers) -> None:
                    help="default chunk count stored with the model (default: 15 for width-scaled models, "
                    "automatic from the page height for pitch-scaled ones)")
     p.add_argument("--command", default="", help="the training command(s), recorded in the model card (default: empty)")
-    add_reading_options(p, "stored as the model's reading default (choose them on validation pages, never on test)")
+    add_reading_options(p, "(stored as the model's default; choose on validation pages: "
+                           "benchmarks/vision/ocr_select_reading.py)")
     p.set_defaults(func=_export)
 
 
@@ -130,7 +131,7 @@ def add_reading_options(p, when: str) -> None:
     p.add_argument("--ctc-weight", type=clikit.float_range(0.0, 1.0), default=None,
                    help="weight of the CTC prefix score in joint decoding " + when)
     p.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
-                   help="cut each chunk to its inked columns, so a short line costs its own width " + when)
+                   help="cut each chunk to its inked columns, so a short line costs about its own width " + when)
 
 
 def _stretch_range(text: str) -> tuple[float, float]:

@@ -110,6 +110,15 @@ def test_without_ctc_weight_it_is_the_decoders_greedy_search():
     assert joint.joint_greedy(model, x, tok, 0.0, 8, pre_beam=None) == want
 
 
+def test_a_pre_beam_of_one_leaves_the_decoder_alone():
+    """pre_beam=k scores only the attention's best k characters: with k=1 the CTC cannot overrule it."""
+    model, tok, x = tiny_model()
+    never = [tok.pad_token_id, tok.bos_token_id, tok.unk_token_id]
+    ids = model.generate(pixel_values=x, max_new_tokens=8, num_beams=1, do_sample=False, suppress_tokens=never)
+    want = [[i for i in row.tolist() if i != tok.pad_token_id] for row in ids]
+    assert joint.joint_greedy(model, x, tok, 0.9, 8, pre_beam=1) == want
+
+
 def test_ctc_weight_changes_the_reading():
     model, tok, x = tiny_model()
     assert joint.joint_greedy(model, x, tok, 0.0, 8) != joint.joint_greedy(model, x, tok, 0.9, 8)

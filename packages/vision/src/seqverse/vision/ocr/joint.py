@@ -15,8 +15,9 @@ and early stops are cut. The CTC head max-pools the feature rows, so this is val
 text a chunk only (``read_pages(..., lines=True)``).
 
 :func:`joint_greedy` is the batched, incremental path (the decoder's key/value cache, CTC forward
-variables carried from step to step, CTC scored only for the attention's ``pre_beam`` best characters,
-as ESPnet's pre-beam); :func:`joint_greedy_reference` recomputes everything from scratch for one
+variables carried from step to step, the recursion over frames run for the chosen character only;
+optionally CTC scored only for the attention's ``pre_beam`` best characters, as ESPnet's pre-beam);
+:func:`joint_greedy_reference` recomputes everything from scratch for one
 chunk at a time (the decoder over the whole prefix, CTC prefix probabilities by a plain forward pass
 over the prefix's blank-extended labels) and scores every character. Tests hold them equal.
 """
@@ -198,10 +199,12 @@ def pad_encoded(encoded: list[tuple[torch.Tensor, torch.Tensor]], blank: int):
 
 @torch.no_grad()
 def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float = 0.3, max_new_tokens: int = 320,
-                 pre_beam: int = 8, encoded: list | None = None) -> list[list[int]]:
+                 pre_beam: int | None = None, encoded: list | None = None) -> list[list[int]]:
     """Greedy joint CTC/attention decoding of a batch of single-line chunks; token ids with BOS first
     and EOS last (if reached). ``pre_beam``: characters per step whose CTC prefix score is computed
-    (the attention's best; ``None`` or >= the vocabulary: all). ``encoded`` (from :func:`encode_lines`,
+    (the attention's best, as ESPnet's pre-beam; ``None``: all). All is the default: with the
+    attention's best 8 only, the right character was often never scored (validation pages: word F1
+    66.5 vs 71.3, Lato 55.9 vs 59.1, at no measurable cost in speed). ``encoded`` (from :func:`encode_lines`,
     chunks of any sizes) instead of ``pixel_values``: decoded together, padding masked."""
     if encoded is None:
         enc, ctc = _encode(model, pixel_values)

@@ -164,6 +164,7 @@ def test_line_chunks_hold_one_line_each_and_crop_keeps_all_the_ink():
 @pytest.mark.parametrize("argv, says", [
     (["--chunks", "4"], "add --no-lines --decoder attention"),
     (["--decoder", "joint", "--no-lines"], "one line a chunk"),
+    (["--beam", "3", "--decoder", "attention", "--no-lines"], "--beam needs joint decoding"),
 ])
 def test_read_refuses_settings_that_do_not_go_together(argv, says, capsys, tmp_path):
     from pathlib import Path
@@ -222,3 +223,15 @@ def test_reading_lines_together_equals_reading_them_one_by_one(monkeypatch):
     monkeypatch.setattr(read, "DECODE_BATCH", 1)
     alone, _ = read.read_pages([page], model, proc, decoder="joint", lines=True)
     assert together[0].text == alone[0].text and len(together[0].text) > 100
+
+
+def test_batched_beam_search_equals_the_reference():
+    model, tok, x = tiny_model()
+    x = x[:, :, :, :64]
+    ref = joint.joint_beam_reference(model, x, tok, 0.5, 3, 5)
+    assert joint.joint_beam(model, x, tok, 0.5, 3, 5) == ref
+
+
+def test_a_beam_of_one_is_greedy_decoding():
+    model, tok, x = tiny_model()
+    assert joint.joint_beam(model, x, tok, 0.6, 1, 8) == joint.joint_greedy(model, x, tok, 0.6, 8)

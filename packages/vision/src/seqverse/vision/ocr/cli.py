@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=clikit.int_range(1, 4096), default=32, help="chunks decoded together")
     p.add_argument("--no-snap", action="store_true", help="the paper's plain equal split (no snapping to line gaps)")
     add_reading_options(p, "(default: the model's stored setting)")
+    p.add_argument("--beam", type=clikit.int_range(1, 16), default=1,
+                   help="joint decoding keeps this many prefixes a line (1: greedy; 4 read 1.5 word F1 better "
+                   "on validation pages at a seventh of the speed)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_read)
 
@@ -176,12 +179,14 @@ def _read(args) -> None:
         lines = reading_settings(proc, args.lines, args.decoder, args.ctc_weight, args.crop)[0]
     except ValueError as err:
         raise clikit.InputError(str(err)) from None
+    if args.beam > 1 and (args.decoder or (getattr(proc.cfg, "reading", None) or {}).get("decoder")) != "joint":
+        raise clikit.InputError("--beam needs joint decoding (--lines --decoder joint)")
     if lines and args.chunks:
         raise clikit.InputError("--chunks sets N chunks a page, but this reading makes one chunk a line: "
                                 "add --no-lines --decoder attention to split pages into N chunks")
     results, stats = read_pages(args.images, model, proc, chunks=chunks, batch_size=args.batch_size,
                                 snap=not args.no_snap, progress=len(args.images) > 1, lines=args.lines,
-                                decoder=args.decoder, ctc_weight=args.ctc_weight, crop=args.crop)
+                                decoder=args.decoder, ctc_weight=args.ctc_weight, crop=args.crop, beam=args.beam)
     for r in results:
         if r.error:
             print(f"seqverse-vision: error: {r.error}", file=sys.stderr)

@@ -236,3 +236,99 @@ def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: floa
             break
         step_ids = nxt.view(-1, 1)
     return [[int(i) for i in row if i != tok.pad_token_id] for row in seqs]
+
+
+# ----------------------------------------------------------------------------------------------
+# beam search (Watanabe et al. 2017, Algorithm 1 with the joint score)
+
+
+@torch.no_grad()
+def joint_beam_reference(model, pixel_values: torch.Tensor, tok, ctc_weight: float, beam: int,
+                         max_new_tokens: int) -> list[list[int]]:
+    """One chunk at a time, nothing cached, every character scored: keep the ``beam`` best prefixes
+    by joint score; a prefix ending in EOS is finished; stop when the best finished score is at least
+    every live one (scores only fall as a prefix grows). The plain reference of :func:`joint_beam`."""
+    enc, ctc = _encode(model, pixel_values)
+    ok = _allowed(ctc.shape[-1], tok)
+    out = []
+    for b in range(pixel_values.shape[0]):
+        logp = ctc[b].numpy().astype(np.float64)
+        live, ended = [([tok.bos_token_id], 0.0, 0.0)], []  # (sequence, joint score, CTC prefix score)
+        for _ in range(max_new_tokens):
+            grown = []
+            for seq, score, psi_prev in live:
+                att = model.decoder(input_ids=torch.tensor([seq]), encoder_hidden_states=enc[b:b + 1]).logits[0, -1]
+                att = att.double().log_softmax(-1)
+                for c in range(len(ok)):
+                    if ok[c]:
+                        psi = ctc_prefix_logp(logp, seq[1:], None if c == tok.eos_token_id else c, tok.pad_token_id)
+                        grown.append((seq + [c], score + ctc_weight * (psi - psi_prev) + (1 - ctc_weight) * float(att[c]), psi))
+            grown.sort(key=lambda h: -h[1])
+            live = []
+            for h in grown[:beam]:
+                (ended if h[0][-1] == tok.eos_token_id else live).append(h)
+            if not live or (ended and max(h[1] for h in ended) >= max(h[1] for h in live)):
+                break
+        out.append(max(ended or live, key=lambda h: h[1])[0])
+    return out
+
+
+@torch.no_grad()
+def joint_beam(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float = 0.7, beam: int = 4,
+               max_new_tokens: int = 320, encoded: list | None = None) -> list[list[int]]:
+    """Batched :func:`joint_beam_reference`: ``beam`` rows per chunk (decoder cache and CTC forward
+    variables reordered with their prefixes), every character scored; as :func:`joint_greedy` for the
+    inputs. ``beam=1`` is greedy decoding."""
+    if encoded is None:
+        enc, ctc = _encode(model, pixel_values)
+        mask = None
+    else:
+        enc, mask, ctc = pad_encoded(encoded, tok.pad_token_id)
+    B, _, V = ctc.shape
+    K = beam
+    ok = _allowed(V, tok)
+    rows = torch.arange(B).repeat_interleave(K)
+    enc, ctc = enc[rows], ctc[rows]
+    mask = None if mask is None else mask[rows]
+    scorer = CTCPrefixScorer(ctc.double(), tok.pad_token_id)
+    score = torch.full((B, K), -math.inf, dtype=torch.float64)
+    score[:, 0] = 0.0  # one live prefix (BOS) a chunk at the start
+    seqs = torch.full((B * K, 1), tok.bos_token_id, dtype=torch.long)
+    best_ended = torch.full((B,), -math.inf, dtype=torch.float64)
+    ended_seq: list[list[int] | None] = [None] * B
+    cache, step_ids = None, seqs
+    for _ in range(max_new_tokens):
+        out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, encoder_attention_mask=mask, cache=cache,
+                            use_cache=True)
+        cache = out.cache
+        att = out.logits[:, -1].double().log_softmax(-1).masked_fill(~ok, -math.inf)
+        cands = torch.arange(V).expand(B * K, V)
+        psi = scorer.score(cands, tok.eos_token_id)
+        step = ctc_weight * (psi - scorer.psi.unsqueeze(1)) + (1 - ctc_weight) * att
+        total = (score.view(-1, 1) + step).view(B, K * V)
+        top, idx = total.topk(K, dim=1)  # (B, K)
+        parent, char = idx // V, idx % V
+        is_eos = (char == tok.eos_token_id) & torch.isfinite(top)
+        for b, k in zip(*torch.nonzero(is_eos, as_tuple=True)):
+            if top[b, k] > best_ended[b]:
+                best_ended[b] = top[b, k]
+                ended_seq[b] = seqs[b * K + parent[b, k]].tolist() + [tok.eos_token_id]
+        score = top.masked_fill(is_eos, -math.inf)
+        flat = (torch.arange(B).unsqueeze(1) * K + parent).view(-1)
+        cache.reorder_cache(flat)
+        scorer.r_n, scorer.r_b = scorer.r_n[flat], scorer.r_b[flat]
+        scorer.psi, scorer.last = scorer.psi[flat], scorer.last[flat]
+        chosen = char.view(-1)
+        scorer.advance(chosen, torch.gather(psi[flat], 1, chosen.view(-1, 1)).squeeze(1))
+        seqs = torch.cat([seqs[flat], chosen.view(-1, 1)], 1)
+        if bool((best_ended >= score.max(1).values).all()):
+            break
+        step_ids = chosen.view(-1, 1)
+    result = []
+    for b in range(B):
+        if ended_seq[b] is not None:
+            result.append(ended_seq[b])
+        else:
+            k = int(score[b].argmax())
+            result.append(seqs[b * K + k].tolist())
+    return result

@@ -316,14 +316,15 @@ def reading_settings(proc, lines: bool | None, decoder: str | None, ctc_weight: 
 DECODE_BATCH, DECODE_BLOCK = 64, 1024  # joint decoding: lines decoded together; lines encoded before decoding
 
 
-def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, progress: bool) -> dict[int, list[int]]:
+def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, progress: bool,
+                beam: int = 1) -> dict[int, list[int]]:
     """Joint decoding in two passes over blocks of chunks: encode each batch of one padded size (the
     encoder has no padding mask), then decode up to ``DECODE_BATCH`` lines of any sizes together, their
     encoder states and CTC frames padded and masked (:func:`.joint.pad_encoded`), so the decoder's
     per-step cost is shared by many lines while each line reads as it would alone."""
     from tqdm import tqdm
 
-    from .joint import encode_lines, joint_greedy
+    from .joint import encode_lines, joint_beam, joint_greedy
 
     ids_of: dict[int, list[int]] = {}
     block: dict[int, tuple] = {}
@@ -332,7 +333,9 @@ def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, pr
         order = sorted(block, key=lambda j: block[j][1].shape[0])
         for k in range(0, len(order), DECODE_BATCH):
             js = order[k:k + DECODE_BATCH]
-            rows = joint_greedy(model, None, proc.tokenizer, ctc_weight, max_new, encoded=[block[j] for j in js])
+            lines = [block[j] for j in js]
+            rows = (joint_beam(model, None, proc.tokenizer, ctc_weight, beam, max_new, encoded=lines) if beam > 1
+                    else joint_greedy(model, None, proc.tokenizer, ctc_weight, max_new, encoded=lines))
             ids_of.update(zip(js, rows))
         block.clear()
 
@@ -348,9 +351,11 @@ def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, pr
 def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS, batch_size: int = 32,
                snap: bool = True, progress: bool = False, clip: bool = True, lines: bool | None = None,
                decoder: str | None = None, ctc_weight: float | None = None,
-               crop: bool | None = None) -> tuple[list[PageResult], dict]:
+               crop: bool | None = None, beam: int = 1) -> tuple[list[PageResult], dict]:
     """Read pages; returns one :class:`PageResult` per path (text or error) and timing stats.
-    ``lines``/``decoder``/``ctc_weight``/``crop``: see the module docstring (None: the model's defaults)."""
+    ``lines``/``decoder``/``ctc_weight``/``crop``: see the module docstring (None: the model's defaults);
+    ``beam`` > 1: joint decoding keeps that many prefixes a line (:func:`.joint.joint_beam`; on validation
+    pages beam 4 read 72.8 word F1 vs greedy's 71.3, at a seventh of the speed)."""
     import torch
     from tqdm import tqdm
 
@@ -362,6 +367,8 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
         raise ValueError(f"--chunks must be at least 1, got {chunks}")
     lines, decoder, ctc_weight, crop = reading_settings(proc, lines, decoder, ctc_weight, crop)
     channels_last_convolutions(model)
+    if beam < 1 or (beam > 1 and decoder != "joint"):
+        raise ValueError(f"a beam of {beam}: beams of 2 or more need joint decoding (--decoder joint), and 1 is greedy")
     if decoder == "joint" and getattr(model.encoder, "ctc_head", None) is None:
         raise ValueError("joint CTC/attention decoding needs a model with a CTC head (seqverse convvit encoder)")
     if lines:
@@ -392,7 +399,7 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
     ids_of: dict[int, list[int]] = {}
     with torch.no_grad():
         if decoder == "joint":
-            ids_of = _read_joint(model, proc, items, batches, ctc_weight, max_new, progress)
+            ids_of = _read_joint(model, proc, items, batches, ctc_weight, max_new, progress, beam)
         else:
             for key, batch in tqdm(batches, disable=not progress, desc="read", unit="batch"):
                 x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
@@ -415,4 +422,4 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
     ok = sum(r.error is None for r in results)
     return results, {"pages": len(results), "read": ok, "failed": len(results) - ok, "seconds": dt,
                      "pages_per_s": ok / dt if dt > 0 else 0.0, "chunks": "lines" if lines else chunks,
-                     "decoder": decoder, "crop": crop, **({"ctc_weight": ctc_weight} if decoder == "joint" else {})}
+                     "decoder": decoder, "crop": crop, **({"ctc_weight": ctc_weight, "beam": beam} if decoder == "joint" else {})}

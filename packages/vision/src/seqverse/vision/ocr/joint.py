@@ -172,6 +172,22 @@ class CTCPrefixScorer:
         self.r_n, self.r_b, self.psi, self.last, self.empty = r_n, r_b, psi, chosen, False
 
 
+def _inputs(model, pixel_values, encoded, tok):
+    """Encoder states, their cross-attention mask (None: no padding) and CTC log-probs, from pixels or
+    from :func:`encode_lines` output."""
+    if encoded is None:
+        enc, ctc = _encode(model, pixel_values)
+        return enc, None, ctc
+    return pad_encoded(encoded, tok.pad_token_id)
+
+
+def _decoder_step(model, step_ids, enc, mask, cache, ok):
+    """The decoder's log-probabilities for the next character (``-inf`` where not ``ok``) and its cache."""
+    out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, encoder_attention_mask=mask, cache=cache,
+                        use_cache=True)
+    return out.logits[:, -1].double().log_softmax(-1).masked_fill(~ok, -math.inf), out.cache
+
+
 @torch.no_grad()
 def encode_lines(model, pixel_values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each chunk's encoder states ``(tokens, D)`` and CTC log-probs ``(columns, V)``, for
@@ -206,11 +222,7 @@ def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: floa
     attention's best 8 only, the right character was often never scored (validation pages: word F1
     66.5 vs 71.3, Lato 55.9 vs 59.1, at no measurable cost in speed). ``encoded`` (from :func:`encode_lines`,
     chunks of any sizes) instead of ``pixel_values``: decoded together, padding masked."""
-    if encoded is None:
-        enc, ctc = _encode(model, pixel_values)
-        mask = None
-    else:
-        enc, mask, ctc = pad_encoded(encoded, tok.pad_token_id)
+    enc, mask, ctc = _inputs(model, pixel_values, encoded, tok)
     B, _, V = ctc.shape
     ok = _allowed(V, tok)
     scorer = CTCPrefixScorer(ctc.double(), tok.pad_token_id)
@@ -218,10 +230,7 @@ def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: floa
     done = torch.zeros(B, dtype=torch.bool)
     cache, step_ids = None, seqs
     for _ in range(max_new_tokens):
-        out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, encoder_attention_mask=mask, cache=cache,
-                            use_cache=True)
-        cache = out.cache
-        att = out.logits[:, -1].double().log_softmax(-1).masked_fill(~ok, -math.inf)
+        att, cache = _decoder_step(model, step_ids, enc, mask, cache, ok)
         k = V if pre_beam is None else min(pre_beam, int(ok.sum()))
         cands = att.topk(k, dim=1).indices if k < V else torch.arange(V).expand(B, V)
         psi = scorer.score(cands, tok.eos_token_id)
@@ -279,11 +288,7 @@ def joint_beam(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float 
     """Batched :func:`joint_beam_reference`: ``beam`` rows per chunk (decoder cache and CTC forward
     variables reordered with their prefixes), every character scored; as :func:`joint_greedy` for the
     inputs. ``beam=1`` is greedy decoding."""
-    if encoded is None:
-        enc, ctc = _encode(model, pixel_values)
-        mask = None
-    else:
-        enc, mask, ctc = pad_encoded(encoded, tok.pad_token_id)
+    enc, mask, ctc = _inputs(model, pixel_values, encoded, tok)
     B, _, V = ctc.shape
     K = beam
     ok = _allowed(V, tok)
@@ -298,10 +303,7 @@ def joint_beam(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float 
     ended_seq: list[list[int] | None] = [None] * B
     cache, step_ids = None, seqs
     for _ in range(max_new_tokens):
-        out = model.decoder(input_ids=step_ids, encoder_hidden_states=enc, encoder_attention_mask=mask, cache=cache,
-                            use_cache=True)
-        cache = out.cache
-        att = out.logits[:, -1].double().log_softmax(-1).masked_fill(~ok, -math.inf)
+        att, cache = _decoder_step(model, step_ids, enc, mask, cache, ok)
         cands = torch.arange(V).expand(B * K, V)
         psi = scorer.score(cands, tok.eos_token_id)
         step = ctc_weight * (psi - scorer.psi.unsqueeze(1)) + (1 - ctc_weight) * att

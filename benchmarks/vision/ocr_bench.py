@@ -84,13 +84,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
-    ap.add_argument("--lines", action=argparse.BooleanOptionalAction, default=None,
-                    help="seqverse reads one chunk per line pitch (default: each model's stored reading settings)")
-    ap.add_argument("--decoder", choices=("attention", "joint"), default=None,
-                    help="seqverse decoder (default: each model's stored reading settings)")
-    ap.add_argument("--ctc-weight", type=float, default=None, help="joint decoding's CTC weight (default: the model's)")
-    ap.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
-                    help="seqverse cuts chunks to their inked columns (default: the model's)")
+    from seqverse.vision.ocr.cli import add_reading_options
+
+    add_reading_options(ap, "(seqverse models; default: each model's stored setting)")
     ap.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
     ap.add_argument("--reuse-peer-texts", action="store_true",
                     help="peers do not re-read pages they read in an earlier run (their stored seconds count)")

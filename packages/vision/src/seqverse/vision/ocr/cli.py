@@ -176,11 +176,9 @@ def _read(args) -> None:
     chunks = (args.chunks or (getattr(proc.cfg, "default_chunks", None) if proc.cfg else None)
               or (None if pitch_scaled else DEFAULT_CHUNKS))
     try:
-        lines = reading_settings(proc, args.lines, args.decoder, args.ctc_weight, args.crop)[0]
+        lines = reading_settings(proc, args.lines, args.decoder, args.ctc_weight, args.crop, args.beam)[0]
     except ValueError as err:
         raise clikit.InputError(str(err)) from None
-    if args.beam > 1 and (args.decoder or (getattr(proc.cfg, "reading", None) or {}).get("decoder")) != "joint":
-        raise clikit.InputError("--beam needs joint decoding (--lines --decoder joint)")
     if lines and args.chunks:
         raise clikit.InputError("--chunks sets N chunks a page, but this reading makes one chunk a line: "
                                 "add --no-lines --decoder attention to split pages into N chunks")

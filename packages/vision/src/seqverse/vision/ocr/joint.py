@@ -151,9 +151,9 @@ class CTCPrefixScorer:
         self.empty = True
 
     def _phi(self, c: torch.Tensor) -> torch.Tensor:
-        """log P(frames 0..t read g and may be followed by a new emission of c): ``(B, T, K)``."""
-        same = (c == self.last.unsqueeze(1)).unsqueeze(1)
-        return torch.where(same, self.r_b.unsqueeze(2), torch.logaddexp(self.r_b, self.r_n).unsqueeze(2))
+        """log P(frames 0..t read g and may be followed by a new emission of c (B,)): ``(B, T)``; a
+        repeat of g's last character must follow a blank."""
+        return torch.where((c == self.last).unsqueeze(1), self.r_b, torch.logaddexp(self.r_b, self.r_n))
 
     def _frame_sum(self, phi: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
         """log sum_t exp(phi[t-1]) prob[t] for phi ``(B, T)`` and prob ``(B, T, C)`` -> ``(B, C)``: one
@@ -182,9 +182,13 @@ class CTCPrefixScorer:
         """Append ``chosen`` (B,) with its prefix score ``psi`` (B,): the forward variables of g + c."""
         y = torch.gather(self.logp, 2, chosen.view(-1, 1, 1).expand(-1, self.logp.shape[1], 1)).squeeze(2)
         start = y[:, 0] if self.empty else torch.full_like(y[:, 0], NEG)
-        r_n = linear_recursion(start, self._phi(chosen.view(-1, 1)).squeeze(2), y)
+        r_n = linear_recursion(start, self._phi(chosen), y)
         r_b = linear_recursion(torch.full_like(start, NEG), r_n, self.logp[:, :, self.blank])
         self.r_n, self.r_b, self.psi, self.last, self.empty = r_n, r_b, psi, chosen, False
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep the prefixes of ``rows`` (beam search; each row's frames stay its chunk's)."""
+        self.r_n, self.r_b, self.psi, self.last = self.r_n[rows], self.r_b[rows], self.psi[rows], self.last[rows]
 
 
 def _inputs(model, pixel_values, encoded, tok):
@@ -229,7 +233,7 @@ def pad_encoded(encoded: list[tuple[torch.Tensor, torch.Tensor]], blank: int):
 
 
 @torch.no_grad()
-def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float = 0.3, max_new_tokens: int = 320,
+def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float = 0.7, max_new_tokens: int = 320,
                  pre_beam: int | None = None, encoded: list | None = None) -> list[list[int]]:
     """Greedy joint CTC/attention decoding of a batch of single-line chunks; token ids with BOS first
     and EOS last (if reached). ``pre_beam``: characters per step whose CTC prefix score is computed
@@ -334,8 +338,7 @@ def joint_beam(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float 
         score = top.masked_fill(is_eos, -math.inf)
         flat = (torch.arange(B).unsqueeze(1) * K + parent).view(-1)
         cache.reorder_cache(flat)
-        scorer.r_n, scorer.r_b = scorer.r_n[flat], scorer.r_b[flat]
-        scorer.psi, scorer.last = scorer.psi[flat], scorer.last[flat]
+        scorer.select(flat)
         chosen = char.view(-1)
         scorer.advance(chosen, torch.gather(psi[flat], 1, chosen.view(-1, 1)).squeeze(1))
         seqs = torch.cat([seqs[flat], chosen.view(-1, 1)], 1)

@@ -143,13 +143,14 @@ def chunk_borders_equal(height: int, n: int) -> list[int]:
     return [round(k * height / n) for k in range(n + 1)]
 
 
-def chunk_borders(gray: np.ndarray, n: int, snap: bool = True) -> list[int]:
-    """Chunk borders (N+1 row indices), each snapped to the emptiest row near its equal-split place."""
+def chunk_borders(gray: np.ndarray, n: int, snap: bool = True, prof: np.ndarray | None = None) -> list[int]:
+    """Chunk borders (N+1 row indices), each snapped to the emptiest row near its equal-split place
+    (``prof``: the page's :func:`ink_profile`, when the caller has it already)."""
     h = gray.shape[0]
     borders = chunk_borders_equal(h, n)
     if not snap or n == 1:
         return borders
-    prof = ink_profile(gray).astype(np.float64)
+    prof = (ink_profile(gray) if prof is None else prof).astype(np.float64)
     half = h / n / 2
     out = [0]
     for k in range(1, n):
@@ -251,7 +252,7 @@ def split_page(page: Image.Image, proc, n: int | None, snap: bool = True, lines:
     prof = mask.sum(axis=1)
     if n is None:
         n = line_chunks(gray.shape[0], proc) if lines else auto_chunks(gray.shape[0], proc)
-    b = chunk_borders(gray, n, snap)
+    b = chunk_borders(gray, n, snap, prof)
     out = []
     for top, bot in zip(b[:-1], b[1:]):
         if bot <= top:
@@ -281,8 +282,8 @@ DECODERS = ("attention", "joint")
 def channels_last_convolutions(model) -> None:
     """Keep the encoder's convolution weights channels-last (NHWC): oneDNN then runs the conv stem about
     1.6x faster on this CPU (0.42 -> 0.26 s a batch of 32 line chunks, one thread) with bit-identical
-    output (tests/vision/ocr/test_ocr_joint_decoding.py). Reading only: safetensors wants the
-    default layout, so a model to be saved is not converted."""
+    output (tests/vision/ocr/test_ocr_joint_decoding.py). Idempotent; ``save_pretrained`` still writes
+    such a model."""
     import torch
 
     encoder = getattr(model, "encoder", None)
@@ -290,25 +291,33 @@ def channels_last_convolutions(model) -> None:
         encoder.stem.to(memory_format=torch.channels_last)
 
 
+def check_reading(pitch_scaled: bool, lines: bool, decoder: str, ctc_weight: float, crop: bool, beam: int = 1) -> None:
+    """Refuse reading settings that do not go together (ValueError); the one check behind ``ocr read``,
+    ``read_pages`` and ``ocr export``."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if not 0.0 <= ctc_weight <= 1.0:
+        raise ValueError(f"ctc weight must be within [0, 1], got {ctc_weight}")
+    if lines and not pitch_scaled:
+        raise ValueError("reading line by line needs a model that scales pages by line pitch (issue-25 models)")
+    if crop and not pitch_scaled:
+        raise ValueError("cropping chunks to their ink needs a model that scales pages by line pitch (issue-25 models)")
+    if decoder == "joint" and not lines:
+        raise ValueError("joint CTC/attention decoding reads one line a chunk: use it with lines=True (--lines)")
+    if beam < 1 or (beam > 1 and decoder != "joint"):
+        raise ValueError(f"--beam needs joint decoding (--lines --decoder joint); 1 is greedy, got {beam}")
+
+
 def reading_settings(proc, lines: bool | None, decoder: str | None, ctc_weight: float | None,
-                     crop: bool | None = None) -> tuple[bool, str, float, bool]:
-    """The caller's reading settings, else the model's exported ones, else plain chunks + attention."""
+                     crop: bool | None = None, beam: int = 1) -> tuple[bool, str, float, bool]:
+    """The caller's reading settings, else the model's exported ones, else plain chunks + attention;
+    checked by :func:`check_reading`."""
     stored = getattr(proc.cfg, "reading", None) or {}
     lines = stored.get("lines", False) if lines is None else lines
     crop = stored.get("crop", False) if crop is None else crop
     decoder = decoder or stored.get("decoder", "attention")
     ctc_weight = stored.get("ctc_weight", 0.5) if ctc_weight is None else ctc_weight
-    if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-    if not 0.0 <= ctc_weight <= 1.0:
-        raise ValueError(f"ctc weight must be within [0, 1], got {ctc_weight}")
-    pitch_scaled = proc.cfg is not None and proc.cfg.scale == "height"
-    if lines and not pitch_scaled:
-        raise ValueError("reading line by line needs a model that scales pages by line pitch (issue-25 models)")
-    if decoder == "joint" and not lines:
-        raise ValueError("joint CTC/attention decoding reads one line a chunk: use it with lines=True (--lines)")
-    if crop and not pitch_scaled:
-        raise ValueError("cropping chunks to their ink needs a model that scales pages by line pitch (issue-25 models)")
+    check_reading(proc.cfg is not None and proc.cfg.scale == "height", lines, decoder, ctc_weight, crop, beam)
     return lines, decoder, ctc_weight, crop
 
 
@@ -364,10 +373,8 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
         model, proc = load(default_model_dir())
     if chunks is not None and chunks < 1:
         raise ValueError(f"--chunks must be at least 1, got {chunks}")
-    lines, decoder, ctc_weight, crop = reading_settings(proc, lines, decoder, ctc_weight, crop)
+    lines, decoder, ctc_weight, crop = reading_settings(proc, lines, decoder, ctc_weight, crop, beam)
     channels_last_convolutions(model)
-    if beam < 1 or (beam > 1 and decoder != "joint"):
-        raise ValueError(f"a beam of {beam}: beams of 2 or more need joint decoding (--decoder joint), and 1 is greedy")
     if decoder == "joint" and getattr(model.encoder, "ctc_head", None) is None:
         raise ValueError("joint CTC/attention decoding needs a model with a CTC head (seqverse convvit encoder)")
     if lines:

@@ -45,8 +45,6 @@ FONT_FAMILIES = {
     "lato": ["lato/Lato-Regular.ttf", "lato/Lato-Bold.ttf", "lato/Lato-Medium.ttf", "lato/Lato-Italic.ttf"],
 }
 HELD_OUT_FAMILY = "freefont"
-# Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
-# Prime (receiptline's font, so it is not in FONT_FAMILIES at all).
 # More families for training only (`ocr train --more-fonts`), from Debian packages installed by the
 # Makefile; kept out of FONT_FAMILIES so the pages existing seeds give (the test sets) do not change.
 EXTRA_TRAIN_FAMILIES = {
@@ -65,6 +63,8 @@ EXTRA_TRAIN_FAMILIES = {
     "ocr-a": ["ocr-a/OCRA.ttf", "ocr-a/OCRACondensed.ttf"],
     "cantarell": ["../opentype/cantarell/Cantarell-Regular.otf", "../opentype/cantarell/Cantarell-Bold.otf"],
 }
+# Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
+# Prime (receiptline's font, so it is not in FONT_FAMILIES at all).
 TEST_FAMILIES = ("freefont", "urw")
 # Never trained on and never a test set: model selection on a font family the model has not seen
 # (benchmarks/vision/ocr_select_reading.py --families lato)

@@ -364,12 +364,10 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = No
         default_chunks = 15
     meta["default_chunks"] = default_chunks
     reading = dict(reading or {})
-    if reading.get("lines") and not height:
-        raise ValueError("--lines needs a model that scales pages by line pitch")
-    if reading.get("crop") and not height:
-        raise ValueError("--crop needs a model that scales pages by line pitch")
-    if reading.get("decoder") == "joint" and not reading.get("lines"):
-        raise ValueError("--decoder joint reads one line a chunk: export it with --lines")
+    from .read import check_reading
+
+    check_reading(height, reading.get("lines", False), reading.get("decoder", "attention"),
+                  reading.get("ctc_weight", 0.5), reading.get("crop", False))
     meta["reading"] = reading
     (tmp / "ocr_config.json").write_text(json.dumps(meta, indent=2))
     state = json.loads((src / "trainer_state.json").read_text())

@@ -125,7 +125,8 @@ def register(subparsers) -> None:
 
 
 def add_reading_options(p, when: str) -> None:
-    """``--lines``, ``--decoder`` and ``--ctc-weight`` (read.read_pages), shared by read and export."""
+    """``--lines``, ``--decoder``, ``--ctc-weight`` and ``--crop`` (read.read_pages), shared by read, export and
+    benchmarks/vision/ocr_bench.py."""
     p.add_argument("--lines", action=argparse.BooleanOptionalAction, default=None,
                    help="one chunk per line pitch, borders snapped to line gaps (pitch-scaled models) " + when)
     p.add_argument("--decoder", choices=("attention", "joint"), default=None,

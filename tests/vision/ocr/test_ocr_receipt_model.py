@@ -150,6 +150,29 @@ def test_easyocr_stem_loads_the_pretrained_crnn_weights():
     assert out.shape == (2, 3 * 50, cfg.encoder_dim)
 
 
+def test_easyocr_stem_is_easyocrs_conv_relu_pool_order():
+    """The stem pools before its ReLUs (cheaper); EasyOCR's order, written out plainly, gives the same
+    features, values and gradients."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    stem = build_model(small_receipt_config(stem="easyocr"), len(CharTokenizer())).encoder.stem
+    x = torch.randn(2, 1, 48, 200, requires_grad=True)
+
+    def easyocr_order(x):
+        x = F.max_pool2d(F.relu(stem.conv0(x)), 2)
+        x = F.max_pool2d(F.relu(stem.conv1(x)), 2)
+        return stem.proj(stem.pools(F.relu(stem.conv3(F.relu(stem.conv2(x))))))
+
+    want = easyocr_order(x)
+    got = stem(x)
+    assert torch.equal(got, want)
+    g_want = torch.autograd.grad(want.square().sum(), [x, stem.conv0.weight])
+    g_got = torch.autograd.grad(stem(x).square().sum(), [x, stem.conv0.weight])
+    for a, b in zip(g_got, g_want):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_position_code_is_not_drowned_by_the_pretrained_stem():
     """v2's failure: EasyOCR's unnormalised stem tokens (norm ~50) buried a position code of norm ~0.5,
     so cross-attention could not tell columns apart. With ``stem_norm`` the tokens are at unit scale

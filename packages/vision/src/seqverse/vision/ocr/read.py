@@ -321,7 +321,7 @@ def reading_settings(proc, lines: bool | None, decoder: str | None, ctc_weight: 
     return lines, decoder, ctc_weight, crop
 
 
-DECODE_BATCH, DECODE_BLOCK = 64, 1024  # joint decoding: lines decoded together; lines encoded before decoding
+DECODE_BATCH, DECODE_BLOCK = 256, 1024  # joint decoding: lines decoded together; lines encoded before decoding
 
 
 def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, progress: bool,

@@ -71,7 +71,8 @@ def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chu
         for split, pages, snap in runs:
             rs, st = read_pages(pages, model, proc, chunks=n_chunks, snap=snap, **(reading or {}))
             rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
-                         **evaluate_texts([r.text or "" for r in rs], truths(pages)), "pages_per_s": st["pages_per_s"]})
+                         **evaluate_texts([r.text or "" for r in rs], truths(pages)), "pages_per_s": st["pages_per_s"],
+                         "encoder_dtype": st.get("encoder_dtype", "float32")})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -84,9 +85,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
-    from seqverse.vision.ocr.cli import add_reading_options
+    from seqverse.vision.ocr.cli import add_precision_option, add_reading_options
 
     add_reading_options(ap, "(seqverse models; default: each model's stored setting)")
+    add_precision_option(ap)
     ap.add_argument("--threads", type=int, default=1, help="threads for every system (default 1)")
     ap.add_argument("--reuse-peer-texts", action="store_true",
                     help="peers do not re-read pages they read in an earlier run (their stored seconds count)")
@@ -131,7 +133,8 @@ def main(argv=None) -> int:
                                 **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
             print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
     for m, label in zip(models, labels):
-        reading = {"lines": args.lines, "decoder": args.decoder, "ctc_weight": args.ctc_weight, "crop": args.crop}
+        reading = {"lines": args.lines, "decoder": args.decoder, "ctc_weight": args.ctc_weight, "crop": args.crop,
+                   "precision": args.precision}
         res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks, reading)
     (results / "ocr.json").write_text(json.dumps(res, indent=2))
     (results / "ocr.md").write_text(markdown(res))

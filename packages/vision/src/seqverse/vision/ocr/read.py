@@ -321,15 +321,37 @@ def reading_settings(proc, lines: bool | None, decoder: str | None, ctc_weight: 
     return lines, decoder, ctc_weight, crop
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def encoder_dtype(precision: str, device):
+    """The dtype the encoder runs in for joint decoding: ``bf16`` (autocast) where the hardware has it
+    natively (oneDNN's bf16 on AVX512-BF16/AMX CPUs, CUDA cards with bf16) for ``auto``. On validation
+    pages the bf16 encoder read at word F1 75.98 vs 76.07 (training fonts) and 70.16 vs 69.81 (Lato),
+    CER equal to 0.1 point, 1.3x the pages/s on this CPU; the decoder and the CTC scores stay fp32.
+    ``fp32``: bit-for-bit the plain reading on any machine."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        native = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+                  else device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        precision = "bf16" if native else "fp32"
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
 DECODE_BATCH, DECODE_BLOCK = 256, 1024  # joint decoding: lines decoded together; lines encoded before decoding
 
 
 def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, progress: bool,
-                beam: int = 1) -> dict[int, list[int]]:
+                beam: int = 1, dtype=None) -> dict[int, list[int]]:
     """Joint decoding in two passes over blocks of chunks: encode each batch of one padded size (the
     encoder has no padding mask), then decode up to ``DECODE_BATCH`` lines of any sizes together, their
     encoder states and CTC frames padded and masked (:func:`.joint.pad_encoded`), so the decoder's
-    per-step cost is shared by many lines while each line reads as it would alone."""
+    per-step cost is shared by many lines while each line reads as it would alone. ``dtype``: the
+    encoder's (:func:`encoder_dtype`)."""
+    import torch
     from tqdm import tqdm
 
     from .joint import encode_lines, joint_beam, joint_greedy
@@ -349,7 +371,9 @@ def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, pr
 
     for key, batch in tqdm(batches, disable=not progress, desc="read", unit="batch"):
         x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
-        block.update(zip(batch, encode_lines(model, x)))
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype not in (None, torch.float32)):
+            encoded = encode_lines(model, x)
+        block.update(zip(batch, ((e.float(), c.float()) for e, c in encoded)))
         if len(block) >= DECODE_BLOCK:
             decode_block()
     decode_block()
@@ -359,11 +383,12 @@ def _read_joint(model, proc, items, batches, ctc_weight: float, max_new: int, pr
 def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS, batch_size: int = 32,
                snap: bool = True, progress: bool = False, clip: bool = True, lines: bool | None = None,
                decoder: str | None = None, ctc_weight: float | None = None,
-               crop: bool | None = None, beam: int = 1) -> tuple[list[PageResult], dict]:
+               crop: bool | None = None, beam: int = 1, precision: str = "auto") -> tuple[list[PageResult], dict]:
     """Read pages; returns one :class:`PageResult` per path (text or error) and timing stats.
     ``lines``/``decoder``/``ctc_weight``/``crop``: see the module docstring (None: the model's defaults);
     ``beam`` > 1: joint decoding keeps that many prefixes a line (:func:`.joint.joint_beam`; on validation
-    pages beam 4 read 72.8 word F1 vs greedy's 71.3, at a seventh of the speed)."""
+    pages beam 4 read 72.8 word F1 vs greedy's 71.3, at a seventh of the speed); ``precision``: the
+    encoder's in joint decoding (:func:`encoder_dtype`; attention decoding is fp32)."""
     import torch
     from tqdm import tqdm
 
@@ -374,6 +399,7 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
     if chunks is not None and chunks < 1:
         raise ValueError(f"--chunks must be at least 1, got {chunks}")
     lines, decoder, ctc_weight, crop = reading_settings(proc, lines, decoder, ctc_weight, crop, beam)
+    dtype = encoder_dtype(precision, model.device)
     channels_last_convolutions(model)
     if decoder == "joint" and getattr(model.encoder, "ctc_head", None) is None:
         raise ValueError("joint CTC/attention decoding needs a model with a CTC head (seqverse convvit encoder)")
@@ -405,7 +431,7 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
     ids_of: dict[int, list[int]] = {}
     with torch.no_grad():
         if decoder == "joint":
-            ids_of = _read_joint(model, proc, items, batches, ctc_weight, max_new, progress, beam)
+            ids_of = _read_joint(model, proc, items, batches, ctc_weight, max_new, progress, beam, dtype)
         else:
             for key, batch in tqdm(batches, disable=not progress, desc="read", unit="batch"):
                 x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
@@ -428,4 +454,6 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
     ok = sum(r.error is None for r in results)
     return results, {"pages": len(results), "read": ok, "failed": len(results) - ok, "seconds": dt,
                      "pages_per_s": ok / dt if dt > 0 else 0.0, "chunks": "lines" if lines else chunks,
-                     "decoder": decoder, "crop": crop, **({"ctc_weight": ctc_weight, "beam": beam} if decoder == "joint" else {})}
+                     "decoder": decoder, "crop": crop,
+                     **({"ctc_weight": ctc_weight, "beam": beam, "encoder_dtype": str(dtype).removeprefix("torch.")}
+                        if decoder == "joint" else {})}

@@ -105,3 +105,20 @@ def test_training_on_two_processes_equals_one(tmp_path):
     # before GlobalBatchNorm) 4.6e-3 and 8.8e-2
     assert max(abs(a - b) for a, b in zip(two["losses"], one["losses"], strict=True)) < 1e-5
     assert max(abs(a - b) for a, b in zip(two["weights"], one["weights"], strict=True)) < 1e-5
+
+
+def test_an_exported_model_loads_with_its_card_and_ordinary_file_modes(tmp_path):
+    """``ocr export`` copies a run's model with a model card; every file 0644 (safetensors writes 0600)."""
+    from seqverse.vision.ocr.model import load
+    from seqverse.vision.ocr.train import export
+
+    torch.set_num_threads(1)
+    train(tmp_path / "run", tiny_config(steps=2), progress=False, log=lambda s: None)
+    assert (tmp_path / "run" / "last" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    out = export(tmp_path / "run", tmp_path / "model", command="tiny run")
+    assert sorted(f.name for f in out.iterdir()) == ["README.md", "config.json", "generation_config.json",
+                                                     "model.safetensors", "ocr_config.json", "ocr_vocab.json"]
+    assert all(f.stat().st_mode & 0o777 == 0o644 for f in out.iterdir())
+    assert "tiny run" in (out / "README.md").read_text()
+    model, proc = load(out)
+    assert proc.cfg.default_chunks == 15 and proc.cfg.reading == {}

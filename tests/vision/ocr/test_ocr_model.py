@@ -96,7 +96,7 @@ def test_save_load_round_trip(tmp_path):
     tok = CharTokenizer()
     model = build_model(TINY, len(tok)).eval()
     save(model, TINY, tok, tmp_path)
-    assert (tmp_path / "model.safetensors").exists()
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o644
     loaded, proc = load(tmp_path)
     x = torch.randn(2, 1, TINY.image_height, TINY.image_width)
     y = torch.tensor([[5, 6, 7], [8, 9, 2]])

@@ -222,6 +222,7 @@ def save(model, cfg: OCRConfig, tokenizer: CharTokenizer, directory: str | Path,
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(d, safe_serialization=True)
+    (d / "model.safetensors").chmod(0o644)  # safetensors writes 0600; a model is an ordinary output file
     tokenizer.save(d)
     (d / "ocr_config.json").write_text(json.dumps({**asdict(cfg), **(extra or {})}, indent=2))
 

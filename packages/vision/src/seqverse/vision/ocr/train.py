@@ -358,6 +358,7 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = No
     tmp.mkdir(parents=True)
     for name in ("config.json", "generation_config.json", "model.safetensors", "ocr_vocab.json"):
         shutil.copy2(src / name, tmp / name)
+        (tmp / name).chmod(0o644)  # runs saved before save() set it have a 0600 model.safetensors
     meta = json.loads((src / "ocr_config.json").read_text())
     height = meta.get("scale", "width") == "height"
     if default_chunks is None and not height:

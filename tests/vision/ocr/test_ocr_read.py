@@ -165,3 +165,51 @@ def test_pitch_of_a_page_whose_whole_width_profile_is_smeared(seed, true_pitch):
     gray = np.asarray(page.image.convert("L"), dtype=np.float32)
     assert np.median(np.diff([t for t, _ in page.boxes])) == true_pitch
     assert read.line_pitch(gray) == pytest.approx(true_pitch, rel=0.05)
+
+
+def _profile(runs, h, width=100):
+    prof = np.zeros(h)
+    for a, b in runs:
+        prof[a:b] = 30
+    return prof
+
+
+def test_line_borders_put_each_inked_run_in_its_own_chunk():
+    """Lines at uneven spacing (a blank line, a tall total line) each get one chunk; borders sit in
+    the middle of the gaps; an i's dot two rows above its line stays with it."""
+    runs = [(10, 22), (34, 46), (80, 92), (104, 130), (142, 146), (148, 158)]
+    borders = read.line_borders(_profile(runs, 170), pitch=24, width=100)
+    assert borders == [0, 28, 63, 98, 136, 170]
+    chunks = list(zip(borders, borders[1:]))
+    for a, b in runs[:4]:
+        assert sum(lo <= a and b <= hi for lo, hi in chunks) == 1
+
+
+def test_line_borders_cut_touching_lines_at_their_weakest_rows():
+    """Three lines with no blank row between them (a rotated page): one run 3 pitches tall, cut into
+    three at the rows with the least ink."""
+    prof = _profile([(10, 82)], 100)
+    prof[[33, 57]] = 1.5  # the thinnest rows between the touching lines (above the noise floor)
+    borders = read.line_borders(prof, pitch=24, width=100)
+    assert borders == [0, 33, 57, 100]
+
+
+def test_line_borders_of_a_blank_page_is_one_chunk():
+    assert read.line_borders(np.zeros(50), pitch=24, width=100) == [0, 50]
+
+
+def test_grid_line_segmentation_is_still_the_reading_it_was(monkeypatch, proc):
+    """LINE_SEGMENTATION = "grid" (one chunk a line pitch, borders snapped) is the reading before the gap
+    segmentation: split_page gives chunk_borders' chunks."""
+    cfg = OCRConfig(scale="height")
+    p = ChunkProcessor(cfg, CharTokenizer())
+    page = synth.render_page(5).image
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", "grid")
+    grid = read.split_page(page, p, None, lines=True)
+    gray = np.asarray(p.page_scale(page).convert("L"), dtype=np.float32)
+    prof = read.ink_mask(gray).sum(axis=1)
+    b = read.chunk_borders(gray, read.line_chunks(gray.shape[0], p), True, prof)
+    spans = [read.trim(gray, lo, hi, prof) for lo, hi in zip(b, b[1:]) if hi > lo]
+    assert [c.size[1] for c in grid] == [hi - lo for lo, hi in (s for s in spans if s is not None)]
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", "gaps")
+    assert len(read.split_page(page, p, None, lines=True)) >= len(grid) - 2

@@ -13,8 +13,9 @@ that page an ``error`` and the others still finish. Pages larger than ``MAX_PIXE
 from the ink (:func:`line_pitch`) becomes the model's ``line_pitch`` (models trained since issue 25), or
 its width becomes the model's page width (older models).
 
-``lines=True`` (models scaled by line pitch) makes every chunk one line pitch high, borders snapped
-to line gaps as above: each chunk then holds one printed line, which lets ``decoder="joint"`` add the
+``lines=True`` (models scaled by line pitch) makes a chunk of every printed line (:func:`line_borders`:
+the inked runs between blank rows, runs taller than 1.5 pitches cut at their emptiest rows): each chunk
+then holds one printed line, which lets ``decoder="joint"`` add the
 encoder's CTC head to the decoder's scores (:mod:`.joint`), a check on loops and early stops that is
 valid for single lines only. ``crop=True`` cuts each chunk to its inked columns and some paper (a short line
 on a wide receipt costs about its own width). A model's exported ``reading`` settings are its defaults.
@@ -166,6 +167,37 @@ def chunk_borders(gray: np.ndarray, n: int, snap: bool = True, prof: np.ndarray 
     return out
 
 
+def line_borders(prof: np.ndarray, pitch: float, width: int) -> list[int]:
+    """Borders of one chunk a printed line, from the row ink profile: rows with (almost) no ink are
+    gaps, each inked run between gaps is a line, and a run taller than 1.5 line pitches (lines touching,
+    a rotated page) is cut into as many pitch-high chunks by :func:`chunk_borders`. Borders sit in the
+    middle of gaps. Unlike a grid of one pitch a chunk, it follows each line where the spacing varies
+    (blank lines, large type), so two lines do not share a chunk."""
+    h = len(prof)
+    inked = prof > max(1.0, 0.002 * width)
+    runs, start = [], None
+    for y in range(h + 1):
+        if y < h and inked[y]:
+            start = y if start is None else start
+        elif start is not None:
+            if runs and start - runs[-1][1] < max(2, 0.1 * pitch):  # an i's dot, a speck: the same line
+                runs[-1] = (runs[-1][0], y)
+            else:
+                runs.append((start, y))
+            start = None
+    if not runs:
+        return [0, h]
+    out = [0]
+    for k, (a, b) in enumerate(runs):
+        if b - a > 1.5 * pitch:
+            n = round((b - a) / pitch)
+            inner = chunk_borders(np.zeros((b - a, 1)), n, True, prof[a:b])
+            out += [a + x for x in inner[1:-1]]
+        nxt = runs[k + 1][0] if k + 1 < len(runs) else h
+        out.append((b + nxt) // 2 if k + 1 < len(runs) else h)
+    return out
+
+
 MIN_LINE_PX = 12  # width-scaled (pre issue 25) models: the smallest line pitch at page width 384
 # --crop keeps one line pitch of paper left of the ink and four right of it: training lines run to the
 # page's right edge, and on validation pages a one-pitch right margin read worse (word F1 65.0 vs 66.5)
@@ -236,6 +268,9 @@ def auto_chunks(height: int, proc) -> int:
     return max(1, math.ceil(height / (0.6 * proc.cfg.image_height)))
 
 
+LINE_SEGMENTATION = "gaps"  # or "grid": one chunk a line pitch, borders snapped (the reading until 2026-12-07)
+
+
 def line_chunks(height: int, proc) -> int:
     """One chunk per line pitch of a page scaled by line pitch (``read_pages(..., lines=True)``)."""
     return max(1, round(height / proc.cfg.line_pitch))
@@ -244,15 +279,18 @@ def line_chunks(height: int, proc) -> int:
 def split_page(page: Image.Image, proc, n: int | None, snap: bool = True, lines: bool = False,
                crop: bool = False) -> list[Image.Image]:
     """The non-blank chunks of one page, top to bottom, at the model's page scale (``n=None``: as many
-    as :func:`auto_chunks` says, or with ``lines`` one a line pitch); ``crop``: each cut to its inked
+    as :func:`auto_chunks` says, or with ``lines`` one a printed line, :func:`line_borders`); ``crop``: each cut to its inked
     columns (:func:`ink_columns`)."""
     scaled = proc.page_scale(page)
     gray = np.asarray(scaled.convert("L"), dtype=np.float32)
     mask = ink_mask(gray)
     prof = mask.sum(axis=1)
-    if n is None:
-        n = line_chunks(gray.shape[0], proc) if lines else auto_chunks(gray.shape[0], proc)
-    b = chunk_borders(gray, n, snap, prof)
+    if lines and snap and n is None and LINE_SEGMENTATION == "gaps":
+        b = line_borders(prof, proc.cfg.line_pitch, gray.shape[1])
+    else:
+        if n is None:
+            n = line_chunks(gray.shape[0], proc) if lines else auto_chunks(gray.shape[0], proc)
+        b = chunk_borders(gray, n, snap, prof)
     out = []
     for top, bot in zip(b[:-1], b[1:]):
         if bot <= top:

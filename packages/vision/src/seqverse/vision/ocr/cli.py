@@ -129,7 +129,7 @@ def add_reading_options(p, when: str) -> None:
     """``--lines``, ``--decoder``, ``--ctc-weight`` and ``--crop`` (read.read_pages), shared by read, export and
     benchmarks/vision/ocr_bench.py."""
     p.add_argument("--lines", action=argparse.BooleanOptionalAction, default=None,
-                   help="one chunk per line pitch, borders snapped to line gaps (pitch-scaled models) " + when)
+                   help="one chunk a printed line, found by the blank rows between lines (pitch-scaled models) " + when)
     p.add_argument("--decoder", choices=("attention", "joint"), default=None,
                    help="attention: TrOCR's greedy decoder; joint: decoder + the encoder's CTC head "
                    "(Watanabe et al. 2017), stops loops; needs --lines " + when)

@@ -379,7 +379,7 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = No
              f"{meta['image_width']} px of their own width" if height
              else f"pages scaled to {meta['image_width']} px wide, {meta['image_height']}x{meta['image_width']} chunks")
     chunks = (f"{default_chunks} chunks per page" if default_chunks
-              else "one chunk per line pitch (read.line_chunks)" if reading.get("lines")
+              else "one chunk a printed line (read.line_borders)" if reading.get("lines")
               else "chunks of about 0.6 x the input height (read.auto_chunks)")
     if reading.get("decoder") == "joint":
         chunks += f", joint CTC/attention decoding with CTC weight {reading.get('ctc_weight', 0.5)} (ocr.joint)"

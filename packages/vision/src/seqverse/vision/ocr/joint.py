@@ -42,9 +42,9 @@ def _encode(model, pixel_values: torch.Tensor):
     return enc, ctc
 
 
-def _allowed(vocab: int, tok) -> torch.Tensor:
+def _allowed(vocab: int, tok, device=None) -> torch.Tensor:
     """Characters the decoder may write: every character and EOS, never PAD/BOS/UNK."""
-    ok = torch.ones(vocab, dtype=torch.bool)
+    ok = torch.ones(vocab, dtype=torch.bool, device=device)
     ok[[tok.pad_token_id, tok.bos_token_id, tok.unk_token_id]] = False
     return ok
 
@@ -144,10 +144,10 @@ class CTCPrefixScorer:
         self.logp, self.blank = logp, blank  # (B, T, V)
         self.prob = logp.exp()  # for the sum over frames as one batched matrix product (score)
         B, T, _ = logp.shape
-        self.r_n = torch.full((B, T), NEG, dtype=logp.dtype)
+        self.r_n = torch.full((B, T), NEG, dtype=logp.dtype, device=logp.device)
         self.r_b = logp[:, :, blank].cumsum(1)
-        self.psi = torch.zeros(B, dtype=logp.dtype)
-        self.last = torch.full((B,), -1, dtype=torch.long)
+        self.psi = torch.zeros(B, dtype=logp.dtype, device=logp.device)
+        self.last = torch.full((B,), -1, dtype=torch.long, device=logp.device)
         self.empty = True
 
     def _phi(self, c: torch.Tensor) -> torch.Tensor:
@@ -229,8 +229,8 @@ def pad_encoded(encoded: list[tuple[torch.Tensor, torch.Tensor]], blank: int):
     F = max(c.shape[0] for _, c in encoded)
     D, V = encoded[0][0].shape[1], encoded[0][1].shape[1]
     enc = encoded[0][0].new_zeros(B, T, D)
-    mask = torch.zeros(B, T, dtype=torch.long)
-    ctc = torch.full((B, F, V), NEG, dtype=encoded[0][1].dtype)
+    mask = torch.zeros(B, T, dtype=torch.long, device=enc.device)
+    ctc = torch.full((B, F, V), NEG, dtype=encoded[0][1].dtype, device=encoded[0][1].device)
     ctc[:, :, blank] = 0.0
     for i, (e, c) in enumerate(encoded):
         enc[i, : e.shape[0]], mask[i, : e.shape[0]], ctc[i, : c.shape[0]] = e, 1, c
@@ -251,16 +251,17 @@ def joint_greedy(model, pixel_values: torch.Tensor | None, tok, ctc_weight: floa
     ended: half the rows of a 64-line batch of receiptline pages used to decode past their end."""
     enc, mask, ctc = _inputs(model, pixel_values, encoded, tok)
     B, _, V = ctc.shape
-    ok = _allowed(V, tok)
+    dev = ctc.device
+    ok = _allowed(V, tok, dev)
     scorer = CTCPrefixScorer(ctc.double(), tok.pad_token_id)
     out = [[tok.bos_token_id] for _ in range(B)]
-    rows = torch.arange(B)  # the chunk each row of the batch reads
-    done = torch.zeros(B, dtype=torch.bool)
-    cache, step_ids = None, torch.full((B, 1), tok.bos_token_id, dtype=torch.long)
+    rows = torch.arange(B, device=dev)  # the chunk each row of the batch reads
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    cache, step_ids = None, torch.full((B, 1), tok.bos_token_id, dtype=torch.long, device=dev)
     for _ in range(max_new_tokens):
         att, cache = _decoder_step(model, step_ids, enc, mask, cache, ok)
         k = V if pre_beam is None else min(pre_beam, int(ok.sum()))
-        cands = att.topk(k, dim=1).indices if k < V else torch.arange(V).expand(len(rows), V)
+        cands = att.topk(k, dim=1).indices if k < V else torch.arange(V, device=dev).expand(len(rows), V)
         psi = scorer.score(cands, tok.eos_token_id)
         score = ctc_weight * (psi - scorer.psi.unsqueeze(1)) + (1 - ctc_weight) * torch.gather(att, 1, cands)
         pick = score.argmax(1, keepdim=True)
@@ -326,20 +327,21 @@ def joint_beam(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float 
     enc, mask, ctc = _inputs(model, pixel_values, encoded, tok)
     B, _, V = ctc.shape
     K = beam
-    ok = _allowed(V, tok)
-    rows = torch.arange(B).repeat_interleave(K)
+    dev = ctc.device
+    ok = _allowed(V, tok, dev)
+    rows = torch.arange(B, device=dev).repeat_interleave(K)
     enc, ctc = enc[rows], ctc[rows]
     mask = None if mask is None else mask[rows]
     scorer = CTCPrefixScorer(ctc.double(), tok.pad_token_id)
-    score = torch.full((B, K), -math.inf, dtype=torch.float64)
+    score = torch.full((B, K), -math.inf, dtype=torch.float64, device=dev)
     score[:, 0] = 0.0  # one live prefix (BOS) a chunk at the start
-    seqs = torch.full((B * K, 1), tok.bos_token_id, dtype=torch.long)
-    best_ended = torch.full((B,), -math.inf, dtype=torch.float64)
+    seqs = torch.full((B * K, 1), tok.bos_token_id, dtype=torch.long, device=dev)
+    best_ended = torch.full((B,), -math.inf, dtype=torch.float64, device=dev)
     ended_seq: list[list[int] | None] = [None] * B
     cache, step_ids = None, seqs
     for _ in range(max_new_tokens):
         att, cache = _decoder_step(model, step_ids, enc, mask, cache, ok)
-        cands = torch.arange(V).expand(B * K, V)
+        cands = torch.arange(V, device=dev).expand(B * K, V)
         psi = scorer.score(cands, tok.eos_token_id)
         step = ctc_weight * (psi - scorer.psi.unsqueeze(1)) + (1 - ctc_weight) * att
         total = (score.view(-1, 1) + step).view(B, K * V)
@@ -351,7 +353,7 @@ def joint_beam(model, pixel_values: torch.Tensor | None, tok, ctc_weight: float 
                 best_ended[b] = top[b, k]
                 ended_seq[b] = seqs[b * K + parent[b, k]].tolist() + [tok.eos_token_id]
         score = top.masked_fill(is_eos, -math.inf)
-        flat = (torch.arange(B).unsqueeze(1) * K + parent).view(-1)
+        flat = (torch.arange(B, device=dev).unsqueeze(1) * K + parent).view(-1)
         cache.reorder_cache(flat)
         scorer.select(flat)
         chosen = char.view(-1)

@@ -77,6 +77,12 @@ def ink_profile(gray: np.ndarray) -> np.ndarray:
     return ink_mask(gray).sum(axis=1)
 
 
+def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends (exclusive) of the runs of True in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return edges[::2], edges[1::2]
+
+
 def _autocorrelation(prof: np.ndarray) -> np.ndarray:
     p = prof - prof.mean()
     ac = np.correlate(p, p, "full")[len(p) - 1:]
@@ -131,10 +137,8 @@ def line_pitch(gray: np.ndarray) -> float | None:
         if strip.var() > 0:
             acs.append(_autocorrelation(strip) * strip.var())
     strips = _first_peak(np.sum(acs, 0) / np.sum(acs, 0)[0], 0.1) if acs else None
-    text = prof > 0.1 * np.percentile(prof, 95)
-    inked = np.concatenate([[0], text.astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(inked))
-    starts, runs = edges[::2], edges[1::2] - edges[::2]
+    starts, ends = _runs(prof > 0.1 * np.percentile(prof, 95))
+    runs = ends - starts
     pitch = float(np.median(np.diff(starts))) if len(starts) >= 3 else float(1.3 * np.median(runs))
     return min(pitch, strips) if strips else pitch
 
@@ -147,11 +151,16 @@ def chunk_borders_equal(height: int, n: int) -> list[int]:
 def chunk_borders(gray: np.ndarray, n: int, snap: bool = True, prof: np.ndarray | None = None) -> list[int]:
     """Chunk borders (N+1 row indices), each snapped to the emptiest row near its equal-split place
     (``prof``: the page's :func:`ink_profile`, when the caller has it already)."""
-    h = gray.shape[0]
-    borders = chunk_borders_equal(h, n)
     if not snap or n == 1:
-        return borders
-    prof = (ink_profile(gray) if prof is None else prof).astype(np.float64)
+        return chunk_borders_equal(gray.shape[0], n)
+    return snapped_borders((ink_profile(gray) if prof is None else prof).astype(np.float64), n)
+
+
+def snapped_borders(prof: np.ndarray, n: int) -> list[int]:
+    """N equal chunks of the rows of ``prof`` (a row ink profile), each inner border moved to the
+    emptiest row within half a chunk of its place (the nearest of equals)."""
+    h = len(prof)
+    borders = chunk_borders_equal(h, n)
     half = h / n / 2
     out = [0]
     for k in range(1, n):
@@ -174,28 +183,20 @@ def line_borders(prof: np.ndarray, pitch: float, width: int) -> list[int]:
     middle of gaps. Unlike a grid of one pitch a chunk, it follows each line where the spacing varies
     (blank lines, large type), so two lines do not share a chunk."""
     h = len(prof)
-    inked = prof > max(1.0, 0.002 * width)
-    runs, start = [], None
-    for y in range(h + 1):
-        if y < h and inked[y]:
-            start = y if start is None else start
-        elif start is not None:
-            if runs and start - runs[-1][1] < max(2, 0.1 * pitch):  # an i's dot, a speck: the same line
-                runs[-1] = (runs[-1][0], y)
-            else:
-                runs.append((start, y))
-            start = None
-    if not runs:
-        return [0, h]
+    runs: list[tuple[int, int]] = []
+    for start, end in zip(*_runs(prof > max(1.0, 0.002 * width))):
+        if runs and start - runs[-1][1] < max(2, 0.1 * pitch):  # an i's dot, a speck: the same line
+            runs[-1] = (runs[-1][0], int(end))
+        else:
+            runs.append((int(start), int(end)))
     out = [0]
     for k, (a, b) in enumerate(runs):
         if b - a > 1.5 * pitch:
-            n = round((b - a) / pitch)
-            inner = chunk_borders(np.zeros((b - a, 1)), n, True, prof[a:b])
+            inner = snapped_borders(prof[a:b].astype(np.float64), round((b - a) / pitch))
             out += [a + x for x in inner[1:-1]]
-        nxt = runs[k + 1][0] if k + 1 < len(runs) else h
-        out.append((b + nxt) // 2 if k + 1 < len(runs) else h)
-    return out
+        if k + 1 < len(runs):
+            out.append((b + runs[k + 1][0]) // 2)
+    return out + [h]
 
 
 MIN_LINE_PX = 12  # width-scaled (pre issue 25) models: the smallest line pitch at page width 384
@@ -475,8 +476,8 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
                 x = proc.pixel_values([items[j][1] for j in batch], size=key).to(model.device)
                 ids = model.generate(pixel_values=x, max_new_tokens=max_new, num_beams=1, do_sample=False)
                 ids_of.update(zip(batch, ids.tolist()))
-    for j, row in ids_of.items():
-        text, c = proc.decode([row])[0], items[j][1]
+    for j, text in zip(ids_of, proc.decode(list(ids_of.values()))):
+        c = items[j][1]
         if clip and proc.cfg:
             pitch = proc.cfg.line_pitch if proc.cfg.scale == "height" else MIN_LINE_PX
             text = clip_chunk_text(text, c.height, c.width, pitch)

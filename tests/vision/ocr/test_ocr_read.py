@@ -169,7 +169,7 @@ def test_pitch_of_a_page_whose_whole_width_profile_is_smeared(seed, true_pitch):
     assert read.line_pitch(gray) == pytest.approx(true_pitch, rel=0.05)
 
 
-def _profile(runs, h, width=100):
+def _profile(runs, h):
     prof = np.zeros(h)
     for a, b in runs:
         prof[a:b] = 30

@@ -179,7 +179,7 @@ def snapped_borders(prof: np.ndarray, n: int) -> list[int]:
 def line_borders(prof: np.ndarray, pitch: float, width: int) -> list[int]:
     """Borders of one chunk a printed line, from the row ink profile: rows with (almost) no ink are
     gaps, each inked run between gaps is a line, and a run taller than 1.5 line pitches (lines touching,
-    a rotated page) is cut into as many pitch-high chunks by :func:`chunk_borders`. Borders sit in the
+    a rotated page) is cut into as many pitch-high chunks by :func:`snapped_borders`. Borders sit in the
     middle of gaps. Unlike a grid of one pitch a chunk, it follows each line where the spacing varies
     (blank lines, large type), so two lines do not share a chunk."""
     h = len(prof)

@@ -30,6 +30,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pages", type=int, default=20, help="pages per set (default 20)")
     ap.add_argument("--ctc-weights", default="0.3,0.5,0.7,0.9", help="joint decoding weights to try")
     ap.add_argument("--out", default=str(ROOT / "runs" / "ocr" / "model_selection.json"), help="JSON result")
+    ap.add_argument("--segmentation", choices=("gaps", "valleys", "grid"), default=None,
+                    help="line segmentation of the --lines configurations (read.LINE_SEGMENTATION; default: "
+                         "the package's)")
     args = ap.parse_args(argv)
 
     import torch
@@ -37,7 +40,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import load
+    from seqverse.vision.ocr import read
     from seqverse.vision.ocr.read import read_pages
+
+    if args.segmentation:
+        read.LINE_SEGMENTATION = args.segmentation
 
     sets = {}
     for name in args.sets.split(","):
@@ -59,7 +66,7 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
         best[m] = max((r for r in rows if r["model"] == m), key=lambda r: r["score"])
     winner = max(best.values(), key=lambda r: r["score"])
-    res = {"sets": list(sets), "pages": args.pages, "rule": "highest mean word F1 over the sets, each model with "
+    res = {"sets": list(sets), "pages": args.pages, "segmentation": read.LINE_SEGMENTATION, "rule": "highest mean word F1 over the sets, each model with "
            "its best configuration by that mean", "rows": rows,
            "best": {m: {"score": r["score"], "export_flags": export_flags(r)} for m, r in best.items()},
            "best_by_set": {n: {m: max(r[f"{n}_word_f1"] for r in rows if r["model"] == m) for m in args.models}

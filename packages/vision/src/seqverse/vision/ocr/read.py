@@ -191,12 +191,48 @@ def line_borders(prof: np.ndarray, pitch: float, width: int) -> list[int]:
             runs.append((int(start), int(end)))
     out = [0]
     for k, (a, b) in enumerate(runs):
-        if b - a > 1.5 * pitch:
-            inner = snapped_borders(prof[a:b].astype(np.float64), round((b - a) / pitch))
-            out += [a + x for x in inner[1:-1]]
+        if LINE_SEGMENTATION == "valleys":
+            out += valley_borders(prof, a, b, pitch)
+        elif b - a > 1.5 * pitch:
+            out += tall_run_borders(prof, a, b, pitch)
         if k + 1 < len(runs):
             out.append((b + runs[k + 1][0]) // 2)
     return out + [h]
+
+
+def tall_run_borders(prof: np.ndarray, a: int, b: int, pitch: float) -> list[int]:
+    """Inner borders of the inked run ``[a, b)``: as many pitch-high chunks as it holds, each border at the
+    emptiest row near its equal-split place (:func:`snapped_borders`)."""
+    inner = snapped_borders(prof[a:b].astype(np.float64), max(1, round((b - a) / pitch)))
+    return [a + x for x in inner[1:-1]]
+
+
+VALLEY_SHARE = 0.1  # a cut row holds at most this share of the weaker side's fullest row
+LINE_LIKE_SHARE = 0.25  # and each side's fullest row at least this share of the other's
+
+
+def valley_borders(prof: np.ndarray, a: int, b: int, pitch: float) -> list[int]:
+    """Inner borders of the inked run ``[a, b)`` at clear valleys of the row ink profile.
+
+    The gap segmentation keeps a run whole up to 1.5 pitches, so a rule or a row of leader dots printed
+    close above a text line, or two lines with one faint row between them, share a chunk, and the model,
+    trained on one line a band, reads one of them. Validation pages (benchmarks/vision/ocr_segcheck.py): 22 of
+    875 lines sat in shared chunks. A run taller than one pitch is cut at its emptiest interior row
+    whose ink is at most ``VALLEY_SHARE`` of the fuller row on each side, where both sides look like
+    lines (each side's fullest row at least ``LINE_LIKE_SHARE`` of the other's: an i's dots above its
+    line do not), and the parts are cut again; a run over 1.5 pitches with no such valley (lines touching
+    on a rotated page) falls back to :func:`tall_run_borders`."""
+    if b - a <= pitch:
+        return []
+    run = prof[a:b].astype(np.float64)
+    middle = (len(run) - 1) / 2
+    for r in sorted(range(1, len(run) - 1), key=lambda i: (run[i], abs(i - middle))):
+        if run[r] > VALLEY_SHARE * run.max():
+            break
+        weak, strong = sorted((run[:r].max(), run[r + 1:].max()))
+        if run[r] <= VALLEY_SHARE * weak and weak >= LINE_LIKE_SHARE * strong:
+            return valley_borders(prof, a, a + r, pitch) + [a + r] + valley_borders(prof, a + r, b, pitch)
+    return tall_run_borders(prof, a, b, pitch) if b - a > 1.5 * pitch else []
 
 
 MIN_LINE_PX = 12  # width-scaled (pre issue 25) models: the smallest line pitch at page width 384
@@ -269,7 +305,9 @@ def auto_chunks(height: int, proc) -> int:
     return max(1, math.ceil(height / (0.6 * proc.cfg.image_height)))
 
 
-LINE_SEGMENTATION = "gaps"  # or "grid": one chunk a line pitch, borders snapped (the reading until 2026-12-07)
+# "gaps": a chunk per inked run (runs over 1.5 pitches cut evenly); "valleys": the same, runs over one pitch
+# also cut at clear valleys (valley_borders); "grid": one chunk a line pitch, borders snapped (until 2026-12-07)
+LINE_SEGMENTATION = "gaps"
 
 
 def line_chunks(height: int, proc) -> int:
@@ -286,7 +324,7 @@ def split_page(page: Image.Image, proc, n: int | None, snap: bool = True, lines:
     gray = np.asarray(scaled.convert("L"), dtype=np.float32)
     mask = ink_mask(gray)
     prof = mask.sum(axis=1)
-    if lines and snap and n is None and LINE_SEGMENTATION == "gaps":
+    if lines and snap and n is None and LINE_SEGMENTATION in ("gaps", "valleys"):
         b = line_borders(prof, proc.cfg.line_pitch, gray.shape[1])
     else:
         if n is None:

@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from seqverse.vision.ocr import read
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import load
-    from seqverse.vision.ocr import read
     from seqverse.vision.ocr.read import read_pages
 
     if args.segmentation:

@@ -196,6 +196,36 @@ def test_line_borders_cut_touching_lines_at_their_weakest_rows():
     assert borders == [0, 33, 57, 100]
 
 
+def test_valley_segmentation_cuts_a_rule_from_the_line_below_it(monkeypatch):
+    """A rule (dense, 6 rows) one faint row above a text line: one run of 1.25 pitches, kept whole by the
+    gap segmentation, cut at the faint row by the valley segmentation."""
+    prof = _profile([(10, 16), (17, 40)], 60)
+    prof[16] = 1.5  # above the noise floor: the gap rule sees one run
+    assert read.line_borders(prof, pitch=24, width=100) == [0, 60]
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", "valleys")
+    assert read.line_borders(prof, pitch=24, width=100) == [0, 16, 60]
+
+
+def test_valley_segmentation_cuts_two_lines_at_their_faint_row_and_keeps_an_i_dot(monkeypatch):
+    """Two lines 34 rows tall together with a faint row between them are cut there; the dots of i's two
+    rows above the first line (a row of little ink) stay with it, though their gap is emptier."""
+    prof = _profile([(6, 8), (10, 26), (27, 44)], 60)
+    prof[6:8] = 3.0  # a few i-dots: far less ink than a line's fullest row
+    prof[26] = 2.0
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", "valleys")
+    assert read.line_borders(prof, pitch=24, width=100) == [0, 26, 60]
+
+
+def test_valley_segmentation_leaves_a_single_line_and_falls_back_on_touching_lines(monkeypatch):
+    """A line with no valley stays whole; three touching lines without a clear valley are cut as the gap
+    segmentation cuts them (:func:`read.tall_run_borders`)."""
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", "valleys")
+    assert read.line_borders(_profile([(10, 40)], 60), pitch=24, width=100) == [0, 60]
+    prof = _profile([(10, 82)], 100)
+    prof[[33, 57]] = 20.0  # the thinnest rows, but not a tenth of their neighbours
+    assert read.line_borders(prof, pitch=24, width=100) == [0, 33, 57, 100]
+
+
 def test_line_borders_of_a_blank_page_is_one_chunk():
     assert read.line_borders(np.zeros(50), pitch=24, width=100) == [0, 50]
 
@@ -217,11 +247,13 @@ def test_grid_line_segmentation_is_still_the_reading_it_was(monkeypatch, proc):
     assert len(read.split_page(page, p, None, lines=True)) >= len(grid) - 2
 
 
-def test_line_borders_give_each_line_of_a_page_its_own_chunk():
+@pytest.mark.parametrize("segmentation", ["gaps", "valleys"])
+def test_line_borders_give_each_line_of_a_page_its_own_chunk(segmentation, monkeypatch):
     """On 10 template-free pages (scaled to the receipt model's pitch, no scan artefacts) every printed
     line lies inside one chunk and no chunk holds two (30 pages measured: 675 of 676 lines; 0 shared)."""
     from seqverse.vision.ocr.model import receipt_config
 
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", segmentation)
     p = ChunkProcessor(receipt_config(), CharTokenizer())
     inside = shared = total = 0
     for seed in range(10):

@@ -201,6 +201,7 @@ def test_valley_segmentation_cuts_a_rule_from_the_line_below_it(monkeypatch):
     gap segmentation, cut at the faint row by the valley segmentation."""
     prof = _profile([(10, 16), (17, 40)], 60)
     prof[16] = 1.5  # above the noise floor: the gap rule sees one run
+    monkeypatch.setattr(read, "LINE_SEGMENTATION", "gaps")
     assert read.line_borders(prof, pitch=24, width=100) == [0, 60]
     monkeypatch.setattr(read, "LINE_SEGMENTATION", "valleys")
     assert read.line_borders(prof, pitch=24, width=100) == [0, 16, 60]

@@ -307,7 +307,7 @@ def auto_chunks(height: int, proc) -> int:
 
 # "gaps": a chunk per inked run (runs over 1.5 pitches cut evenly); "valleys": the same, runs over one pitch
 # also cut at clear valleys (valley_borders); "grid": one chunk a line pitch, borders snapped (until 2026-12-07)
-LINE_SEGMENTATION = "gaps"
+LINE_SEGMENTATION = "valleys"
 
 
 def line_chunks(height: int, proc) -> int:

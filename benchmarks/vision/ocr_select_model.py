@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--segmentation", choices=("gaps", "valleys", "grid"), default=None,
                     help="line segmentation of the --lines configurations (read.LINE_SEGMENTATION; default: "
                          "the package's)")
+    ap.add_argument("--thin-lines", choices=("centred", "baseline"), default=None,
+                    help="where a thin chunk's ink sits in its band (read.THIN_LINES; default: the package's)")
     args = ap.parse_args(argv)
 
     import torch
@@ -45,6 +47,8 @@ def main(argv=None) -> int:
 
     if args.segmentation:
         read.LINE_SEGMENTATION = args.segmentation
+    if args.thin_lines:
+        read.THIN_LINES = args.thin_lines
 
     sets = {}
     for name in args.sets.split(","):
@@ -66,7 +70,8 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
         best[m] = max((r for r in rows if r["model"] == m), key=lambda r: r["score"])
     winner = max(best.values(), key=lambda r: r["score"])
-    res = {"sets": list(sets), "pages": args.pages, "segmentation": read.LINE_SEGMENTATION, "rule": "highest mean word F1 over the sets, each model with "
+    res = {"sets": list(sets), "pages": args.pages, "segmentation": read.LINE_SEGMENTATION,
+           "thin_lines": read.THIN_LINES, "rule": "highest mean word F1 over the sets, each model with "
            "its best configuration by that mean", "rows": rows,
            "best": {m: {"score": r["score"], "export_flags": export_flags(r)} for m, r in best.items()},
            "best_by_set": {n: {m: max(r[f"{n}_word_f1"] for r in rows if r["model"] == m) for m in args.models}

@@ -242,7 +242,14 @@ CROP_LEFT_PITCHES, CROP_RIGHT_PITCHES = 1, 4
 INK_ABOVE, INK_BELOW, MIN_CHUNK_PX = 5, 8, 20  # blank rows kept around the ink, as in training crops
 
 
-def trim(gray: np.ndarray, top: int, bottom: int, prof: np.ndarray) -> tuple[int, int] | None:
+# "centred": a thin chunk's ink sits in the middle of its band; "baseline": where a baseline symbol (a dot, a
+# low-case word without ascenders) sits in a training band (trim's docstring)
+THIN_LINES = "centred"
+THIN_SHARE = 0.45  # a chunk whose ink is at most this share of the line pitch tall is thin
+BASELINE_AT = 0.72  # a training band's ink bottom for dots, x-height words: 0.72 pitch below its top
+
+
+def trim(gray: np.ndarray, top: int, bottom: int, prof: np.ndarray, pitch: float | None = None) -> tuple[int, int] | None:
     """Cut a chunk to its inked rows with the blank margins a training band has; None if blank.
 
     Training bands run from a line box's top (about 5 rows above the ink) to its bottom (about 8
@@ -264,6 +271,9 @@ def trim(gray: np.ndarray, top: int, bottom: int, prof: np.ndarray) -> tuple[int
             hi, down = hi + 1, down - 1
         return lo, hi
 
+    if pitch and THIN_LINES == "baseline" and hi - lo <= THIN_SHARE * pitch:
+        band_top = hi - round(BASELINE_AT * pitch)
+        return grow(lo, hi, lo - band_top, band_top + round(pitch) + 1 - hi)
     lo, hi = grow(lo, hi, INK_ABOVE, INK_BELOW)
     if hi - lo < MIN_CHUNK_PX:
         extra = MIN_CHUNK_PX - (hi - lo)
@@ -334,7 +344,7 @@ def split_page(page: Image.Image, proc, n: int | None, snap: bool = True, lines:
     for top, bot in zip(b[:-1], b[1:]):
         if bot <= top:
             continue
-        span = trim(gray, top, bot, prof) if snap else (top, bot)
+        span = trim(gray, top, bot, prof, proc.cfg.line_pitch if lines else None) if snap else (top, bot)
         if span is not None:
             pitch = proc.cfg.line_pitch
             left, right = (ink_columns(mask[span[0]:span[1]], CROP_LEFT_PITCHES * pitch, CROP_RIGHT_PITCHES * pitch)

@@ -227,6 +227,26 @@ def test_valley_segmentation_leaves_a_single_line_and_falls_back_on_touching_lin
     assert read.line_borders(prof, pitch=24, width=100) == [0, 33, 57, 100]
 
 
+def test_a_thin_line_sits_at_the_baseline_of_a_pitch_tall_band(monkeypatch):
+    """A row of dots (4 rows of ink) gets a band one pitch tall with the ink's bottom 0.72 pitch below its
+    top; centred, it keeps 5 rows above and 8 below, widened to MIN_CHUNK_PX; a tall (text) chunk keeps the
+    margins either way; no band reaches into a neighbour's ink."""
+    gray = np.full((80, 100), 255.0)
+    dots = np.zeros(80)
+    dots[40:44] = 50
+    monkeypatch.setattr(read, "THIN_LINES", "baseline")
+    assert read.trim(gray, 20, 60, dots, 24) == (27, 52)
+    assert read.trim(gray, 20, 60, dots) == (34, 54)  # no pitch (chunk reading): centred
+    text = np.zeros(80)
+    text[35:52] = 50
+    assert read.trim(gray, 20, 70, text, 24) == (30, 60)
+    crowded = dots.copy()
+    crowded[30:32] = 50  # a neighbour's ink 8 rows above, in another chunk
+    assert read.trim(gray, 33, 60, crowded, 24) == (32, 52)
+    monkeypatch.setattr(read, "THIN_LINES", "centred")
+    assert read.trim(gray, 20, 60, dots, 24) == (34, 54)
+
+
 def test_line_borders_of_a_blank_page_is_one_chunk():
     assert read.line_borders(np.zeros(50), pitch=24, width=100) == [0, 50]
 

@@ -35,6 +35,8 @@ def main(argv=None) -> int:
                          "the package's)")
     ap.add_argument("--thin-lines", choices=("centred", "baseline"), default=None,
                     help="where a thin chunk's ink sits in its band (read.THIN_LINES; default: the package's)")
+    ap.add_argument("--deskew", choices=("on", "off"), default=None,
+                    help="level tilted pages before line segmentation (read.DESKEW; default: the package's)")
     args = ap.parse_args(argv)
 
     import torch
@@ -49,6 +51,8 @@ def main(argv=None) -> int:
         read.LINE_SEGMENTATION = args.segmentation
     if args.thin_lines:
         read.THIN_LINES = args.thin_lines
+    if args.deskew:
+        read.DESKEW = args.deskew == "on"
 
     sets = {}
     for name in args.sets.split(","):
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
         best[m] = max((r for r in rows if r["model"] == m), key=lambda r: r["score"])
     winner = max(best.values(), key=lambda r: r["score"])
     res = {"sets": list(sets), "pages": args.pages, "segmentation": read.LINE_SEGMENTATION,
-           "thin_lines": read.THIN_LINES, "rule": "highest mean word F1 over the sets, each model with "
+           "thin_lines": read.THIN_LINES, "deskew": read.DESKEW, "rule": "highest mean word F1 over the sets, each model with "
            "its best configuration by that mean", "rows": rows,
            "best": {m: {"score": r["score"], "export_flags": export_flags(r)} for m, r in best.items()},
            "best_by_set": {n: {m: max(r[f"{n}_word_f1"] for r in rows if r["model"] == m) for m in args.models}

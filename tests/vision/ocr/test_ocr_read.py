@@ -247,6 +247,25 @@ def test_a_thin_line_sits_at_the_baseline_of_a_pitch_tall_band(monkeypatch):
     assert read.trim(gray, 20, 60, dots, 24) == (34, 54)
 
 
+@pytest.mark.parametrize("degrees", [-2.0, -1.0, 0.0, 1.5, 2.5])
+def test_skew_angle_finds_the_rotation_that_levels_a_tilted_page(degrees):
+    """A page rotated by ``degrees`` (Image.rotate) is estimated at -degrees (within the 0.125-degree fine
+    step), and rotating it back by the estimate leaves nothing to level."""
+    page = synth.render_page(3, artefacts=False).image.convert("L")
+    tilted = page.rotate(degrees, resample=Image.BILINEAR, fillcolor=255)
+    angle = read.skew_angle(read.ink_mask(np.asarray(tilted, dtype=np.float32)))
+    assert abs(angle + degrees) <= 0.125
+    level = tilted.rotate(angle, resample=Image.BILINEAR, fillcolor=255)
+    assert read.skew_angle(read.ink_mask(np.asarray(level, dtype=np.float32))) == 0.0
+
+
+def test_skew_angle_of_a_blank_or_one_line_page_is_zero():
+    assert read.skew_angle(np.zeros((100, 200), dtype=bool)) == 0.0
+    one = np.zeros((100, 200), dtype=bool)
+    one[50:52, 20:30] = True  # too little ink to judge
+    assert read.skew_angle(one) == 0.0
+
+
 def test_line_borders_of_a_blank_page_is_one_chunk():
     assert read.line_borders(np.zeros(50), pitch=24, width=100) == [0, 50]
 

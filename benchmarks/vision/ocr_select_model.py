@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     ap.add_argument("models", nargs="+", help="checkpoint directories")
     ap.add_argument("--sets", default="training,lato", help="validation sets (default training,lato)")
     ap.add_argument("--pages", type=int, default=20, help="pages per set (default 20)")
+    ap.add_argument("--first", type=int, default=0,
+                    help="index of the first validation page of each set (default 0; 20 reads pages never used before)")
     ap.add_argument("--ctc-weights", default="0.3,0.5,0.7,0.9", help="joint decoding weights to try")
     ap.add_argument("--out", default=str(ROOT / "runs" / "ocr" / "model_selection.json"), help="JSON result")
     ap.add_argument("--segmentation", choices=("gaps", "valleys", "grid"), default=None,
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     for name in args.sets.split(","):
         fam = SETS[name]
         work = ROOT / "runs" / "ocr" / ("validation" + ("-" + "-".join(fam) if fam else ""))
-        sets[name] = validation_pages(work, args.pages, fam)
+        sets[name] = validation_pages(work, args.pages, fam, args.first)
     rows, best = [], {}
     for m in args.models:
         model, proc = load(m)
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
         best[m] = max((r for r in rows if r["model"] == m), key=lambda r: r["score"])
     winner = max(best.values(), key=lambda r: r["score"])
-    res = {"sets": list(sets), "pages": args.pages, "segmentation": read.LINE_SEGMENTATION,
+    res = {"sets": list(sets), "pages": args.pages, "first": args.first, "segmentation": read.LINE_SEGMENTATION,
            "thin_lines": read.THIN_LINES, "deskew": read.DESKEW, "rule": "highest mean word F1 over the sets, each model with "
            "its best configuration by that mean", "rows": rows,
            "best": {m: {"score": r["score"], "export_flags": export_flags(r)} for m, r in best.items()},

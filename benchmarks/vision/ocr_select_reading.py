@@ -21,13 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def validation_pages(d: Path, n: int, families: tuple | None = None) -> list[Path]:
+def validation_pages(d: Path, n: int, families: tuple | None = None, first: int = 0) -> list[Path]:
+    """Validation pages ``first`` .. ``first + n - 1`` (rendered on first use)."""
     from seqverse.vision.ocr import synth
     from seqverse.vision.ocr.train import VAL_SEED_BASE
 
     d.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(n):
+    for i in range(first, first + n):
         p = d / f"{i:05d}.png"
         if not p.exists():
             page = synth.render_page(VAL_SEED_BASE + 1000 + i, families=families or synth.TRAIN_FAMILIES)

@@ -329,7 +329,7 @@ def line_chunks(height: int, proc) -> int:
     return max(1, round(height / proc.cfg.line_pitch))
 
 
-DESKEW = False  # line reading rotates a tilted page level first (skew_angle)
+DESKEW = True  # line reading rotates a tilted page level first (skew_angle; chosen on validation 2026-12-07)
 DESKEW_GAIN = 1.05  # the sharpest sheared profile must beat the unsheared one by this factor
 
 

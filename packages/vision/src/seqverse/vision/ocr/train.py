@@ -379,7 +379,8 @@ def export(run_dir: str | Path, dst: str | Path, default_chunks: int | None = No
              f"{meta['image_width']} px of their own width" if height
              else f"pages scaled to {meta['image_width']} px wide, {meta['image_height']}x{meta['image_width']} chunks")
     chunks = (f"{default_chunks} chunks per page" if default_chunks
-              else "one chunk a printed line (read.line_borders)" if reading.get("lines")
+              else ("one chunk a printed line (read.line_borders: ink-profile gaps and valleys, a tilted page "
+                    "levelled first, thin lines at the baseline of their band)") if reading.get("lines")
               else "chunks of about 0.6 x the input height (read.auto_chunks)")
     if reading.get("decoder") == "joint":
         chunks += f", joint CTC/attention decoding with CTC weight {reading.get('ctc_weight', 0.5)} (ocr.joint)"
@@ -402,7 +403,7 @@ font families held out of training: GNU FreeFont, URW base35, Courier Prime).
 - Settings: {json.dumps(meta['train'])}
 - Command: `{command or 'seqverse-vision ocr train -o runs/ocr/stage'}` then
   `seqverse-vision ocr export {run_dir}{f' --chunks {default_chunks}' if default_chunks and height else ''}{reading_flags}`.
-- Inference default: {chunks} (borders snapped to line gaps).
+- Inference default: {chunks}.
 
 Validation ({meta['train']['val_bands']} whole-line bands of pages with seeds 900,000,000+, greedy decoding without the
 loop guard that `ocr read` applies, so a decoding loop weighs heavily here; the training loss includes

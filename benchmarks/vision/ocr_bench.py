@@ -32,6 +32,8 @@ import ocr_testsets  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 SETS = ("receiptline", "heldout_font", "own")
+# page layout analysis (seqverse.vision.ocr.read module settings); "current" keeps the package's
+LAYOUTS = {"current": {}, "before": {"LINE_SEGMENTATION": "gaps", "THIN_LINES": "centred", "DESKEW": False}}
 OWN_SEED_BASE = 2_200_000_000
 
 
@@ -56,8 +58,8 @@ def truths(imgs) -> list[str]:
 
 
 def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chunks: int | None,
-                  reading: dict | None = None, segmentation: str | None = None) -> list[dict]:
-    """One model's rows; ``segmentation``: its line segmentation for this read (the package's otherwise)."""
+                  reading: dict | None = None, layout: str = "current") -> list[dict]:
+    """One model's rows; ``layout``: a key of ``LAYOUTS``, the page layout analysis for this read."""
     from seqverse.vision.ocr import read
     from seqverse.vision.ocr.evaluate import evaluate_texts
     from seqverse.vision.ocr.model import load
@@ -65,8 +67,9 @@ def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chu
     model, proc = load(model_dir)
     n_chunks = chunks or getattr(proc.cfg, "default_chunks", None)
     reading = reading or {}
-    package_segmentation = read.LINE_SEGMENTATION
-    read.LINE_SEGMENTATION = segmentation or package_segmentation
+    package = {k: getattr(read, k) for k in LAYOUTS["before"]}
+    for k, v in LAYOUTS[layout].items():
+        setattr(read, k, v)
     try:
         first = next(iter(sets.values()))[:1]
         read.read_pages(first, model, proc, chunks=n_chunks, **reading)  # warm-up, untimed (as PP-OCRv5's)
@@ -76,13 +79,14 @@ def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chu
             for split, pages, snap in runs:
                 rs, st = read.read_pages(pages, model, proc, chunks=n_chunks, snap=snap, **reading)
                 rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
-                             "segmentation": read.LINE_SEGMENTATION,
+                             "layout": {k: getattr(read, k) for k in package},
                              **evaluate_texts([r.text or "" for r in rs], truths(pages)),
                              "pages_per_s": st["pages_per_s"], "encoder_dtype": st.get("encoder_dtype", "float32")})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         return rows
     finally:
-        read.LINE_SEGMENTATION = package_segmentation
+        for k, v in package.items():
+            setattr(read, k, v)
 
 
 def main(argv=None) -> int:
@@ -93,8 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS), help=f"test sets (default {','.join(SETS)})")
     ap.add_argument("--equal-pages", type=int, default=20, help="pages read with the paper's equal split (default 20)")
     ap.add_argument("--chunks", type=int, default=None, help="seqverse chunks per page (default: the model's)")
-    ap.add_argument("--segmentation", action="append", default=[], choices=("gaps", "valleys", "grid"),
-                    help="line segmentation per --model, in order (default: the package's, read.LINE_SEGMENTATION)")
+    ap.add_argument("--layout", action="append", default=[], choices=tuple(LAYOUTS),
+                    help="page layout analysis per --model, in order: 'current' (the package's) or 'before' (gap "
+                         "segmentation, thin lines centred, no deskew: the reading until 2026-12-07)")
     from seqverse.vision.ocr.cli import add_precision_option, add_reading_options
 
     add_reading_options(ap, "(seqverse models; default: each model's stored setting)")
@@ -145,8 +150,8 @@ def main(argv=None) -> int:
     for i, (m, label) in enumerate(zip(models, labels)):
         reading = {"lines": args.lines, "decoder": args.decoder, "ctc_weight": args.ctc_weight, "crop": args.crop,
                    "precision": args.precision}
-        segmentation = args.segmentation[i] if i < len(args.segmentation) else None
-        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks, reading, segmentation)
+        layout = args.layout[i] if i < len(args.layout) else "current"
+        res["rows"] += seqverse_rows(m, label, sets, args.equal_pages, args.chunks, reading, layout)
     (results / "ocr.json").write_text(json.dumps(res, indent=2))
     (results / "ocr.md").write_text(markdown(res))
     print(markdown(res))

@@ -62,6 +62,20 @@ def test_stretch_scales_a_page_horizontally_and_changes_nothing_else():
     assert np.array_equal(np.asarray(synth.render_page(31, artefacts=False).image), np.asarray(plain.image))
 
 
+def test_leaders_add_rows_of_dots_and_asterisks_and_leave_the_default_page_alone():
+    """leaders=0 draws nothing extra (validation and test pages stay byte-identical); leaders=0.5 makes
+    about half the lines rows of dots or asterisks, dots the more common."""
+    plain = synth.render_page(31, artefacts=False)
+    same = synth.render_page(31, artefacts=False, leaders=0.0)
+    assert same.lines == plain.lines and np.array_equal(np.asarray(same.image), np.asarray(plain.image))
+    rows = [ln for seed in range(20) for ln in synth.render_page(seed, artefacts=False, leaders=0.5).lines]
+    dots = sum(set(ln) == {"."} for ln in rows)
+    stars = sum(set(ln) == {"*"} for ln in rows)
+    base = [ln for seed in range(20) for ln in synth.render_page(seed, artefacts=False).lines]
+    assert dots > stars > 0 and dots + stars > 0.3 * len(rows)
+    assert sum(set(ln) <= {".", "*"} for ln in base) < 0.05 * len(base)
+
+
 def test_validation_and_test_font_families_are_never_trained_on():
     trained = set(synth.TRAIN_FAMILIES) | set(synth.EXTRA_TRAIN_FAMILIES)
     assert not trained & set(synth.TEST_FAMILIES + synth.VALIDATION_FAMILIES)

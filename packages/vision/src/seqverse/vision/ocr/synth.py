@@ -353,16 +353,22 @@ def number(rng: random.Random) -> str:
             f"{x:.3f}", f"{rng.randint(1, 99)}x"][kind]
 
 
-def page_lines(rng: random.Random, cpl: int) -> list[tuple[str, str, str]]:
+def page_lines(rng: random.Random, cpl: int, leaders: float = 0.0) -> list[tuple[str, str, str]]:
     """Printed lines ``(left, right, align)`` of one template-free page of ``cpl`` characters a line.
 
     ``align``: left/center/right (``left`` only), ``split`` (``left`` at the margin, ``right``
     right-aligned: an amount or a value), ``columns`` (``right`` starts at the middle), ``rule``.
+    ``leaders``: each line is first, with this probability, a row of leader dots (two in three) or
+    asterisks, the pair a model confuses (training only; 0 draws nothing extra, so a seed's page is
+    the one it always was).
     """
     lines = []
     mode = rng.choice(["upper", "upper", "title", "lower"])
     for _ in range(rng.randint(8, 40)):
         mode = mode if rng.random() < 0.8 else rng.choice(["upper", "title", "lower"])
+        if leaders and rng.random() < leaders:
+            lines.append((rng.choice("..*") * rng.randint(cpl // 3, cpl), "", "rule"))
+            continue
         r = rng.random()
         if r < 0.22:
             lines.append((_words(rng, cpl, mode), "", rng.choice(["left", "left", "center", "right"])))
@@ -392,13 +398,14 @@ def page_lines(rng: random.Random, cpl: int) -> list[tuple[str, str, str]]:
     return [(a[:cpl], b[:cpl], al) for a, b, al in lines]
 
 
-def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stretch: tuple = ()) -> Rendered:
+def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stretch: tuple = (),
+                leaders: float = 0.0) -> Rendered:
     """A template-free page: page width 250-1200 px and type size drawn independently (their ratio
     only bounded so a line holds 14-90 characters), one font family per page from ``families``.
     The truth of a blank line is omitted; rule lines are kept in the truth (metrics drop them).
     ``stretch=(lo, hi)``: the page is scaled horizontally by a factor drawn from it before the scan
     artefacts (condensed and extended type, double-width receipt lines), from a generator of its
-    own, so the page is otherwise the one the seed gives without it."""
+    own, so the page is otherwise the one the seed gives without it. ``leaders``: see :func:`page_lines`."""
     rng = random.Random(seed)
     fam = rng.choice(list(families))
     path = rng.choice(FONT_FAMILIES[fam] if fam in FONT_FAMILIES else EXTRA_TRAIN_FAMILIES[fam])
@@ -412,7 +419,7 @@ def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stre
             break
     asc, desc = font.getmetrics()
     pitch = int((asc + desc) * rng.uniform(1.0, 1.45))
-    lines = page_lines(rng, cpl)
+    lines = page_lines(rng, cpl, leaders)
     top = rng.randint(pitch // 3, 2 * pitch)
     page_h = 2 * top + pitch * len(lines)
     paper, ink = rng.randint(215, 255), rng.randint(0, 80)

@@ -13,9 +13,11 @@ that page an ``error`` and the others still finish. Pages larger than ``MAX_PIXE
 from the ink (:func:`line_pitch`) becomes the model's ``line_pitch`` (models trained since issue 25), or
 its width becomes the model's page width (older models).
 
-``lines=True`` (models scaled by line pitch) makes a chunk of every printed line (:func:`line_borders`:
-the inked runs between blank rows, runs taller than 1.5 pitches cut at their emptiest rows): each chunk
-then holds one printed line, which lets ``decoder="joint"`` add the
+``lines=True`` (models scaled by line pitch) makes a chunk of every printed line: a tilted page is levelled
+first (:func:`skew_angle`, ``DESKEW``), then :func:`line_borders` takes the inked runs between blank rows and
+cuts a run taller than one pitch at clear valleys of its ink profile (:func:`valley_borders`; runs taller than
+1.5 pitches with no valley at their emptiest rows), and :func:`trim` gives each its band (a thin line's ink at
+the baseline, ``THIN_LINES``): each chunk then holds one printed line, which lets ``decoder="joint"`` add the
 encoder's CTC head to the decoder's scores (:mod:`.joint`), a check on loops and early stops that is
 valid for single lines only. ``crop=True`` cuts each chunk to its inked columns and some paper (a short line
 on a wide receipt costs about its own width). A model's exported ``reading`` settings are its defaults.

@@ -32,7 +32,7 @@ import ocr_testsets  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 SETS = ("receiptline", "heldout_font", "own")
-# page layout analysis (seqverse.vision.ocr.read module settings); "current" keeps the package's
+# page layout analysis (seqverse.vision.ocr.read.page_layout settings); "current" keeps the package's
 LAYOUTS = {"current": {}, "before": {"LINE_SEGMENTATION": "gaps", "THIN_LINES": "centred", "DESKEW": False}}
 OWN_SEED_BASE = 2_200_000_000
 
@@ -67,26 +67,19 @@ def seqverse_rows(model_dir: Path, label: str, sets: dict, equal_pages: int, chu
     model, proc = load(model_dir)
     n_chunks = chunks or getattr(proc.cfg, "default_chunks", None)
     reading = reading or {}
-    package = {k: getattr(read, k) for k in LAYOUTS["before"]}
-    for k, v in LAYOUTS[layout].items():
-        setattr(read, k, v)
-    try:
-        first = next(iter(sets.values()))[:1]
-        read.read_pages(first, model, proc, chunks=n_chunks, **reading)  # warm-up, untimed (as PP-OCRv5's)
+    with read.page_layout(**LAYOUTS[layout]):
+        read.read_pages(sets[next(iter(sets))][:1], model, proc, chunks=n_chunks, **reading)  # warm-up, untimed
         rows = []
         for name, imgs in sets.items():
             runs = [("snapped", imgs, True)] + ([("equal (paper)", imgs[:equal_pages], False)] if equal_pages else [])
             for split, pages, snap in runs:
                 rs, st = read.read_pages(pages, model, proc, chunks=n_chunks, snap=snap, **reading)
                 rows.append({"system": f"seqverse {label}", "split": split, "corpus": name, "n": len(pages),
-                             "layout": {k: getattr(read, k) for k in package},
+                             "layout": {k: getattr(read, k) for k in read.LAYOUT_SETTINGS},
                              **evaluate_texts([r.text or "" for r in rs], truths(pages)),
                              "pages_per_s": st["pages_per_s"], "encoder_dtype": st.get("encoder_dtype", "float32")})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-        return rows
-    finally:
-        for k, v in package.items():
-            setattr(read, k, v)
+    return rows
 
 
 def main(argv=None) -> int:

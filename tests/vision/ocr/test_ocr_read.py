@@ -278,6 +278,16 @@ def test_line_reading_levels_a_tilted_page_before_segmenting_it(seed, monkeypatc
     assert len(read.split_page(tilted, p, None, lines=True)) == len(level)
 
 
+def test_page_layout_sets_the_reading_inside_the_block_and_restores_it():
+    before = {k: getattr(read, k) for k in read.LAYOUT_SETTINGS}
+    with read.page_layout(LINE_SEGMENTATION="gaps", THIN_LINES="centred", DESKEW=False):
+        assert (read.LINE_SEGMENTATION, read.THIN_LINES, read.DESKEW) == ("gaps", "centred", False)
+    assert {k: getattr(read, k) for k in read.LAYOUT_SETTINGS} == before
+    with pytest.raises(ValueError, match="not a page layout setting"):
+        with read.page_layout(DESKEWW=False):
+            pass
+
+
 def test_skew_angle_of_a_blank_or_one_line_page_is_zero():
     assert read.skew_angle(np.zeros((100, 200), dtype=bool)) == 0.0
     one = np.zeros((100, 200), dtype=bool)

@@ -26,7 +26,9 @@ on a wide receipt costs about its own width). A model's exported ``reading`` set
 from __future__ import annotations
 
 import math
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -354,9 +356,39 @@ def skew_angle(mask: np.ndarray, limit: float = 3.0) -> float:
     if ys.size < 50:
         return 0.0
     xs = xs - mask.shape[1] / 2
-    coarse = max(np.arange(-limit, limit + 1e-9, 0.5), key=lambda a: _shear_sharpness(ys, xs, a))
-    best = float(max(coarse + np.arange(-0.375, 0.376, 0.125), key=lambda a: _shear_sharpness(ys, xs, a)))
-    return -best if _shear_sharpness(ys, xs, best) >= DESKEW_GAIN * _shear_sharpness(ys, xs, 0.0) else 0.0
+    seen: dict[float, float] = {}
+
+    def sharpness(a: float) -> float:  # each angle's profile once (0.0 and the coarse best come back)
+        a = round(float(a), 3)
+        if a not in seen:
+            seen[a] = _shear_sharpness(ys, xs, a)
+        return seen[a]
+
+    coarse = max(np.arange(-limit, limit + 1e-9, 0.5), key=sharpness)
+    best = round(float(max(coarse + np.arange(-0.375, 0.376, 0.125), key=sharpness)), 3)
+    return -best if sharpness(best) >= DESKEW_GAIN * sharpness(0.0) else 0.0
+
+
+LAYOUT_SETTINGS = ("LINE_SEGMENTATION", "THIN_LINES", "DESKEW")  # the page layout analysis of line reading
+
+
+@contextmanager
+def page_layout(**settings):
+    """Read with other page layout settings (names in ``LAYOUT_SETTINGS``) inside the block, e.g.
+    ``page_layout(LINE_SEGMENTATION="gaps", THIN_LINES="centred", DESKEW=False)``, the reading before
+    2026-12-07; the module's settings are restored after it."""
+    unknown = set(settings) - set(LAYOUT_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a page layout setting: {sorted(unknown)} (known: {list(LAYOUT_SETTINGS)})")
+    module = sys.modules[__name__]
+    saved = {k: getattr(module, k) for k in LAYOUT_SETTINGS}
+    try:
+        for k, v in settings.items():
+            setattr(module, k, v)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(module, k, v)
 
 
 def split_page(page: Image.Image, proc, n: int | None, snap: bool = True, lines: bool = False,

@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PACKAGES := core genomics speech vision recsys
 # Debian packages the tests and demos need; installed with apt-get when missing.
-APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base librsvg2-bin wamerican nodejs fonts-urw-base35 fonts-courier-prime fonts-noto-mono fonts-inconsolata fonts-ocr-b fonts-hack fonts-jetbrains-mono fonts-firacode fonts-roboto fonts-open-sans fonts-crosextra-carlito fonts-lato fonts-ibm-plex fonts-go fonts-mononoki fonts-anonymous-pro fonts-inter fonts-comic-neue fonts-b612 fonts-agave fonts-ocr-a fonts-cantarell
+APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base librsvg2-bin wamerican nodejs fonts-urw-base35 fonts-courier-prime fonts-noto-mono fonts-inconsolata fonts-ocr-b fonts-hack fonts-jetbrains-mono fonts-firacode fonts-roboto fonts-open-sans fonts-crosextra-carlito fonts-lato
+# Fonts only `seqverse-vision ocr train --more-fonts` uses: installed where this machine's apt sources have them
+# (fonts-ibm-plex is not in bookworm's main); training skips a family that is missing and says so.
+APT_OPTIONAL := fonts-ibm-plex fonts-go fonts-mononoki fonts-anonymous-pro fonts-inter fonts-comic-neue fonts-b612 fonts-agave fonts-ocr-a fonts-cantarell
 
 .PHONY: demo test bench install apt lint clean
 
@@ -26,8 +29,15 @@ install: apt $(VENV)/.installed
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	optional=""; for p in $(APT_OPTIONAL); do dpkg -s $$p >/dev/null 2>&1 || optional="$$optional $$p"; done; \
+	if [ -n "$$missing$$optional" ]; then apt-get update -qq; fi; \
 	if [ -n "$$missing" ]; then echo "apt-get install:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || exit 1; fi; \
+	found=""; absent=""; for p in $$optional; do \
+	  if apt-cache show $$p >/dev/null 2>&1; then found="$$found $$p"; else absent="$$absent $$p"; fi; done; \
+	if [ -n "$$found" ]; then echo "apt-get install (optional):$$found"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$found || exit 1; fi; \
+	if [ -n "$$absent" ]; then echo "not in this machine's apt sources (ocr train --more-fonts goes without):$$absent"; fi
 
 demo: install
 	VENV=$(VENV) scripts/demo.sh

@@ -89,9 +89,11 @@ def test_validation_and_test_font_families_are_never_trained_on():
 def test_every_extra_training_font_renders():
     from PIL import ImageFont
 
-    for fam, paths in synth.EXTRA_TRAIN_FAMILIES.items():
-        for path in paths:
+    installed = synth.installed_extra_families()
+    assert len(installed) >= 9, installed  # all but fonts-ibm-plex are in Debian bookworm's main
+    for fam in installed:
+        for path in synth.EXTRA_TRAIN_FAMILIES[fam]:
             font = ImageFont.truetype(str(synth.FONT_DIR / path), 20)
             assert font.getlength("Total 12.50") > 40, (fam, path)
-    page = synth.render_page(3, families=tuple(synth.EXTRA_TRAIN_FAMILIES))
-    assert page.lines and page.font.split(":")[0] in synth.EXTRA_TRAIN_FAMILIES
+    page = synth.render_page(3, families=installed)
+    assert page.lines and page.font.split(":")[0] in installed

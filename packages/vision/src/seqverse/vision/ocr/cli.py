@@ -106,7 +106,7 @@ def register(subparsers) -> None:
                    "and extended type, double-width lines), e.g. 0.75,1.6 (default: off)")
     p.add_argument("--more-fonts", action="store_true",
                    help="template-free pages also in 10 more Debian font families (synth.EXTRA_TRAIN_FAMILIES: IBM Plex, "
-                   "Go, mononoki, Anonymous Pro, Inter, Comic Neue, B612, Agave, OCR-A, Cantarell)")
+                   "Go, mononoki, Anonymous Pro, Inter, Comic Neue, B612, Agave, OCR-A, Cantarell; those not installed are skipped and named)")
     p.add_argument("--leaders", type=clikit.probability, default=0.0,
                    help="template-free pages: each line is first, with this probability, a row of leader dots or "
                    "asterisks (the pair models confuse), e.g. 0.1 (default: 0, off)")

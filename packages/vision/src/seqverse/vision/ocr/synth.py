@@ -63,6 +63,15 @@ EXTRA_TRAIN_FAMILIES = {
     "ocr-a": ["ocr-a/OCRA.ttf", "ocr-a/OCRACondensed.ttf"],
     "cantarell": ["../opentype/cantarell/Cantarell-Regular.otf", "../opentype/cantarell/Cantarell-Bold.otf"],
 }
+
+
+def installed_extra_families() -> tuple[str, ...]:
+    """The EXTRA_TRAIN_FAMILIES whose font files are all on this machine: the Makefile installs them where
+    its apt sources have them (fonts-ibm-plex is not in Debian bookworm's main), so ``--more-fonts``
+    trains on those present and names the rest."""
+    return tuple(f for f, paths in EXTRA_TRAIN_FAMILIES.items() if all((FONT_DIR / p).is_file() for p in paths))
+
+
 # Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
 # Prime (receiptline's font, so it is not in FONT_FAMILIES at all).
 TEST_FAMILIES = ("freefont", "urw")

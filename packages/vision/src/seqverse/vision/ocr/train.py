@@ -95,7 +95,7 @@ def render_training_page(tc: TrainConfig, rng: random.Random, stage1: bool) -> s
     receipt (scrambled words with probability ``scramble``, half that in stage 2)."""
     seed = rng.randrange(TRAIN_SEED_LIMIT)
     if rng.random() >= tc.template_share:
-        families = synth.TRAIN_FAMILIES + (tuple(synth.EXTRA_TRAIN_FAMILIES) if tc.more_fonts else ())
+        families = synth.TRAIN_FAMILIES + (synth.installed_extra_families() if tc.more_fonts else ())
         return synth.render_page(seed, families=families, stretch=tuple(tc.stretch), leaders=tc.leaders)
     scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
     families = synth.TRAIN_FAMILIES if tc.model.scale == "height" else synth.TEMPLATE_FAMILIES
@@ -312,6 +312,10 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
         from .convvit import load_easyocr_stem
 
         log(f"stem from EasyOCR english_g2: {', '.join(load_easyocr_stem(model.encoder.stem))}")
+    if tc.more_fonts:
+        absent = sorted(set(synth.EXTRA_TRAIN_FAMILIES) - set(synth.installed_extra_families()))
+        log(f"--more-fonts: {len(synth.EXTRA_TRAIN_FAMILIES) - len(absent)} families"
+            + (f"; not installed, so not trained on: {', '.join(absent)}" if absent else ""))
     val = val_set(tc, proc) if tc.val_bands else []
 
     def on_step(step, record):

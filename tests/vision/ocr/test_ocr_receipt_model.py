@@ -52,10 +52,12 @@ def test_page_width_and_type_size_vary_independently_over_many_families():
 def test_held_out_families_never_reach_training():
     assert not set(synth.TEST_FAMILIES) & set(synth.TRAIN_FAMILIES)
     assert not any("courier" in f.lower() for fam in synth.TRAIN_FAMILIES for f in synth.FONT_FAMILIES[fam])
-    tc = TrainConfig(model=small_receipt_config())
-    rng = random.Random(0)
-    fonts = {render_training_page(tc, rng, stage1=False).font for _ in range(12)}
-    assert not any(f.split(":")[0] in synth.TEST_FAMILIES for f in fonts)
+    for tc in (TrainConfig(model=small_receipt_config()),
+               TrainConfig(model=small_receipt_config(), more_fonts=True, styles=1.0)):
+        rng = random.Random(0)
+        fonts = {render_training_page(tc, rng, stage1=False).font for _ in range(12)}
+        assert not any(f.split(":")[0] in synth.TEST_FAMILIES + synth.VALIDATION_FAMILIES for f in fonts)
+        assert not any(w in f.lower() for f in fonts for w in ("freefont", "urw", "courier", "lato"))
 
 
 def test_most_training_text_is_dictionary_or_random_not_the_template():

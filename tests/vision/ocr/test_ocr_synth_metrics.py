@@ -97,3 +97,19 @@ def test_every_extra_training_font_renders():
             assert font.getlength("Total 12.50") > 40, (fam, path)
     page = synth.render_page(3, families=installed)
     assert page.lines and page.font.split(":")[0] in installed
+
+
+def test_style_faces_widen_training_families_only_when_asked():
+    """styles=0 leaves every page as its seed gives it; styles=1 draws a family's other faces, which
+    never include a test or validation family's, and each renders the characters receipts use."""
+    from PIL import ImageFont
+
+    assert synth.style_faces("freefont") == synth.style_faces("urw") == synth.style_faces("lato") == ()
+    faces = synth.style_faces("dejavu")
+    assert faces and not set(faces) & set(synth.FONT_FAMILIES["dejavu"])
+    assert all("freefont" not in f and "urw" not in f and "Math" not in f for f in faces)
+    for f in faces[:4]:
+        assert ImageFont.truetype(str(synth.FONT_DIR / f), 20).getlength("Total 12.50") > 40, f
+    assert synth.render_page(7, artefacts=False, styles=0.0).font == synth.render_page(7, artefacts=False).font
+    styled = [synth.render_page(s, families=("dejavu",), artefacts=False, styles=1.0) for s in range(6)]
+    assert all(p.font.split(":", 1)[1] in faces and p.lines for p in styled)

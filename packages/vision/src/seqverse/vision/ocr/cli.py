@@ -107,6 +107,10 @@ def register(subparsers) -> None:
     p.add_argument("--more-fonts", action="store_true",
                    help="template-free pages also in 10 more Debian font families (synth.EXTRA_TRAIN_FAMILIES: IBM Plex, "
                    "Go, mononoki, Anonymous Pro, Inter, Comic Neue, B612, Agave, OCR-A, Cantarell; those not installed are skipped and named)")
+    p.add_argument("--more-styles", type=clikit.probability, default=0.0, metavar="P",
+                   help="template-free pages: with probability P the face is one of the family's other installed "
+                   "faces (italic, oblique, light, medium, condensed; synth.style_faces; never a test or validation "
+                   "family's), e.g. 0.5 (default: 0, the listed faces only)")
     p.add_argument("--leaders", type=clikit.probability, default=0.0,
                    help="template-free pages: each line is first, with this probability, a row of leader dots or "
                    "asterisks (the pair models confuse), e.g. 0.1 (default: 0, off)")
@@ -260,7 +264,8 @@ def _train(args) -> None:
                      grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed,
                      scramble=args.scramble, ctc_weight=args.ctc_weight, guide_weight=args.guide_weight, init=args.init,
                      template_share=args.template_share, stem_init="" if args.stem_init == "none" else "easyocr",
-                     stretch=args.stretch, more_fonts=args.more_fonts, leaders=args.leaders, model=model)
+                     stretch=args.stretch, more_fonts=args.more_fonts, leaders=args.leaders,
+                     styles=args.more_styles, model=model)
     state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True), stop_step=args.stop_step)
     print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)
 

@@ -8,7 +8,9 @@ families; ``HELD_OUT_FAMILY`` (GNU FreeFont) is never used in training, for the 
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,27 @@ def installed_extra_families() -> tuple[str, ...]:
     its apt sources have them (fonts-ibm-plex is not in Debian bookworm's main), so ``--more-fonts``
     trains on those present and names the rest."""
     return tuple(f for f, paths in EXTRA_TRAIN_FAMILIES.items() if all((FONT_DIR / p).is_file() for p in paths))
+
+
+
+_NOT_STYLES = ("Math", "Smallcaps", "SmallCaps")  # other scripts of glyphs, or case the truth cannot say
+
+
+@functools.cache
+def style_faces(family: str) -> tuple[str, ...]:
+    """The installed faces of a training family that the family's list does not draw (italic, oblique,
+    light, medium, condensed, ...): every .ttf/.otf in the folders of its listed files that no family
+    lists, as paths relative to FONT_DIR, sorted. Empty for the test and validation families, so a
+    style draw can never put their type into training (``render_page(styles=...)``)."""
+    if family in TEST_FAMILIES + VALIDATION_FAMILIES:
+        return ()
+    listed = {(FONT_DIR / p).resolve() for ps in (*FONT_FAMILIES.values(), *EXTRA_TRAIN_FAMILIES.values()) for p in ps}
+    own = FONT_FAMILIES.get(family) or EXTRA_TRAIN_FAMILIES[family]
+    folders = sorted({(FONT_DIR / p).resolve().parent for p in own})
+    faces = [f for d in folders if d.is_dir() for f in sorted(d.iterdir())
+             if f.suffix.lower() in (".ttf", ".otf") and f.resolve() not in listed
+             and not any(w in f.name for w in _NOT_STYLES)]
+    return tuple(os.path.relpath(f, FONT_DIR) for f in faces)
 
 
 # Whole families never used in training: FreeFont and URW (the held-out-font test set) and Courier
@@ -408,16 +431,22 @@ def page_lines(rng: random.Random, cpl: int, leaders: float = 0.0) -> list[tuple
 
 
 def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stretch: tuple = (),
-                leaders: float = 0.0) -> Rendered:
+                leaders: float = 0.0, styles: float = 0.0) -> Rendered:
     """A template-free page: page width 250-1200 px and type size drawn independently (their ratio
     only bounded so a line holds 14-90 characters), one font family per page from ``families``.
     The truth of a blank line is omitted; rule lines are kept in the truth (metrics drop them).
     ``stretch=(lo, hi)``: the page is scaled horizontally by a factor drawn from it before the scan
     artefacts (condensed and extended type, double-width receipt lines), from a generator of its
-    own, so the page is otherwise the one the seed gives without it. ``leaders``: see :func:`page_lines`."""
+    own, so the page is otherwise the one the seed gives without it. ``leaders``: see :func:`page_lines`.
+    ``styles``: with this probability (a generator of its own) the face is one of :func:`style_faces` of
+    the family instead of its listed faces (0: the pages existing seeds give)."""
     rng = random.Random(seed)
     fam = rng.choice(list(families))
     path = rng.choice(FONT_FAMILIES[fam] if fam in FONT_FAMILIES else EXTRA_TRAIN_FAMILIES[fam])
+    if styles:
+        style_rng = random.Random(seed * 2 + 2)
+        if style_rng.random() < styles and style_faces(fam):
+            path = style_rng.choice(style_faces(fam))
     while True:
         page_w, size = rng.randint(250, 1200), rng.randint(10, 40)
         font = ImageFont.truetype(str(FONT_DIR / path), size)

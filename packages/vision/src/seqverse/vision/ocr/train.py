@@ -55,6 +55,7 @@ class TrainConfig:
     stretch: tuple = ()  # (lo, hi): template-free pages scaled horizontally by a factor in it (synth.render_page)
     more_fonts: bool = False  # template-free pages also in synth.EXTRA_TRAIN_FAMILIES
     leaders: float = 0.0  # template-free pages: share of extra rows of leader dots or asterisks (synth.page_lines)
+    styles: float = 0.0  # template-free pages: share drawn in a family's other faces (synth.style_faces)
     model: OCRConfig = field(default_factory=OCRConfig)
 
 
@@ -96,7 +97,8 @@ def render_training_page(tc: TrainConfig, rng: random.Random, stage1: bool) -> s
     seed = rng.randrange(TRAIN_SEED_LIMIT)
     if rng.random() >= tc.template_share:
         families = synth.TRAIN_FAMILIES + (synth.installed_extra_families() if tc.more_fonts else ())
-        return synth.render_page(seed, families=families, stretch=tuple(tc.stretch), leaders=tc.leaders)
+        return synth.render_page(seed, families=families, stretch=tuple(tc.stretch), leaders=tc.leaders,
+                                 styles=tc.styles)
     scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
     families = synth.TRAIN_FAMILIES if tc.model.scale == "height" else synth.TEMPLATE_FAMILIES
     return synth.render_receipt(seed, families=families, scramble=scramble)

@@ -24,17 +24,18 @@ def register(subparsers) -> None:
                               description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = g.add_subparsers(title="commands", metavar="COMMAND")
 
-    p = sub.add_parser("read", help="transcribe page images in reading order",
+    p = sub.add_parser("read", help="transcribe page images and PDFs in reading order",
                        description="Split each page into horizontal chunks (borders snapped to gaps between text "
                        "lines), read every chunk with TrOCR, join in reading order. Pages are scaled so their "
                        "line pitch (measured from the ink) is the model's, or, for older models, to the model's "
                        "page width. The embedded model reads one chunk a line with joint CTC/attention decoding "
                        "(its stored settings; --no-lines --decoder attention is the paper's plain reading). "
-                       "Pages over 89 megapixels are refused. A page that cannot be read is reported on stderr "
+                       "A PDF (rendered at 300 dpi) or multi-page TIFF gives one text, its pages separated by form feeds, "
+                       "as Tesseract writes them. Pages over 89 megapixels are refused. A file that cannot be read is reported on stderr "
                        "and the others still finish (exit status 2 if any failed).")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="page images (PNG, JPEG, TIFF, ...)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="page images (PNG, JPEG, TIFF, ...) or PDFs")
     p.add_argument("-o", "--out", metavar="DIR", type=clikit.output_dir,
-                   help="write DIR/<image stem>.txt per page instead of printing (DIR is made only if a page is read)")
+                   help="write DIR/<file stem>.txt per file instead of printing (DIR is made only if a page is read)")
     p.add_argument("--chunks", type=clikit.int_range(1, 200), default=None,
                    help="chunks per page (default: the model's stored value, or for models scaled by line pitch "
                    "one chunk per 0.6 x input height of the scaled page)")
@@ -176,12 +177,13 @@ def _read(args) -> None:
     import json
     from pathlib import Path
 
-    from .read import DEFAULT_CHUNKS, PageError, open_page, read_pages, reading_settings
+    from .documents import count_pages
+    from .read import DEFAULT_CHUNKS, PageError, read_pages, reading_settings
 
     errors = []
     for image in args.images:  # no page readable: say so without loading the model
         try:
-            open_page(image)
+            count_pages(image)
         except PageError as err:
             errors.append(str(err))
     if len(errors) == len(args.images):
@@ -220,7 +222,8 @@ def _read(args) -> None:
                 if len(results) > 1:
                     print(f"==> {r.image} <==")
                 print(r.text)
-    print(f"{stats['read']}/{stats['pages']} pages, {stats['pages_per_s']:.2f} pages/s, {stats['chunks'] or 'auto'} chunks, "
+    docs = f" ({stats['pages_read']} pages)" if stats["pages_read"] != stats["read"] else ""
+    print(f"{stats['read']}/{stats['pages']} pages{docs}, {stats['pages_per_s']:.2f} pages/s, {stats['chunks'] or 'auto'} chunks, "
           f"{stats['decoder']} decoder", file=sys.stderr)
     if stats["failed"]:
         raise SystemExit(2)

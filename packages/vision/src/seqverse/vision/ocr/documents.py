@@ -20,17 +20,39 @@ PAGE_BREAK = "\f"  # between the pages of one document, as Tesseract writes them
 
 
 def is_pdf(path: str | Path) -> bool:
+    return _magic(Path(path)) == "pdf"
+
+
+def _magic(path: Path) -> str:
+    """``pdf``, ``tiff`` (the formats that hold pages) or ``image``, from the file's first bytes, so a
+    PNG or JPEG page costs one open, as before documents were read."""
     with open(path, "rb") as fh:
-        return fh.read(1024).lstrip(b"\x00\t\n\r\x0c ").startswith(b"%PDF-")
+        head = fh.read(1024)
+    if head.lstrip(b"\x00\t\n\r\x0c ").startswith(b"%PDF-"):
+        return "pdf"
+    return "tiff" if head[:4] in (b"II*\x00", b"MM\x00*") else "image"
 
 
-def _pdf(path: Path):
-    import pypdfium2 as pdfium
+class _PDF:
+    """An open PDF with at least one page; closed on leaving the block."""
 
-    try:
-        return pdfium.PdfDocument(str(path))
-    except pdfium.PdfiumError as err:
-        raise PageError(f"{path}: not a readable PDF ({err})") from None
+    def __init__(self, path: Path):
+        import pypdfium2 as pdfium
+
+        try:
+            self.doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as err:
+            raise PageError(f"{path}: not a readable PDF ({err})") from None
+        if len(self.doc) == 0:
+            self.doc.close()
+            raise PageError(f"{path}: a PDF with no pages")
+
+    def __enter__(self):
+        return self.doc
+
+    def __exit__(self, *exc):
+        self.doc.close()
+        return False
 
 
 def _pdf_page(doc, path: Path, k: int) -> Image.Image:
@@ -45,47 +67,44 @@ def _pdf_page(doc, path: Path, k: int) -> Image.Image:
     return page.render(scale=scale, grayscale=True).to_pil().convert("L")
 
 
-def _frames(path: Path) -> int:
-    """Frames of a TIFF (1 for any other image) of a file open_page has read."""
+def _tiff_frames(path: Path) -> int:
     with Image.open(path) as im:
-        return getattr(im, "n_frames", 1) if im.format == "TIFF" else 1
+        return getattr(im, "n_frames", 1)
+
+
+def _existing(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise PageError(f"{p}: no such file")
+    return p
 
 
 def count_pages(path: str | Path) -> int:
     """Pages of an input file without rendering them: a PDF's pages, a TIFF's frames, 1 for an image."""
-    p = Path(path)
-    if not p.is_file():
-        raise PageError(f"{p}: no such file")
-    if is_pdf(p):
-        doc = _pdf(p)
-        try:
-            if len(doc) == 0:
-                raise PageError(f"{p}: a PDF with no pages")
+    p = _existing(path)
+    kind = _magic(p)
+    if kind == "pdf":
+        with _PDF(p) as doc:
             return len(doc)
-        finally:
-            doc.close()
     open_page(p)  # size limits and readability of the first frame, with open_page's messages
-    return _frames(p)
+    return _tiff_frames(p) if kind == "tiff" else 1
 
 
 def open_pages(path: str | Path) -> list[Image.Image]:
     """Every page of an input file as a grayscale image: each page of a PDF, each frame of a TIFF, or
     the one image (:func:`.read.open_page`)."""
-    p = Path(path)
-    if p.is_file() and is_pdf(p):
-        n = count_pages(p)
-        doc = _pdf(p)
-        try:
-            return [_pdf_page(doc, p, k) for k in range(n)]
-        finally:
-            doc.close()
+    p = _existing(path)
+    kind = _magic(p)
+    if kind == "pdf":
+        with _PDF(p) as doc:
+            return [_pdf_page(doc, p, k) for k in range(len(doc))]
     first = open_page(p)
-    n = _frames(p)
+    n = _tiff_frames(p) if kind == "tiff" else 1
     if n == 1:
         return [first]
-    pages = []
+    pages = [first]
     with Image.open(p) as im:
-        for k in range(n):
+        for k in range(1, n):
             try:
                 im.seek(k)
                 if im.width * im.height > MAX_PIXELS or im.width == 0 or im.height == 0:

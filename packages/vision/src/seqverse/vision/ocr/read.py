@@ -621,9 +621,9 @@ def read_pages(paths, model=None, proc=None, chunks: int | None = DEFAULT_CHUNKS
             r.text = PAGE_BREAK.join(join_chunks(per_page.get((i, k), [])) for k in range(r.pages))
     dt = time.perf_counter() - t0
     ok = sum(r.error is None for r in results)
-    read = sum(r.pages for r in results if r.error is None)  # pages of the files read (a PDF counts its pages)
+    pages_read = sum(r.pages for r in results if r.error is None)  # a PDF counts its pages
     return results, {"pages": len(results), "read": ok, "failed": len(results) - ok, "seconds": dt,
-                     "pages_read": read, "pages_per_s": read / dt if dt > 0 else 0.0,
+                     "pages_read": pages_read, "pages_per_s": pages_read / dt if dt > 0 else 0.0,
                      "chunks": "lines" if lines else chunks,
                      "decoder": decoder, "crop": crop,
                      **({"ctc_weight": ctc_weight, "beam": beam, "encoder_dtype": str(dtype).removeprefix("torch.")}

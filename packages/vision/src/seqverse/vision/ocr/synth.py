@@ -67,12 +67,12 @@ EXTRA_TRAIN_FAMILIES = {
 }
 
 
+@functools.cache
 def installed_extra_families() -> tuple[str, ...]:
     """The EXTRA_TRAIN_FAMILIES whose font files are all on this machine: the Makefile installs them where
     its apt sources have them (fonts-ibm-plex is not in Debian bookworm's main), so ``--more-fonts``
-    trains on those present and names the rest."""
+    trains on those present and names the rest. Looked up once (every training page asks)."""
     return tuple(f for f, paths in EXTRA_TRAIN_FAMILIES.items() if all((FONT_DIR / p).is_file() for p in paths))
-
 
 
 _NOT_STYLES = ("Math", "Smallcaps", "SmallCaps")  # other scripts of glyphs, or case the truth cannot say

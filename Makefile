@@ -7,9 +7,13 @@ PIP := $(PY) -m pip
 PACKAGES := core genomics speech vision recsys
 # Debian packages the tests and demos need; installed with apt-get when missing.
 APT_PACKAGES := kleborate-examples bowtie2-examples ragout-examples abacas-examples kaptive-data bwa minimap2 bowtie2 samtools art-nextgen-simulation-tools prodigal tesseract-ocr fonts-dejavu fonts-liberation fonts-freefont-ttf espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite fortunes-min fortunes ffmpeg mmseqs2 mmseqs2-examples hmmer hmmer-examples python-biopython-doc mafft dict-gcide wordnet-base librsvg2-bin wamerican nodejs fonts-urw-base35 fonts-courier-prime fonts-noto-mono fonts-inconsolata fonts-ocr-b fonts-hack fonts-jetbrains-mono fonts-firacode fonts-roboto fonts-open-sans fonts-crosextra-carlito fonts-lato
-# Fonts only `seqverse-vision ocr train --more-fonts` uses: installed where this machine's apt sources have them
-# (fonts-ibm-plex is not in bookworm's main); training skips a family that is missing and says so.
-APT_OPTIONAL := fonts-ibm-plex fonts-go fonts-mononoki fonts-anonymous-pro fonts-inter fonts-comic-neue fonts-b612 fonts-agave fonts-ocr-a fonts-cantarell
+# Fonts only `seqverse-vision ocr train --more-fonts` (the first line) and `--type-fonts` (synth.TYPE_TRAIN_FAMILIES)
+# use: installed where this machine's apt sources have them (fonts-ibm-plex is not in bookworm's main); training
+# skips a family that is missing and says so.
+APT_OPTIONAL := fonts-ibm-plex fonts-go fonts-mononoki fonts-anonymous-pro fonts-inter fonts-comic-neue fonts-b612 fonts-agave fonts-ocr-a fonts-cantarell \
+  fonts-lmodern fonts-cmu fonts-linuxlibertine fonts-stix fonts-crosextra-caladea fonts-ebgaramond fonts-oldstandard \
+  fonts-sil-charis fonts-paratype fonts-3270 fonts-league-mono fonts-adf-baskervald fonts-quattrocento fonts-hermit \
+  fonts-monoid fonts-fantasque-sans
 
 .PHONY: demo test bench install apt lint clean
 

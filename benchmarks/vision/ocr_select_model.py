@@ -5,8 +5,9 @@
 
 Each model is read with every reading configuration of ``ocr_select_reading.py`` on each validation set
 (``training``: 20 template-free pages in the training font families; ``lato``: 20 pages in Lato, a family
-never trained on nor tested). A model's score is its best configuration's mean word F1 over the sets
-(the configuration chosen by that same mean); the highest score wins. Writes ``--out`` (every row) and
+never trained on nor tested; ``typewriter``, only when asked: 20 pages in Linux Libertine's monospaced
+face, ``synth.TYPE_VALIDATION_FAMILIES``, never trained on nor tested). A model's score is its best
+configuration's mean word F1 over the sets (the configuration chosen by that same mean); the highest score wins. Writes ``--out`` (every row) and
 prints the winner with its `ocr export` flags, and each model's best word F1 on each set alone.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ocr_select_reading import ROOT, configurations, export_flags, validation_pages  # noqa: E402
 
-SETS = {"training": None, "lato": ("lato",)}
+SETS = {"training": None, "lato": ("lato",), "typewriter": ("libertine-mono",)}
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """Synthetic receipts and the page metrics."""
 
 import random
+import string
 
 import numpy as np
 import pytest
@@ -113,3 +114,36 @@ def test_style_faces_widen_training_families_only_when_asked():
     assert synth.render_page(7, artefacts=False, styles=0.0).font == synth.render_page(7, artefacts=False).font
     styled = [synth.render_page(s, families=("dejavu",), artefacts=False, styles=1.0) for s in range(6)]
     assert all(p.font.split(":", 1)[1] in faces and p.lines for p in styled)
+
+
+def test_type_fonts_hold_receipt_characters_and_no_test_type():
+    """--type-fonts: every installed face renders the characters receipts use (fontTools cmap), none is a
+    test or validation family's file or a URW/FreeFont/Courier/TeX Gyre derivative, and the pages the
+    other tables' seeds give are unchanged (the families are drawn only when asked)."""
+    from fontTools.ttLib import TTFont
+
+    assert not set(synth.TYPE_TRAIN_FAMILIES) & (set(synth.FONT_FAMILIES) | set(synth.EXTRA_TRAIN_FAMILIES))
+    test_files = {(synth.FONT_DIR / p).resolve() for f in synth.TEST_FAMILIES + synth.VALIDATION_FAMILIES
+                  for p in synth.FONT_FAMILIES[f]}
+    test_files |= {(synth.FONT_DIR / p).resolve() for ps in synth.TYPE_VALIDATION_FAMILIES.values() for p in ps}
+    needed = {ord(c) for c in "0123456789.,:;-+*/=%#@$&()'!?_ " + string.ascii_letters}
+    installed = synth.installed_type_families()
+    assert len(installed) >= 12, installed  # all 15 are in Debian bookworm's main
+    for fam in installed:
+        assert synth.style_faces(fam) == ()
+        for path in synth.TYPE_TRAIN_FAMILIES[fam]:
+            full = (synth.FONT_DIR / path).resolve()
+            assert full not in test_files and not any(w in full.name.lower() for w in ("free", "nimbus", "courier", "gyre",
+                                                                                       "libertine", "biolinum"))
+            cmap = TTFont(full, fontNumber=0).getBestCmap()
+            assert needed <= set(cmap), (fam, path, sorted(chr(c) for c in needed - set(cmap)))
+    page = synth.render_page(3, families=installed)
+    assert page.lines and page.font.split(":")[0] in installed
+    from seqverse.vision.ocr.train import TrainConfig, render_training_page
+
+    def drawn(**kw):
+        rng = random.Random(0)
+        return {render_training_page(TrainConfig(template_share=0.0, **kw), rng, False).font.split(":")[0]
+                for _ in range(30)}
+
+    assert not drawn() & set(installed) and drawn(type_fonts=True) & set(installed)

@@ -108,6 +108,12 @@ def register(subparsers) -> None:
     p.add_argument("--more-fonts", action="store_true",
                    help="template-free pages also in 10 more Debian font families (synth.EXTRA_TRAIN_FAMILIES: IBM Plex, "
                    "Go, mononoki, Anonymous Pro, Inter, Comic Neue, B612, Agave, OCR-A, Cantarell; those not installed are skipped and named)")
+    p.add_argument("--type-fonts", action="store_true",
+                   help="template-free pages also in 15 typewriter, book-serif and monospaced Debian families "
+                   "(synth.TYPE_TRAIN_FAMILIES: Latin Modern Mono, CMU Typewriter/Serif, STIX, "
+                   "Caladea, EB Garamond, Old Standard, Charis SIL, PT Mono/Serif, IBM 3270, League Mono, Baskervald, "
+                   "Quattrocento, Hermit, Monoid, Fantasque Sans Mono; none drawn from a test family; those not "
+                   "installed are skipped and named)")
     p.add_argument("--more-styles", type=clikit.probability, default=0.0, metavar="P",
                    help="template-free pages: with probability P the face is one of the family's other installed "
                    "faces (italic, oblique, light, medium, condensed; synth.style_faces; never a test or validation "
@@ -267,7 +273,8 @@ def _train(args) -> None:
                      grow_steps=args.grow_steps, eval_every=args.eval_every, seed=args.seed,
                      scramble=args.scramble, ctc_weight=args.ctc_weight, guide_weight=args.guide_weight, init=args.init,
                      template_share=args.template_share, stem_init="" if args.stem_init == "none" else "easyocr",
-                     stretch=args.stretch, more_fonts=args.more_fonts, leaders=args.leaders,
+                     stretch=args.stretch, more_fonts=args.more_fonts, type_fonts=args.type_fonts,
+                     leaders=args.leaders,
                      styles=args.more_styles, model=model)
     state = train(args.out, tc, log=lambda s: print(s, file=sys.stderr, flush=True), stop_step=args.stop_step)
     print(f"step {state['step']}; history: {state['history'][-3:]}", file=sys.stderr)

@@ -67,12 +67,62 @@ EXTRA_TRAIN_FAMILIES = {
 }
 
 
+# Typewriter, slab and book-serif faces and more monospaced ones (`ocr train --type-fonts`), from Debian main:
+# training had no typewriter (slab-serif monospaced) face and two serif ones, where receipts print in
+# typewriter type. None is drawn from a test family: TeX Gyre (URW's outlines), the Thai TLWG monospaced
+# faces and anything Courier-derived are left out. Kept out of FONT_FAMILIES for the reason above.
+TEX_LM = "/usr/share/texmf/fonts/opentype/public/lm/"
+TYPE_TRAIN_FAMILIES = {
+    "latin-modern-mono": [TEX_LM + "lmmono10-regular.otf", TEX_LM + "lmmonolt10-regular.otf",
+                          TEX_LM + "lmmonolt10-bold.otf", TEX_LM + "lmmonoltcond10-regular.otf"],
+    "cmu": ["cmu/cmuntt.ttf", "cmu/cmuntb.ttf", "cmu/cmunrm.ttf", "cmu/cmunbx.ttf"],
+    "stix": ["../opentype/stix/STIXGeneral-Regular.otf", "../opentype/stix/STIXGeneral-Bold.otf"],
+    "caladea": ["crosextra/Caladea-Regular.ttf", "crosextra/Caladea-Bold.ttf"],
+    "ebgaramond": ["../opentype/ebgaramond/EBGaramond12-Regular.otf", "../opentype/ebgaramond/EBGaramond12-Bold.otf"],
+    "oldstandard": ["fonts-oldstandard/OldStandard-Regular.ttf", "fonts-oldstandard/OldStandard-Bold.ttf"],
+    "charis": ["charis/CharisSIL-Regular.ttf", "charis/CharisSIL-Bold.ttf"],
+    "paratype": ["paratype/PTM55F.ttf", "paratype/PTF55F.ttf", "paratype/PTF75F.ttf", "paratype/PTS55F.ttf"],
+    "3270": ["3270/3270-Regular.ttf", "3270/3270SemiCondensed-Regular.ttf"],
+    "league-mono": ["../opentype/league-mono/LeagueMono-Regular.otf", "../opentype/league-mono/LeagueMono-Bold.otf",
+                    "../opentype/league-mono/LeagueMono-NarrowRegular.otf"],
+    "baskervald": ["adf/BaskervaldADFStd.otf", "adf/BaskervaldADFStd-Bold.otf"],
+    "quattrocento": ["../opentype/quattrocento/Quattrocento-Regular.otf"],
+    "hermit": ["hermit/Hermit-medium.otf", "hermit/Hermit-bold.otf"],
+    "monoid": ["monoid/Monoid-Regular.ttf", "monoid/Monoid-Bold.ttf"],
+    "fantasque-sans": ["fantasque-sans/Normal/TTF/FantasqueSansMono-Regular.ttf",
+                       "fantasque-sans/Normal/TTF/FantasqueSansMono-Bold.ttf"],
+}
+
+# A typewriter face never trained on, for validation only (`ocr_select_model.py --sets ...,typewriter`): Linux
+# Libertine's monospaced face; no Libertine or Biolinum face is in any training table.
+TYPE_VALIDATION_FAMILIES = {"libertine-mono": ["../opentype/linux-libertine/LinLibertine_M.otf"]}
+
+
+def family_faces(family: str) -> list[str]:
+    """A family's listed faces, from whichever table holds it."""
+    for table in (FONT_FAMILIES, EXTRA_TRAIN_FAMILIES, TYPE_TRAIN_FAMILIES, TYPE_VALIDATION_FAMILIES):
+        if family in table:
+            return table[family]
+    raise KeyError(family)
+
+
+def _installed(table: dict) -> tuple[str, ...]:
+    return tuple(f for f, paths in table.items() if all((FONT_DIR / p).is_file() for p in paths))
+
+
+@functools.cache
+def installed_type_families() -> tuple[str, ...]:
+    """The TYPE_TRAIN_FAMILIES whose files are all on this machine (the Makefile installs them where its apt
+    sources have them); ``--type-fonts`` trains on those and names the rest."""
+    return _installed(TYPE_TRAIN_FAMILIES)
+
+
 @functools.cache
 def installed_extra_families() -> tuple[str, ...]:
     """The EXTRA_TRAIN_FAMILIES whose font files are all on this machine: the Makefile installs them where
     its apt sources have them (fonts-ibm-plex is not in Debian bookworm's main), so ``--more-fonts``
     trains on those present and names the rest. Looked up once (every training page asks)."""
-    return tuple(f for f, paths in EXTRA_TRAIN_FAMILIES.items() if all((FONT_DIR / p).is_file() for p in paths))
+    return _installed(EXTRA_TRAIN_FAMILIES)
 
 
 _NOT_STYLES = ("Math", "Smallcaps", "SmallCaps")  # other scripts of glyphs, or case the truth cannot say
@@ -83,11 +133,14 @@ def style_faces(family: str) -> tuple[str, ...]:
     """The installed faces of a training family that the family's list does not draw (italic, oblique,
     light, medium, condensed, ...): every .ttf/.otf in the folders of its listed files that no family
     lists, as paths relative to FONT_DIR, sorted. Empty for the test and validation families, so a
-    style draw can never put their type into training (``render_page(styles=...)``)."""
-    if family in TEST_FAMILIES + VALIDATION_FAMILIES:
-        return ()
-    listed = {(FONT_DIR / p).resolve() for ps in (*FONT_FAMILIES.values(), *EXTRA_TRAIN_FAMILIES.values()) for p in ps}
-    own = FONT_FAMILIES.get(family) or EXTRA_TRAIN_FAMILIES[family]
+    style draw can never put their type into training (``render_page(styles=...)``); empty too for
+    TYPE_TRAIN_FAMILIES, which are drawn by their listed faces only."""
+    if family in TEST_FAMILIES + VALIDATION_FAMILIES or family in TYPE_TRAIN_FAMILIES or family in TYPE_VALIDATION_FAMILIES:
+        return ()  # TYPE_TRAIN_FAMILIES: their folders hold symbol faces and other families (--more-styles did not pay)
+    listed = {(FONT_DIR / p).resolve() for table in (FONT_FAMILIES, EXTRA_TRAIN_FAMILIES, TYPE_TRAIN_FAMILIES,
+                                                     TYPE_VALIDATION_FAMILIES)
+              for ps in table.values() for p in ps}
+    own = family_faces(family)
     folders = sorted({(FONT_DIR / p).resolve().parent for p in own})
     faces = [f for d in folders if d.is_dir() for f in sorted(d.iterdir())
              if f.suffix.lower() in (".ttf", ".otf") and f.resolve() not in listed
@@ -442,7 +495,7 @@ def render_page(seed: int, families=TRAIN_FAMILIES, artefacts: bool = True, stre
     the family instead of its listed faces (0: the pages existing seeds give)."""
     rng = random.Random(seed)
     fam = rng.choice(list(families))
-    path = rng.choice(FONT_FAMILIES[fam] if fam in FONT_FAMILIES else EXTRA_TRAIN_FAMILIES[fam])
+    path = rng.choice(family_faces(fam))
     if styles:
         style_rng = random.Random(seed * 2 + 2)
         if style_rng.random() < styles and style_faces(fam):

@@ -54,6 +54,7 @@ class TrainConfig:
     stem_init: str = ""  # "easyocr": start the "easyocr" stem from EasyOCR's pretrained CRNN convolutions
     stretch: tuple = ()  # (lo, hi): template-free pages scaled horizontally by a factor in it (synth.render_page)
     more_fonts: bool = False  # template-free pages also in synth.EXTRA_TRAIN_FAMILIES
+    type_fonts: bool = False  # template-free pages also in synth.TYPE_TRAIN_FAMILIES (typewriter, serif)
     leaders: float = 0.0  # template-free pages: share of extra rows of leader dots or asterisks (synth.page_lines)
     styles: float = 0.0  # template-free pages: share drawn in a family's other faces (synth.style_faces)
     model: OCRConfig = field(default_factory=OCRConfig)
@@ -97,6 +98,7 @@ def render_training_page(tc: TrainConfig, rng: random.Random, stage1: bool) -> s
     seed = rng.randrange(TRAIN_SEED_LIMIT)
     if rng.random() >= tc.template_share:
         families = synth.TRAIN_FAMILIES + (synth.installed_extra_families() if tc.more_fonts else ())
+        families += synth.installed_type_families() if tc.type_fonts else ()
         return synth.render_page(seed, families=families, stretch=tuple(tc.stretch), leaders=tc.leaders,
                                  styles=tc.styles)
     scramble = rng.random() < (tc.scramble if stage1 else tc.scramble / 2)
@@ -314,10 +316,12 @@ def train(out_dir: str | Path, tc: TrainConfig, progress: bool = True, log=print
         from .convvit import load_easyocr_stem
 
         log(f"stem from EasyOCR english_g2: {', '.join(load_easyocr_stem(model.encoder.stem))}")
-    if tc.more_fonts:
-        absent = sorted(set(synth.EXTRA_TRAIN_FAMILIES) - set(synth.installed_extra_families()))
-        log(f"--more-fonts: {len(synth.EXTRA_TRAIN_FAMILIES) - len(absent)} families"
-            + (f"; not installed, so not trained on: {', '.join(absent)}" if absent else ""))
+    for flag, on, table, installed in (("--more-fonts", tc.more_fonts, synth.EXTRA_TRAIN_FAMILIES, synth.installed_extra_families),
+                                       ("--type-fonts", tc.type_fonts, synth.TYPE_TRAIN_FAMILIES, synth.installed_type_families)):
+        if on:
+            absent = sorted(set(table) - set(installed()))
+            log(f"{flag}: {len(table) - len(absent)} families"
+                + (f"; not installed, so not trained on: {', '.join(absent)}" if absent else ""))
     val = val_set(tc, proc) if tc.val_bands else []
 
     def on_step(step, record):

@@ -118,8 +118,8 @@ def test_style_faces_widen_training_families_only_when_asked():
 
 def test_type_fonts_hold_receipt_characters_and_no_test_type():
     """--type-fonts: every installed face renders the characters receipts use (fontTools cmap), none is a
-    test or validation family's file or a URW/FreeFont/Courier/TeX Gyre derivative, and the pages the
-    other tables' seeds give are unchanged (the families are drawn only when asked)."""
+    test or validation family's file or a URW/FreeFont/Courier/TeX Gyre derivative, and training draws the
+    families only when asked."""
     from fontTools.ttLib import TTFont
 
     assert not set(synth.TYPE_TRAIN_FAMILIES) & (set(synth.FONT_FAMILIES) | set(synth.EXTRA_TRAIN_FAMILIES))

@@ -98,9 +98,12 @@ TYPE_TRAIN_FAMILIES = {
 TYPE_VALIDATION_FAMILIES = {"libertine-mono": ["../opentype/linux-libertine/LinLibertine_M.otf"]}
 
 
+FACE_TABLES = (FONT_FAMILIES, EXTRA_TRAIN_FAMILIES, TYPE_TRAIN_FAMILIES, TYPE_VALIDATION_FAMILIES)
+
+
 def family_faces(family: str) -> list[str]:
     """A family's listed faces, from whichever table holds it."""
-    for table in (FONT_FAMILIES, EXTRA_TRAIN_FAMILIES, TYPE_TRAIN_FAMILIES, TYPE_VALIDATION_FAMILIES):
+    for table in FACE_TABLES:
         if family in table:
             return table[family]
     raise KeyError(family)
@@ -137,9 +140,7 @@ def style_faces(family: str) -> tuple[str, ...]:
     TYPE_TRAIN_FAMILIES, which are drawn by their listed faces only."""
     if family in TEST_FAMILIES + VALIDATION_FAMILIES or family in TYPE_TRAIN_FAMILIES or family in TYPE_VALIDATION_FAMILIES:
         return ()  # TYPE_TRAIN_FAMILIES: their folders hold symbol faces and other families (--more-styles did not pay)
-    listed = {(FONT_DIR / p).resolve() for table in (FONT_FAMILIES, EXTRA_TRAIN_FAMILIES, TYPE_TRAIN_FAMILIES,
-                                                     TYPE_VALIDATION_FAMILIES)
-              for ps in table.values() for p in ps}
+    listed = {(FONT_DIR / p).resolve() for table in FACE_TABLES for ps in table.values() for p in ps}
     own = family_faces(family)
     folders = sorted({(FONT_DIR / p).resolve().parent for p in own})
     faces = [f for d in folders if d.is_dir() for f in sorted(d.iterdir())
